@@ -1,0 +1,95 @@
+"""The `rlhf` command: parse, load, dispatch. Heavy imports happen inside commands so --help is instant."""
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from .errors import RecipeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Simulated-preference RLHF recipes on TRL.")
+console = Console(stderr=True)
+
+OVERRIDES = typer.Argument(None, help="Dotted overrides, e.g. ppo.kl_coef=0.1 dpo=null", show_default=False)
+DEBUG = typer.Option(False, "--debug", help="Show tracebacks and library warnings.")
+
+
+def _fail(error: RecipeError, code: int = 2) -> None:
+    for line in error.problems:
+        console.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def validate(recipe: Path, overrides: list[str] = OVERRIDES) -> None:
+    """Check a recipe (and overrides) without running anything."""
+    from .recipe_loader import load_recipe
+
+    try:
+        loaded = load_recipe(recipe, overrides or [])
+    except RecipeError as error:
+        _fail(error)
+    stages = ["prompts", "sft" if loaded.sft else None, "samples", "preferences", "reward_model"]
+    stages += ["ppo" if loaded.ppo else None, "dpo" if loaded.dpo else None, "eval", "report"]
+    console.print(f"{recipe}: valid. Stages: {' -> '.join(s for s in stages if s)}", highlight=False)
+
+
+@app.command()
+def run(
+    recipe: Path,
+    overrides: list[str] = OVERRIDES,
+    output_dir: Path = typer.Option(None, "--output-dir", help="Run directory [default: runs/<name>]."),
+    debug: bool = DEBUG,
+) -> None:
+    """Run a recipe end to end and write everything to one run directory."""
+    from .recipe_loader import load_recipe
+
+    try:
+        loaded = load_recipe(recipe, overrides or [])
+    except RecipeError as error:
+        _fail(error)
+    run_dir = output_dir or Path("runs") / loaded.name
+    _quiet_libraries(debug)
+    from .pipeline import run_recipe
+
+    try:
+        metrics = run_recipe(loaded, run_dir, console)
+    except RecipeError as error:
+        if debug:
+            raise
+        _fail(error)
+    console.print(f"[green]done:[/green] {run_dir / 'report.md'}", highlight=False)
+    for name, policy in metrics["policies"].items():
+        console.print(
+            f"  {name:<10} gold {policy['gold_mean']:+.3f}  win rate {policy['win_rate_vs_reference']:.2f}  "
+            f"KL {policy['kl_mean']:.2f}",
+            highlight=False,
+        )
+    console.print(f"  reward model held-out accuracy {metrics['reward_model']['heldout_accuracy']:.3f}", highlight=False)
+
+
+def _quiet_libraries(debug: bool) -> None:
+    """Library warnings and progress bars are for --debug; the run's own messages stay."""
+    if debug:
+        return
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    for name in ("transformers", "trl", "datasets", "accelerate", "peft", "bitsandbytes"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

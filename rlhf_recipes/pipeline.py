@@ -1,0 +1,79 @@
+"""run_recipe: the whole method on one screen, one plain function per stage, in order."""
+
+from pathlib import Path
+
+from rich.console import Console
+
+from .models import prepare_base_model
+from .prompts import prepare_prompts
+from .recipe import Recipe
+from .report import build_metrics, read_generations, render_report
+from .run_directory import RunDirectory
+from .stages.dpo import train_dpo
+from .stages.evaluate import evaluate_policies
+from .stages.label import label_responses
+from .stages.ppo import train_ppo
+from .stages.reward import train_reward_model
+from .stages.sample import sample_responses
+from .stages.sft import train_sft
+
+
+def run_recipe(recipe: Recipe, run_dir: Path, console: Console | None = None) -> dict:
+    """Run every stage of `recipe` into run_dir and return the contents of metrics.json."""
+    console = console or Console(stderr=True)
+    run = RunDirectory.create(run_dir, recipe)
+    seed = recipe.seed
+
+    def announce(stage: str, summary: dict) -> None:
+        console.print(f"[bold]{stage}[/bold] done: " + ", ".join(f"{k}={_short(v)}" for k, v in summary.items()))
+
+    with run.stage("prompts") as out:
+        train, heldout = prepare_prompts(recipe.prompts, seed, out)
+    announce("prompts", {"train": len(train), "heldout": len(heldout)})
+
+    policy = recipe.model.name_or_path
+    if recipe.model.tiny is not None:
+        with run.stage("base_model") as out:
+            prepare_base_model(recipe.model, out, seed)
+        policy = str(run.path("base_model"))
+
+    if recipe.sft is not None:
+        with run.stage("sft") as out:
+            announce("sft", train_sft(recipe.sft, recipe.compute, policy, out, seed))
+        policy = str(run.path("sft"))
+
+    with run.stage("samples") as out:
+        announce("samples", sample_responses(recipe.sampling, policy, train, heldout, out, seed))
+
+    with run.stage("preferences") as out:
+        preferences = label_responses(recipe.labeler, recipe.preferences, run.path("samples"), out, seed)
+    announce("preferences", {split: preferences[split]["pairs"] for split in ("train", "heldout")})
+
+    with run.stage("reward_model") as out:
+        reward = train_reward_model(recipe.reward, recipe.compute, policy, run.path("preferences"), out, seed)
+    announce("reward_model", {"heldout_accuracy": reward["heldout"]["accuracy_vs_gold"]})
+
+    policies = {"reference": policy}
+    if recipe.ppo is not None:
+        with run.stage("ppo") as out:
+            announce("ppo", train_ppo(recipe.ppo, recipe.compute, policy, str(run.path("reward_model")), train, out, seed))
+        policies["ppo"] = str(run.path("ppo"))
+    if recipe.dpo is not None:
+        with run.stage("dpo") as out:
+            announce("dpo", train_dpo(recipe.dpo, recipe.compute, policy, run.path("preferences"), out, seed))
+        policies["dpo"] = str(run.path("dpo"))
+
+    with run.stage("eval") as out:
+        evaluation = evaluate_policies(
+            recipe.evaluation, recipe.labeler, policies, str(run.path("reward_model")), heldout, out, seed
+        )
+
+    metrics = build_metrics(recipe, preferences, reward, evaluation, run.stage_seconds())
+    run.write_json("metrics.json", metrics)
+    generations = read_generations(run.path("eval") / "generations.jsonl")
+    run.write_text("report.md", render_report(metrics, generations, recipe.evaluation.examples_in_report))
+    return metrics
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

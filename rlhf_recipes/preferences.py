@@ -1,0 +1,79 @@
+"""From scored responses to preference pairs: pairing, ties, and the simulated labeler's noise."""
+
+import math
+import random
+from itertools import combinations
+
+from .recipe import Preferences
+
+
+def candidate_pairs(scores: list[float], pairing: str, tie_margin: float, rng: random.Random) -> list[tuple[int, int]]:
+    """Index pairs (i, j) of one prompt's responses to show the labeler; i has the higher gold score.
+
+    scores: gold score per response of one prompt, shape (K,).
+    best_vs_worst gives at most one pair, random gives K // 2 disjoint pairs, all gives every pair.
+    Pairs whose scores differ by tie_margin or less are ties and dropped.
+    """
+    order = list(range(len(scores)))
+    if pairing == "best_vs_worst":
+        best = max(order, key=lambda i: (scores[i], -i))
+        worst = min(order, key=lambda i: (scores[i], i))
+        pairs = [(best, worst)]
+    elif pairing == "random":
+        rng.shuffle(order)
+        pairs = [(order[k], order[k + 1]) for k in range(0, len(order) - 1, 2)]
+    else:
+        pairs = list(combinations(order, 2))
+    ordered = [(i, j) if scores[i] >= scores[j] else (j, i) for i, j in pairs]
+    return [(i, j) for i, j in ordered if scores[i] - scores[j] > tie_margin]
+
+
+def prefers_first(score_a: float, score_b: float, config: Preferences, rng: random.Random) -> bool:
+    """One simulated human judgement: is response a preferred to response b?
+
+    Without noise the higher score wins. With bradley_terry_temperature T, a wins with
+    probability sigmoid((score_a - score_b) / T). Then the label is flipped with
+    probability label_flip_prob. Draws from rng in a fixed order, so labels are reproducible.
+    """
+    if config.bradley_terry_temperature is None:
+        first = score_a > score_b
+    else:
+        first = rng.random() < sigmoid((score_a - score_b) / config.bradley_terry_temperature)
+    if config.label_flip_prob > 0 and rng.random() < config.label_flip_prob:
+        first = not first
+    return first
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+def label_pairs(groups: list[dict], config: Preferences, seed: int) -> tuple[list[dict], int]:
+    """Turn each prompt's scored responses into labeled pairs in TRL's preference format.
+
+    groups: one dict per prompt with `prompt`, `responses` (K texts) and `scores` (K gold scores).
+    Returns the rows (prompt, chosen, rejected, chosen_score, rejected_score, gold_agrees) and
+    the number of tied pairs dropped. gold_agrees is False where noise made the labeler pick
+    the response with the lower gold score.
+    """
+    rng = random.Random(seed)
+    rows, ties = [], 0
+    for group in groups:
+        scores = group["scores"]
+        pairs = candidate_pairs(scores, config.pairing, config.tie_margin, rng)
+        shown = {"best_vs_worst": 1, "random": len(scores) // 2, "all": len(scores) * (len(scores) - 1) // 2}
+        ties += shown[config.pairing] - len(pairs)
+        for better, worse in pairs:
+            first = prefers_first(scores[better], scores[worse], config, rng)
+            chosen, rejected = (better, worse) if first else (worse, better)
+            rows.append(
+                {
+                    "prompt": group["prompt"],
+                    "chosen": group["responses"][chosen],
+                    "rejected": group["responses"][rejected],
+                    "chosen_score": scores[chosen],
+                    "rejected_score": scores[rejected],
+                    "gold_agrees": first,
+                }
+            )
+    return rows, ties

@@ -1,0 +1,213 @@
+"""Read a recipe: strict YAML, dotted overrides, validation, and error messages a person can act on."""
+
+import difflib
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .errors import RecipeError
+from .recipe import Dpo, Labeler, Ppo, Recipe
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that rejects a key given twice in one mapping (SafeLoader keeps the last silently)."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice (first on line {seen[key] + 1})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+# YAML 1.1 reads 1e-3 as a string; accept exponent floats without a dot, as YAML 1.2 and people do.
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
+def read_yaml(path: Path) -> dict:
+    """The recipe file as a dict; every way it can be unreadable becomes a RecipeError."""
+    if not path.exists():
+        raise RecipeError(f"{path}: recipe file not found. Fix: check the path (relative to {Path.cwd()}).")
+    if not path.is_file():
+        raise RecipeError(f"{path}: is a directory, not a recipe file. Fix: name a .yaml file.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise RecipeError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}). Fix: save it as UTF-8.")
+    except OSError as error:
+        raise RecipeError(f"{path}: cannot be read ({error.strerror}).")
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(error, "problem", None) or str(error)
+        raise RecipeError(f"{where}: malformed YAML: {problem}. Fix: correct the YAML syntax there.")
+    if data is None:
+        raise RecipeError(f"{path}: the recipe is empty. Fix: start from recipes/smoke.yaml.")
+    if not isinstance(data, dict):
+        raise RecipeError(
+            f"{path}: the recipe must be a mapping of sections (name:, model:, ...), got a {type(data).__name__}."
+        )
+    return data
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply `a.b.c=value` overrides to a copy of the raw recipe; each value is parsed as YAML.
+
+    `ppo.kl_coef=0.1` sets a float, `dpo=null` removes the DPO section, `ppo={}` adds PPO with defaults.
+    """
+    data = yaml.safe_load(yaml.safe_dump(data))  # a deep copy of plain YAML data
+    problems = []
+    for override in overrides:
+        key, sep, raw_value = override.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            problems.append(f"override {override!r}: not of the form key.path=value. Fix: e.g. ppo.kl_coef=0.1")
+            continue
+        try:
+            value = yaml.load(raw_value, Loader=_StrictLoader)
+        except yaml.YAMLError:
+            value = raw_value
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            if node.get(part) is None:
+                node[part] = {}
+            if not isinstance(node[part], dict):
+                problems.append(
+                    f"override {override!r}: {'.'.join(parts[: depth + 1])} is a value, not a section, "
+                    "so it has no keys to set."
+                )
+                break
+            node = node[part]
+        else:
+            node[parts[-1]] = value
+    if problems:
+        raise RecipeError(problems)
+    return data
+
+
+def load_recipe(path: Path, overrides: list[str] = ()) -> Recipe:
+    """Read, override and validate a recipe; raise one RecipeError listing every problem."""
+    data = apply_overrides(read_yaml(path), list(overrides))
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as error:
+        raise RecipeError([f"{path}: {len(error.errors())} problem(s)"] + describe_errors(error)) from None
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One line per pydantic error: YAML path, the value received, the rule, and the fix."""
+    return [_describe(item) for item in error.errors(include_url=False)]
+
+
+def _describe(item: dict) -> str:
+    path, parent = _walk(item["loc"])
+    where = ".".join(path) or "(top level)"
+    kind, message = item["type"], item["msg"]
+    value = item.get("input")
+    if kind == "extra_forbidden":
+        return _unknown_key(path, parent, value)
+    if kind == "missing":
+        hint = _field_description(parent, path[-1])
+        return f"{where}: required key is missing. Fix: add {path[-1]}:" + (f" ({hint})" if hint else "")
+    if kind.startswith("union_tag"):
+        ctx = item.get("ctx", {})
+        tags = [tag.strip(" '") for tag in ctx.get("expected_tags", "").split(",")]
+        guess = _closest(str(ctx.get("tag", "")), tags)
+        return f"{where}.kind: {message}." + (f" Did you mean {guess!r}?" if guess else "")
+    if message.startswith("Value error, "):
+        return f"{where}: {message.removeprefix('Value error, ')}."
+    received = f"got {value!r}" + (f" ({type(value).__name__})" if not isinstance(value, dict) else "")
+    fix = ""
+    if kind == "literal_error":
+        expected = [option.strip(" '") for option in item["ctx"]["expected"].replace(" or ", ",").split(",")]
+        guess = _closest(str(value), expected)
+        fix = f" Did you mean {guess!r}?" if guess else ""
+    hint = _field_description(parent, path[-1]) if path else None
+    return f"{where}: {received}; {message[0].lower() + message[1:]}.{fix}" + (f" ({hint})" if hint else "")
+
+
+def _unknown_key(path: list[str], parent: type[BaseModel] | None, value: Any) -> str:
+    key, section = path[-1], ".".join(path[:-1]) or "the top level"
+    allowed = sorted(parent.model_fields) if parent else []
+    for method, other, this in (("PPO", Ppo, Dpo), ("DPO", Dpo, Ppo)):
+        if parent is this and key in other.model_fields:
+            target = method.lower()
+            return f"{'.'.join(path)}: {key!r} is a {method} setting, not valid under {section}. Fix: move it under {target}:."
+    for tag, member in _Tagged(list(_flatten(Labeler))).members.items():
+        if parent is not member and parent in _flatten(Labeler) and key in member.model_fields:
+            this_kind = typing.get_args(parent.model_fields["kind"].annotation)[0]
+            return (
+                f"{'.'.join(path)}: {key!r} is a setting of labeler kind {tag!r}, but this labeler is kind "
+                f"{this_kind!r}. Fix: remove it, or set {section}.kind: {tag}."
+            )
+    guess = _closest(key, allowed)
+    suggestion = f"Did you mean {guess!r}? " if guess else ""
+    return f"{'.'.join(path)}: unknown key (value {value!r}). {suggestion}Allowed under {section}: {', '.join(allowed)}."
+
+
+def _walk(loc: tuple) -> tuple[list[str], Any]:
+    """Turn a pydantic error location into a YAML path, and find the model class that holds its last key.
+
+    Discriminated unions add their tag to the location (labeler.length.target_words); it is dropped here.
+    """
+    path: list[str] = []
+    node: Any = Recipe
+    parent = node
+    for part in loc:
+        if isinstance(node, _Tagged) and part in node.members:
+            node = node.members[part]  # a discriminator tag: not part of the YAML path
+            continue
+        parent = node
+        path.append(str(part))
+        field = getattr(node, "model_fields", {}).get(part) if isinstance(part, str) else None
+        node = _model_in(field.annotation) if field is not None else None
+    return path, parent
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model inside an annotation like `Ppo | None`; a _Tagged for a discriminated union."""
+    candidates = [arg for arg in _flatten(annotation) if isinstance(arg, type) and issubclass(arg, BaseModel)]
+    if len(candidates) == 1:
+        return candidates[0]
+    return _Tagged(candidates) if candidates else None
+
+
+def _flatten(annotation: Any) -> list:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _flatten(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [leaf for arg in typing.get_args(annotation) for leaf in _flatten(arg)]
+    return [annotation]
+
+
+class _Tagged:
+    """Stands for a discriminated union (the labeler) while walking an error location."""
+
+    def __init__(self, members: list[type[BaseModel]]):
+        self.members = {typing.get_args(m.model_fields["kind"].annotation)[0]: m for m in members}
+
+
+def _field_description(parent: Any, key: str) -> str | None:
+    field = getattr(parent, "model_fields", {}).get(key)
+    return field.description if field is not None else None
+
+
+def _closest(word: str, options: list[str]) -> str | None:
+    matches = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return matches[0] if matches else None

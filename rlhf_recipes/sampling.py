@@ -1,0 +1,85 @@
+"""Batched sampling of responses from a causal LM: left-padded, KV-cached, grouped by prompt length."""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Response:
+    """One sampled response. token_ids end with EOS when the model stopped, and hold no padding."""
+
+    prompt_index: int
+    text: str
+    token_ids: list[int]
+
+
+def generate_responses(
+    model,
+    tokenizer,
+    prompts: list[str],
+    responses_per_prompt: int,
+    max_new_tokens: int,
+    temperature: float,
+    batch_size: int,
+    seed: int,
+    top_p: float = 1.0,
+    top_k: int = 0,
+) -> list[list[Response]]:
+    """Sample `responses_per_prompt` responses for every prompt; result[i] holds prompt i's responses.
+
+    Prompts are sorted by tokenized length before batching so that a batch carries little
+    padding; the same inputs and seed give the same responses on the same machine.
+    """
+    import torch
+
+    encoded = [tokenizer(prompt, add_special_tokens=True)["input_ids"] for prompt in prompts]
+    jobs = sorted(
+        ((index, sample) for index in range(len(prompts)) for sample in range(responses_per_prompt)),
+        key=lambda job: (len(encoded[job[0]]), job),
+    )
+    results: list[list[Response | None]] = [[None] * responses_per_prompt for _ in prompts]
+    device = next(model.parameters()).device
+    torch.manual_seed(seed)
+    for start in range(0, len(jobs), batch_size):
+        batch = jobs[start : start + batch_size]
+        input_ids, attention_mask = left_pad([encoded[index] for index, _ in batch], tokenizer.pad_token_id)
+        with torch.no_grad():
+            output = model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=attention_mask.to(device),
+                do_sample=True,
+                temperature=temperature,
+                top_p=top_p,
+                top_k=top_k,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+        for (index, sample), row in zip(batch, output[:, input_ids.shape[1] :].tolist()):
+            token_ids = cut_at_eos(row, tokenizer.eos_token_id, tokenizer.pad_token_id)
+            text = tokenizer.decode(token_ids, skip_special_tokens=True)
+            results[index][sample] = Response(prompt_index=index, text=text, token_ids=token_ids)
+    return results
+
+
+def cut_at_eos(token_ids: list[int], eos_token_id: int, pad_token_id: int) -> list[int]:
+    """The response up to and including its first EOS, or up to its first pad if it never ended."""
+    for position, token in enumerate(token_ids):
+        if token == eos_token_id:
+            return token_ids[: position + 1]
+        if token == pad_token_id:
+            return token_ids[:position]
+    return token_ids
+
+
+def left_pad(sequences: list[list[int]], pad_token_id: int):
+    """Stack token lists into (input_ids, attention_mask), shape (batch, longest), padded on the left."""
+    import torch
+
+    longest = max(len(sequence) for sequence in sequences)
+    input_ids = torch.full((len(sequences), longest), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        if sequence:
+            input_ids[row, longest - len(sequence) :] = torch.tensor(sequence)
+            attention_mask[row, longest - len(sequence) :] = 1
+    return input_ids, attention_mask

@@ -1,0 +1,57 @@
+"""Batched scores of responses by models: log-probabilities under a policy, rewards from a reward model."""
+
+
+def response_logprobs(
+    model, prompt_ids: list[list[int]], response_ids: list[list[int]], temperature: float, batch_size: int
+) -> list[float]:
+    """Sum over response tokens of log p(token | prompt, earlier tokens), one float per response.
+
+    Logits are divided by `temperature`, the distribution the responses were sampled from.
+    Sequences are left-padded with explicit position ids, so a batch gives the same numbers
+    as one sequence at a time.
+    """
+    import torch
+
+    from .sampling import left_pad
+
+    device = next(model.parameters()).device
+    totals: list[float] = []
+    for start in range(0, len(prompt_ids), batch_size):
+        prompts = prompt_ids[start : start + batch_size]
+        responses = response_ids[start : start + batch_size]
+        input_ids, attention_mask = left_pad([p + r for p, r in zip(prompts, responses)], 0)
+        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():
+            logits = model(
+                input_ids=input_ids.to(device),
+                attention_mask=attention_mask.to(device),
+                position_ids=position_ids.to(device),
+            ).logits.float()
+        logprobs = torch.log_softmax(logits[:, :-1] / temperature, dim=-1)
+        token_logprobs = logprobs.gather(-1, input_ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
+        for row, response in enumerate(responses):
+            width = input_ids.shape[1] - 1
+            totals.append(token_logprobs[row, width - len(response) :].sum().item() if response else 0.0)
+    return totals
+
+
+def reward_scores(reward_model, tokenizer, prompts: list[str], responses: list[str], batch_size: int) -> list[float]:
+    """The reward model's scalar for each prompt+response, tokenized exactly as RewardTrainer trains it:
+    the text prompt + response + EOS, read at the last non-pad token."""
+    import torch
+
+    device = next(reward_model.parameters()).device
+    texts = [prompt + response + tokenizer.eos_token for prompt, response in zip(prompts, responses)]
+    scores: list[float] = []
+    for start in range(0, len(texts), batch_size):
+        encoded = [tokenizer(text)["input_ids"] for text in texts[start : start + batch_size]]
+        longest = max(len(ids) for ids in encoded)
+        input_ids = torch.full((len(encoded), longest), tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros_like(input_ids)
+        for row, ids in enumerate(encoded):  # right padding, as TRL's preference collator
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            attention_mask[row, : len(ids)] = 1
+        with torch.no_grad():
+            logits = reward_model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits
+        scores.extend(logits[:, 0].float().tolist())
+    return scores

@@ -1,0 +1,1 @@
+"""One module per pipeline stage; each training stage builds exactly one TRL trainer."""

@@ -1,0 +1,45 @@
+"""Label stage: the proxy labeler scores every response; responses become noisy preference pairs."""
+
+import json
+from pathlib import Path
+
+from ..errors import RecipeError
+from ..labelers import make_labeler, score_all
+from ..preferences import label_pairs
+from ..recipe import Labeler, Preferences
+
+
+def label_responses(labeler_config: Labeler, config: Preferences, samples_dir: Path, out_dir: Path, seed: int):
+    """Write a DatasetDict (train, heldout) in TRL's preference format to out_dir/dataset, plus preview.jsonl."""
+    from datasets import Dataset, DatasetDict, load_from_disk
+
+    samples = load_from_disk(str(samples_dir))
+    scores = score_all(make_labeler(labeler_config), samples["response"])
+    splits, stats = {}, {}
+    for offset, split in enumerate(("train", "heldout")):
+        groups: dict[int, dict] = {}
+        for row, score in zip(samples, scores):
+            if row["split"] == split:
+                group = groups.setdefault(row["prompt_index"], {"prompt": row["prompt"], "responses": [], "scores": []})
+                group["responses"].append(row["response"])
+                group["scores"].append(score)
+        rows, ties = label_pairs(list(groups.values()), config, seed + offset)
+        if not rows:
+            raise RecipeError(
+                f"label: every {split} pair was a tie (all {ties} of them), so there is nothing to learn from. "
+                "Fix: sample more varied responses (sampling.temperature, responses_per_prompt), lower "
+                "preferences.tie_margin, or choose a labeler that separates them."
+            )
+        splits[split] = Dataset.from_list(rows)
+        stats[split] = {
+            "pairs": len(rows),
+            "ties_dropped": ties,
+            "noisy_label_fraction": round(sum(not row["gold_agrees"] for row in rows) / len(rows), 4),
+        }
+    DatasetDict(splits).save_to_disk(str(out_dir / "dataset"))
+    with open(out_dir / "preview.jsonl", "w", encoding="utf-8") as preview:
+        for row in splits["train"].select(range(min(20, len(splits["train"])))):
+            preview.write(json.dumps(row, ensure_ascii=False) + "\n")
+    stats["response_score_mean"] = round(sum(scores) / len(scores), 4)
+    (out_dir / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+    return stats

@@ -1,0 +1,48 @@
+"""Sample stage: K responses per prompt from the initial policy, for the train and the held-out prompts.
+
+Held-out responses are labeled too, but only to measure the reward model on pairs from prompts
+it never saw; they are never trained on.
+"""
+
+from pathlib import Path
+
+from ..models import load_policy, load_tokenizer
+from ..recipe import Sampling
+from ..sampling import generate_responses
+
+
+def sample_responses(config: Sampling, policy: str, train: list[str], heldout: list[str], out_dir: Path, seed: int):
+    """Write a `datasets` dataset to out_dir: one row per response (split, prompt_index, prompt, response)."""
+    from datasets import Dataset
+
+    tokenizer = load_tokenizer(policy)
+    model = load_policy(policy)
+    rows = []
+    for split, prompts in (("train", train), ("heldout", heldout)):
+        groups = generate_responses(
+            model,
+            tokenizer,
+            prompts,
+            responses_per_prompt=config.responses_per_prompt,
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            top_k=config.top_k,
+            batch_size=config.batch_size,
+            seed=seed,
+        )
+        for index, responses in enumerate(groups):
+            for response in responses:
+                rows.append(
+                    {
+                        "split": split,
+                        "prompt_index": index,
+                        "prompt": prompts[index],
+                        "response": response.text,
+                        "response_tokens": len(response.token_ids),
+                        "finished": bool(response.token_ids) and response.token_ids[-1] == tokenizer.eos_token_id,
+                    }
+                )
+    Dataset.from_list(rows).save_to_disk(str(out_dir))
+    finished = sum(row["finished"] for row in rows) / len(rows)
+    return {"responses": len(rows), "finished_fraction": round(finished, 4)}
