@@ -59,6 +59,15 @@ def run(
         if debug:
             raise
         _fail(error)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted:[/yellow] finished stages are kept in {run_dir}; the unfinished one was removed.")
+        raise typer.Exit(130)
+    except Exception as error:
+        if debug:
+            raise
+        console.print(f"[red]internal error:[/red] {type(error).__name__}: {error}", highlight=False)
+        console.print("Rerun with --debug for the traceback, and please report it.")
+        raise typer.Exit(1)
     console.print(f"[green]done:[/green] {run_dir / 'report.md'}", highlight=False)
     for name, policy in metrics["policies"].items():
         console.print(

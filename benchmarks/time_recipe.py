@@ -1,0 +1,61 @@
+"""Time a recipe end to end through the CLI, per stage, and print a markdown table.
+
+    python benchmarks/time_recipe.py recipes/smoke.yaml [--repeats 3] [override ...]
+
+Each repeat is a fresh `rlhf run` in a temporary directory. Stage times come from the
+run's run.json; the total is wall time of the whole command, including Python start-up
+and imports. Peak resident memory is that of the largest child process.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def machine() -> str:
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line),
+        platform.processor(),
+    )
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("recipe")
+    parser.add_argument("overrides", nargs="*")
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+    totals, stages = [], []
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as scratch:
+            run_dir = Path(scratch) / "run"
+            started = time.perf_counter()
+            command = [sys.executable, "-m", "rlhf_recipes", "run", args.recipe, *args.overrides, "--output-dir", str(run_dir)]
+            subprocess.run(command, check=True, capture_output=True)
+            totals.append(time.perf_counter() - started)
+            stages.append(json.loads((run_dir / "run.json").read_text())["stages"])
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"Recipe `{args.recipe}` {' '.join(args.overrides)}; {args.repeats} run(s) on {machine()}\n")
+    print("| stage | median seconds |\n|---|---|")
+    for name in stages[0]:
+        print(f"| {name} | {statistics.median(run[name]['seconds'] for run in stages):.1f} |")
+    print(f"| **whole command (wall)** | **{statistics.median(totals):.1f}** (min {min(totals):.1f}, max {max(totals):.1f}) |")
+    print(f"\nPeak resident memory: {peak_mib:.0f} MiB")
+    print("\nLast run's results: " + ", ".join(
+        f"{name} gold {p['gold_mean']:+.3f} (win rate {p['win_rate_vs_reference']:.2f}, KL {p['kl_mean']:.2f})"
+        for name, p in metrics["policies"].items()
+    ) + f"; reward model held-out accuracy {metrics['reward_model']['heldout_accuracy']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

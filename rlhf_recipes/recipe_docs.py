@@ -1,0 +1,68 @@
+"""Render the recipe reference (docs/recipe.md) from the schema, so each field is documented once.
+
+    python -m rlhf_recipes.recipe_docs > docs/recipe.md
+"""
+
+import types
+import typing
+from pathlib import Path
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from .recipe import Labeler, Recipe
+
+
+def _type_name(annotation) -> str:
+    """A short, table-safe name: 'number', 'path or null', "one of 'k1', 'k3'", 'section'."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin in (typing.Union, types.UnionType):
+        names = list(dict.fromkeys(_type_name(arg) for arg in args))
+        return " or ".join(names)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(f"`{value}`" for value in args)
+    if origin is list:
+        return f"list of {_type_name(args[0])}"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "section"
+    names = {type(None): "null", float: "number", int: "integer", str: "text", bool: "true/false", Path: "path"}
+    return names.get(annotation, str(annotation))
+
+
+def _section(title: str, model: type[BaseModel]) -> list[str]:
+    lines = [f"## `{title}`", "", (model.__doc__ or "").strip(), "", "| key | type | default | meaning |", "|---|---|---|---|"]
+    for name, field in model.model_fields.items():
+        default = "required" if field.default is PydanticUndefined else f"`{field.default!r}`"
+        if isinstance(field.default, BaseModel):
+            default = "see below"
+        lines.append(f"| `{name}` | {_type_name(field.annotation)} | {default} | {field.description or ''} |")
+    return lines + [""]
+
+
+def render() -> str:
+    from .recipe import Compute, Dpo, Evaluation, Model, Ppo, Preferences, Prompts, Reward, Sampling, Sft, TinyModel
+
+    lines = [
+        "# Recipe reference",
+        "",
+        "Generated from `rlhf_recipes/recipe.py` by `python -m rlhf_recipes.recipe_docs`; a test keeps it current.",
+        "Unknown keys are errors everywhere. Relative paths start at the current working directory.",
+        "",
+    ]
+    lines += _section("(top level)", Recipe)
+    for title, model in (("model", Model), ("model.tiny", TinyModel), ("prompts", Prompts), ("sft", Sft), ("sampling", Sampling)):
+        lines += _section(title, model)
+    for member in typing.get_args(typing.get_args(Labeler)[0]):
+        kind = typing.get_args(member.model_fields["kind"].annotation)[0]
+        lines += _section(f"labeler` with `kind: {kind}", member)
+    for title, model in (("preferences", Preferences), ("reward", Reward), ("ppo", Ppo), ("dpo", Dpo)):
+        lines += _section(title, model)
+    for title, model in (("evaluation", Evaluation), ("compute", Compute)):
+        lines += _section(title, model)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")

@@ -1,0 +1,43 @@
+import math
+
+import pytest
+
+from rlhf_recipes.errors import RecipeError
+from rlhf_recipes.labelers import keywords_score, length_score, make_labeler, score_all, sentiment_score
+from rlhf_recipes.recipe import KeywordsLabeler, LengthLabeler, SentimentLabeler
+
+
+def test_sentiment_is_vader_compound_by_hand():
+    """VADER: compound = x / sqrt(x^2 + 15), x the sum of word valences.
+
+    'good' has valence 1.9: 1.9 / sqrt(3.61 + 15) = 0.4404.
+    'not good': negation scales by -0.74: -1.406 / sqrt(1.9768 + 15) = -0.3412.
+    """
+    assert sentiment_score("good") == pytest.approx(1.9 / math.sqrt(1.9**2 + 15), abs=1e-4)
+    assert sentiment_score("not good") == pytest.approx(-1.406 / math.sqrt(1.406**2 + 15), abs=1e-4)
+    assert sentiment_score("the brown chair") == 0.0
+
+
+def test_length_is_minus_distance_in_words():
+    assert length_score("one two three", target_words=5) == -2.0
+    assert length_score("one two three four five", target_words=5) == 0.0
+    assert length_score("  one   two\nthree four five six seven ", target_words=5) == -2.0
+
+
+def test_keywords_counts_whole_words_any_case():
+    assert keywords_score("Great, great! greatest GREAT", ["great"]) == 3.0
+    assert keywords_score("a cat and a dog", ["cat", "dog", "bird"]) == 2.0
+    assert keywords_score("catalogue", ["cat"]) == 0.0
+
+
+def test_make_labeler_follows_the_recipe():
+    assert make_labeler(SentimentLabeler(kind="sentiment"))("good") == pytest.approx(0.4404, abs=1e-4)
+    assert make_labeler(LengthLabeler(kind="length", target_words=2))("a b c") == -1.0
+    assert make_labeler(KeywordsLabeler(kind="keywords", keywords=["b"]))("a b b") == 2.0
+
+
+def test_a_labeler_that_raises_or_returns_nan_is_named():
+    with pytest.raises(RecipeError, match="labeler: raised ZeroDivisionError"):
+        score_all(lambda text: 1 / 0, ["x"])
+    with pytest.raises(RecipeError, match="returned nan"):
+        score_all(lambda text: float("nan"), ["x"])

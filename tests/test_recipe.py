@@ -1,0 +1,111 @@
+"""The schema: shipped recipes validate, and every mistake is reported with its path and a fix."""
+
+from pathlib import Path
+
+import pytest
+
+from rlhf_recipes.errors import RecipeError
+from rlhf_recipes.recipe_loader import load_recipe
+
+from .conftest import REPO
+
+RECIPES = sorted((REPO / "recipes").rglob("*.yaml"))
+
+
+def test_there_are_recipes():
+    assert any(path.name == "smoke.yaml" for path in RECIPES)
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[str(p.relative_to(REPO)) for p in RECIPES])
+def test_every_shipped_recipe_validates(path, in_repo):
+    load_recipe(path)
+
+
+def problems(tmp_path: Path, text: str, overrides=()) -> str:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(RecipeError) as error:
+        load_recipe(path, list(overrides))
+    return str(error.value)
+
+
+def smoke_with(overrides) -> str:
+    with pytest.raises(RecipeError) as error:
+        load_recipe(REPO / "recipes/smoke.yaml", overrides)
+    return str(error.value)
+
+
+def test_unknown_key_suggests_the_close_one(in_repo):
+    message = smoke_with(["ppo.kl_cof=0.1"])
+    assert "ppo.kl_cof: unknown key" in message and "Did you mean 'kl_coef'?" in message
+
+
+def test_wrong_type_names_path_value_and_meaning(in_repo):
+    message = smoke_with(["seed=abc"])
+    assert "seed: got 'abc' (str); input should be a valid integer" in message
+
+
+def test_ppo_key_under_dpo_and_dpo_key_under_ppo(in_repo):
+    message = smoke_with(["dpo.kl_coef=0.1", "ppo.beta=0.1"])
+    assert "dpo.kl_coef: 'kl_coef' is a PPO setting" in message and "move it under ppo:" in message
+    assert "ppo.beta: 'beta' is a DPO setting" in message and "move it under dpo:" in message
+
+
+def test_all_problems_are_reported_at_once(in_repo):
+    message = smoke_with(["seed=-1", "sampling.top_p=2", "labeler.kind=sentimen", "foo=1"])
+    assert message.startswith(str(REPO / "recipes/smoke.yaml") + ": 4 problem(s)")
+    assert "seed: got -1" in message and "sampling.top_p: got 2" in message
+    assert "Did you mean 'sentiment'?" in message and "foo: unknown key" in message
+
+
+def test_labeler_key_of_another_kind(in_repo):
+    message = smoke_with(["labeler.target_words=5"])
+    assert "'target_words' is a setting of labeler kind 'length'" in message
+
+
+def test_bad_overrides(in_repo):
+    assert "not of the form key.path=value" in smoke_with(["ppo.kl_coef"])
+    assert "seed is a value, not a section" in smoke_with(["seed.x=1"])
+    assert "the recipe trains no policy" in smoke_with(["ppo=null", "dpo=null"])
+
+
+def test_overrides_parse_yaml_values_including_exponents(in_repo):
+    recipe = load_recipe(REPO / "recipes/smoke.yaml", ["ppo.kl_coef=1e-2", "dpo=null", "name=other"])
+    assert recipe.ppo.kl_coef == 0.01 and recipe.dpo is None and recipe.name == "other"
+
+
+def test_cross_field_rules(in_repo):
+    assert "must be a multiple of micro_batch_size" in smoke_with(["ppo.micro_batch_size=7"])
+    assert "exactly one of name_or_path and tiny" in smoke_with(["model.name_or_path=gpt2"])
+
+
+def test_missing_file_names_the_key_and_directory(in_repo):
+    message = smoke_with(["prompts.path=nowhere.txt"])
+    assert f"prompts.path: 'nowhere.txt' not found (relative paths start at {REPO})" in message
+
+
+def test_malformed_yaml_gives_line_and_column(tmp_path):
+    message = problems(tmp_path, "name: x\n\tseed: 1\n")
+    assert "recipe.yaml:2:1: malformed YAML: found character '\\t' that cannot start any token" in message
+
+
+def test_duplicate_keys_are_errors(tmp_path):
+    assert "key 'seed' appears twice (first on line 2)" in problems(tmp_path, "name: x\nseed: 1\nseed: 2\n")
+
+
+def test_empty_and_non_mapping_recipes(tmp_path):
+    assert "the recipe is empty" in problems(tmp_path, "")
+    assert "must be a mapping" in problems(tmp_path, "- a\n- b\n")
+
+
+def test_missing_recipe_file(tmp_path):
+    with pytest.raises(RecipeError, match="recipe file not found"):
+        load_recipe(tmp_path / "absent.yaml")
+
+
+def test_recipe_reference_doc_is_current():
+    from rlhf_recipes.recipe_docs import render
+
+    assert (REPO / "docs/recipe.md").read_text(encoding="utf-8") == render(), (
+        "docs/recipe.md is stale: python -m rlhf_recipes.recipe_docs > docs/recipe.md"
+    )

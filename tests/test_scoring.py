@@ -1,0 +1,70 @@
+"""Generation, log-probabilities and reward scores on the tiny model."""
+
+import pytest
+import torch
+
+from rlhf_recipes.models import load_policy, load_reward_model, load_tokenizer
+from rlhf_recipes.sampling import cut_at_eos, generate_responses, left_pad
+from rlhf_recipes.scoring import response_logprobs, reward_scores
+
+PROMPTS = ["the soup at the mall", "the new phone", "the concert in the small town on sunday"]
+
+
+def test_cut_at_eos_keeps_eos_and_drops_padding():
+    assert cut_at_eos([5, 6, 1, 0, 0], eos_token_id=1, pad_token_id=0) == [5, 6, 1]
+    assert cut_at_eos([5, 6, 0, 0], eos_token_id=1, pad_token_id=0) == [5, 6]
+    assert cut_at_eos([5, 6, 7], eos_token_id=1, pad_token_id=0) == [5, 6, 7]
+
+
+def test_left_pad():
+    ids, mask = left_pad([[1, 2, 3], [4]], pad_token_id=0)
+    assert ids.tolist() == [[1, 2, 3], [0, 0, 4]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_generation_is_reproducible_and_grouped_by_prompt(tiny_model_dir):
+    tokenizer, model = load_tokenizer(str(tiny_model_dir)), load_policy(str(tiny_model_dir))
+    kwargs = dict(responses_per_prompt=3, max_new_tokens=8, temperature=1.0, batch_size=4, seed=1)
+    first = generate_responses(model, tokenizer, PROMPTS, **kwargs)
+    assert [len(group) for group in first] == [3, 3, 3]
+    assert all(response.prompt_index == index for index, group in enumerate(first) for response in group)
+    assert all(0 < len(response.token_ids) <= 8 for group in first for response in group)
+    again = generate_responses(model, tokenizer, PROMPTS, **kwargs)
+    assert [[r.token_ids for r in g] for g in first] == [[r.token_ids for r in g] for g in again]
+
+
+def test_batched_logprobs_equal_one_at_a_time_and_a_manual_sum(tiny_model_dir):
+    """Left padding with explicit position ids must not change any sequence's log-probability."""
+    tokenizer, model = load_tokenizer(str(tiny_model_dir)), load_policy(str(tiny_model_dir))
+    prompts = [tokenizer(p)["input_ids"] for p in PROMPTS]
+    responses = [[300, 301, 1], [302], [303, 304, 305, 306]]
+    batched = response_logprobs(model, prompts, responses, temperature=0.7, batch_size=8)
+    single = [response_logprobs(model, [p], [r], 0.7, 1)[0] for p, r in zip(prompts, responses)]
+    assert batched == pytest.approx(single, abs=1e-4)
+    sequence = torch.tensor([prompts[0] + responses[0]])
+    logprobs = torch.log_softmax(model(sequence).logits[0] / 0.7, dim=-1)
+    start = len(prompts[0])
+    manual = sum(logprobs[start - 1 + t, token].item() for t, token in enumerate(responses[0]))
+    assert batched[0] == pytest.approx(manual, abs=1e-4)
+
+
+def test_greedy_generation_follows_the_scored_distribution(tiny_model_dir):
+    """generate() and response_logprobs see the same distribution: greedy tokens are its argmax."""
+    tokenizer, model = load_tokenizer(str(tiny_model_dir)), load_policy(str(tiny_model_dir))
+    ids, mask = left_pad([tokenizer(p)["input_ids"] for p in PROMPTS], tokenizer.pad_token_id)
+    out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=4, pad_token_id=0)
+    for row in range(len(PROMPTS)):
+        prompt = tokenizer(PROMPTS[row])["input_ids"]
+        for step, token in enumerate(out[row, ids.shape[1] :].tolist()):
+            logits = model(torch.tensor([prompt + out[row, ids.shape[1] : ids.shape[1] + step].tolist()])).logits
+            assert logits[0, -1].argmax().item() == token
+
+
+def test_reward_scores_do_not_depend_on_batching(tiny_model_dir):
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    torch.manual_seed(0)
+    scorer = load_reward_model(str(tiny_model_dir), tokenizer.pad_token_id)
+    responses = [" was great .", " was terrible and the staff was rude .", " ok"]
+    batched = reward_scores(scorer, tokenizer, PROMPTS, responses, batch_size=8)
+    single = [reward_scores(scorer, tokenizer, [p], [r], batch_size=1)[0] for p, r in zip(PROMPTS, responses)]
+    assert batched == pytest.approx(single, abs=1e-5)
