@@ -9,7 +9,7 @@ from rich.console import Console
 from .errors import RecipeError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Simulated-preference RLHF recipes on TRL.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 OVERRIDES = typer.Argument(None, help="Dotted overrides, e.g. ppo.kl_coef=0.1 dpo=null", show_default=False)
 DEBUG = typer.Option(False, "--debug", help="Show tracebacks and library warnings.")
@@ -23,16 +23,40 @@ def _fail(error: RecipeError, code: int = 2) -> None:
 
 @app.command()
 def validate(recipe: Path, overrides: list[str] = OVERRIDES) -> None:
-    """Check a recipe (and overrides) without running anything."""
+    """Check a recipe (and overrides) without training: print the plan and each stage's memory estimate."""
     from .recipe_loader import load_recipe
 
     try:
         loaded = load_recipe(recipe, overrides or [])
     except RecipeError as error:
         _fail(error)
-    stages = ["prompts", "sft" if loaded.sft else None, "samples", "preferences", "reward_model"]
-    stages += ["ppo" if loaded.ppo else None, "dpo" if loaded.dpo else None, "eval", "report"]
-    console.print(f"{recipe}: valid. Stages: {' -> '.join(s for s in stages if s)}", highlight=False)
+    console.print(f"{recipe}: valid.", highlight=False)
+    console.print(describe_plan(loaded), highlight=False)
+    from .memory import memory_table
+
+    console.print(memory_table(loaded), highlight=False)
+
+
+def describe_plan(recipe) -> str:
+    """One line per stage that will run, with what it trains and how."""
+    model = recipe.model
+    source = model.name_or_path or (model.gguf and f"GGUF {model.gguf}") or model.builtin or "tiny model (built locally)"
+    tuning = "full fine-tuning" if model.lora is None else f"LoRA r={model.lora.rank}" + (" on 4-bit NF4" if model.load_in_4bit else "")
+    reward_tuning = "full" if recipe.reward.lora is None else f"LoRA r={recipe.reward.lora.rank}" + (
+        " on 4-bit NF4" if recipe.reward.load_in_4bit else ""
+    )
+    lines = [f"Policy: {source}, {model.dtype}, {tuning}; labeler: {recipe.labeler.kind}", "Stages:"]
+    if recipe.sft:
+        lines.append(f"  sft           {recipe.sft.epochs:g} epoch(s) on {recipe.sft.demonstrations.name}")
+    lines.append(f"  samples       {recipe.sampling.responses_per_prompt} responses per prompt")
+    lines.append(f"  preferences   pairing {recipe.preferences.pairing}, flip prob {recipe.preferences.label_flip_prob:g}")
+    lines.append(f"  reward_model  {recipe.reward.epochs:g} epoch(s), {reward_tuning}")
+    if recipe.ppo:
+        lines.append(f"  ppo           kl_coef {recipe.ppo.kl_coef:g}, {recipe.ppo.total_episodes or 'one pass of'} episodes")
+    if recipe.dpo:
+        lines.append(f"  dpo           beta {recipe.dpo.beta:g}, loss {recipe.dpo.loss_type}, {recipe.dpo.epochs:g} epoch(s)")
+    lines.append(f"  eval          {recipe.evaluation.responses_per_prompt} responses per held-out prompt per policy")
+    return "\n".join(lines)
 
 
 @app.command()

@@ -1,17 +1,29 @@
-"""Every way the pipeline gets a model or tokenizer: one loading path for hub ids and local directories."""
+"""Every way the pipeline gets a model or tokenizer: one loading path for hub ids, local directories,
+GGUF files, built-in models and the tiny model; LoRA and 4-bit settings."""
 
 from pathlib import Path
 
 from .errors import RecipeError
-from .recipe import Compute, Model
-from .tiny_model import build_tiny_model
+from .recipe import Compute, Lora, Model
+
+# Tokens tried, in order, as a pad token when a tokenizer has none or pads with EOS.
+PAD_CANDIDATES = ["<|endoftext|>", "<|finetune_right_pad_id|>", "<|pad|>", "<pad>", "[PAD]", "<unk>"]
 
 
 def prepare_base_model(config: Model, out_dir: Path, seed: int) -> str:
-    """Where the initial policy loads from: a hub id or directory as given, or a tiny model built into out_dir."""
+    """Where the initial policy loads from. A tiny model is built into out_dir; a GGUF file (given or
+    built in) is converted once into the cache; a hub id or directory is used as is."""
+    from .builtin_models import builtin_gguf_path
+    from .gguf_cache import converted_gguf
+    from .tiny_model import build_tiny_model
+
     if config.tiny is not None:
         build_tiny_model(config.tiny, out_dir, seed)
         return str(out_dir)
+    if config.gguf is not None:
+        return str(converted_gguf(config.gguf))
+    if config.builtin is not None:
+        return str(converted_gguf(builtin_gguf_path(config.builtin)))
     return config.name_or_path
 
 
@@ -28,8 +40,9 @@ def device_for(compute: Compute) -> str:
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
     """The policy's tokenizer, left-padded for generation, with a pad token distinct from EOS.
 
-    PPO finds where a response ends by its first pad token, so pad == eos would cut the EOS
-    token off every response the reward model scores.
+    PPO finds where a response ends by its first pad token, so pad == EOS would cut the EOS
+    off every response the reward model scores. A tokenizer without a separate pad token gets
+    the first of PAD_CANDIDATES that it already has; no token is added, so no embedding changes.
     """
     from transformers import AutoTokenizer
 
@@ -37,39 +50,108 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except OSError as error:
         raise RecipeError(f"model: cannot load a tokenizer from {name_or_path!r}: {error}")
-    if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
-        raise RecipeError(
-            f"model: the tokenizer of {name_or_path!r} has no pad token distinct from its EOS token. "
-            "Fix: use a tokenizer that defines one."
-        )
+    if tokenizer.eos_token_id is None:
+        raise RecipeError(f"model: the tokenizer of {name_or_path!r} has no EOS token, so responses cannot end.")
+    if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        vocabulary = tokenizer.get_vocab()
+        usable = [t for t in PAD_CANDIDATES if t in vocabulary and vocabulary[t] not in (tokenizer.eos_token_id, tokenizer.bos_token_id)]
+        if not usable:
+            raise RecipeError(
+                f"model: the tokenizer of {name_or_path!r} has no pad token distinct from EOS, and none of "
+                f"{PAD_CANDIDATES} to use as one. Fix: save the tokenizer with a pad token and point the recipe at it."
+            )
+        tokenizer.pad_token = usable[0]
     tokenizer.padding_side = "left"
     return tokenizer
 
 
-def load_policy(name_or_path: str, trust_remote_code: bool = False):
-    """A causal LM in float32, in eval mode."""
+def torch_dtype(name: str):
     import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def _load_kwargs(settings: Model, load_in_4bit: bool, device: str) -> dict:
+    kwargs = {"dtype": torch_dtype(settings.dtype), "trust_remote_code": settings.trust_remote_code}
+    if load_in_4bit:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch_dtype(settings.dtype),
+        )
+        kwargs["device_map"] = {"": device}
+    return kwargs
+
+
+def load_policy(name_or_path: str, settings: Model, device: str = "cpu", load_in_4bit: bool | None = None):
+    """A causal LM in eval mode, in settings.dtype, 4-bit NF4 when settings.load_in_4bit (or the override)."""
     from transformers import AutoModelForCausalLM
 
+    quantized = settings.load_in_4bit if load_in_4bit is None else load_in_4bit
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            name_or_path, dtype=torch.float32, trust_remote_code=trust_remote_code
-        )
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, **_load_kwargs(settings, quantized, device))
     except OSError as error:
         raise RecipeError(f"model: cannot load a causal LM from {name_or_path!r}: {error}")
-    return model.eval()
+    return (model if quantized else model.to(device)).eval()
 
 
-def load_reward_model(name_or_path: str, pad_token_id: int, trust_remote_code: bool = False):
-    """A sequence-classification model with one output (num_labels=1): a reward model or value model.
+def load_reward_model(name_or_path: str, pad_token_id: int, settings: Model, device: str = "cpu", load_in_4bit: bool = False):
+    """A sequence-classification model with one output (num_labels=1): a reward or value model.
 
-    Loaded from a causal LM, the score head is new and initialised randomly (seeded by the caller).
+    Loaded from a causal LM, the score head is new and drawn from torch's current seed.
     """
-    import torch
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(
-        name_or_path, num_labels=1, dtype=torch.float32, trust_remote_code=trust_remote_code
+        name_or_path, num_labels=1, **_load_kwargs(settings, load_in_4bit, device)
     )
     model.config.pad_token_id = pad_token_id
-    return model.eval()
+    return (model if load_in_4bit else model.to(device)).eval()
+
+
+def lora_config(config: Lora, task_type: str):
+    """peft's LoraConfig for our `lora:` section; task_type CAUSAL_LM, SEQ_CLS (trains the score head
+    fully as well) or FEATURE_EXTRACTION (a bare backbone)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.rank,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=config.target_modules,
+        task_type=task_type,
+    )
+
+
+def is_adapter(path: str | Path) -> bool:
+    """Does this directory hold a LoRA adapter (to apply to a base) rather than full weights?"""
+    return (Path(path) / "adapter_config.json").is_file()
+
+
+def save_policy(model, tokenizer, out_dir: Path, base: str, settings: Model, merged: bool) -> None:
+    """Save a trained policy: full weights, or its LoRA adapter; with `merged`, also (or, for an
+    adapter, additionally in out_dir/merged) the base with the adapter merged in, in settings.dtype."""
+    from peft import PeftModel
+
+    tokenizer.save_pretrained(out_dir)
+    if not isinstance(model, PeftModel):
+        model.save_pretrained(out_dir)
+        return
+    model.save_pretrained(out_dir)
+    if merged:
+        merge_adapter(base, out_dir, out_dir / "merged", settings)
+        tokenizer.save_pretrained(out_dir / "merged")
+
+
+def merge_adapter(base: str, adapter_dir: Path, out_dir: Path, settings: Model, reward_pad_token_id: int | None = None):
+    """Load `base` unquantized, apply the adapter in adapter_dir, merge, save full weights to out_dir."""
+    from peft import PeftModel
+
+    if reward_pad_token_id is None:
+        model = load_policy(base, settings, load_in_4bit=False)
+    else:
+        model = load_reward_model(base, reward_pad_token_id, settings, load_in_4bit=False)
+    PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload().save_pretrained(out_dir)

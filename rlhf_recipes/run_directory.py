@@ -82,6 +82,12 @@ class RunDirectory:
         run["stages"][name] = {"seconds": round(time.time() - started, 2)}
         self.write_json("run.json", run)
 
+    def record(self, key: str, value) -> None:
+        """Add a fact about the run (e.g. where the base model was loaded from) to run.json."""
+        run = json.loads(self.path("run.json").read_text())
+        run[key] = value
+        self.write_json("run.json", run)
+
     def write_text(self, name: str, text: str) -> None:
         """Write a file in the run directory atomically (temporary file, then rename)."""
         temporary = self.path(f".{name}.partial")

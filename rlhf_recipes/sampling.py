@@ -15,7 +15,7 @@ class Response:
 def generate_responses(
     model,
     tokenizer,
-    prompts: list[str],
+    prompt_ids: list[list[int]],
     responses_per_prompt: int,
     max_new_tokens: int,
     temperature: float,
@@ -26,17 +26,18 @@ def generate_responses(
 ) -> list[list[Response]]:
     """Sample `responses_per_prompt` responses for every prompt; result[i] holds prompt i's responses.
 
-    Prompts are sorted by tokenized length before batching so that a batch carries little
-    padding; the same inputs and seed give the same responses on the same machine.
+    prompt_ids: each prompt's token ids (formatting.prompt_ids). Prompts are sorted by length
+    before batching so that a batch carries little padding; the same inputs and seed give the
+    same responses on the same machine.
     """
     import torch
 
-    encoded = [tokenizer(prompt, add_special_tokens=True)["input_ids"] for prompt in prompts]
+    encoded = prompt_ids
     jobs = sorted(
-        ((index, sample) for index in range(len(prompts)) for sample in range(responses_per_prompt)),
+        ((index, sample) for index in range(len(encoded)) for sample in range(responses_per_prompt)),
         key=lambda job: (len(encoded[job[0]]), job),
     )
-    results: list[list[Response | None]] = [[None] * responses_per_prompt for _ in prompts]
+    results: list[list[Response | None]] = [[None] * responses_per_prompt for _ in encoded]
     device = next(model.parameters()).device
     torch.manual_seed(seed)
     for start in range(0, len(jobs), batch_size):

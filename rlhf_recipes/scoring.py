@@ -36,15 +36,19 @@ def response_logprobs(
 
 
 def reward_scores(reward_model, tokenizer, prompts: list[str], responses: list[str], batch_size: int) -> list[float]:
-    """The reward model's scalar for each prompt+response, tokenized exactly as RewardTrainer trains it:
-    the text prompt + response + EOS, read at the last non-pad token."""
+    """The reward model's scalar for each prompt+response: formatting.scored_ids, right-padded,
+    read at the last non-pad token (the EOS), exactly as it was trained."""
     import torch
 
+    from .formatting import scored_ids
+
     device = next(reward_model.parameters()).device
-    texts = [prompt + response + tokenizer.eos_token for prompt, response in zip(prompts, responses)]
     scores: list[float] = []
-    for start in range(0, len(texts), batch_size):
-        encoded = [tokenizer(text)["input_ids"] for text in texts[start : start + batch_size]]
+    for start in range(0, len(prompts), batch_size):
+        encoded = [
+            scored_ids(tokenizer, prompt, response)
+            for prompt, response in zip(prompts[start : start + batch_size], responses[start : start + batch_size])
+        ]
         longest = max(len(ids) for ids in encoded)
         input_ids = torch.full((len(encoded), longest), tokenizer.pad_token_id, dtype=torch.long)
         attention_mask = torch.zeros_like(input_ids)

@@ -21,3 +21,11 @@ def in_repo(monkeypatch):
     """Run with the project root as working directory: recipes name their files relative to it."""
     monkeypatch.chdir(REPO)
     return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_settings(tiny_model_dir):
+    """The recipe's model section for the tiny model: float32, full weights."""
+    from rlhf_recipes.recipe import Model
+
+    return Model(name_or_path=str(tiny_model_dir))

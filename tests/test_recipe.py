@@ -75,8 +75,8 @@ def test_overrides_parse_yaml_values_including_exponents(in_repo):
 
 
 def test_cross_field_rules(in_repo):
-    assert "must be a multiple of micro_batch_size" in smoke_with(["ppo.micro_batch_size=7"])
-    assert "exactly one of name_or_path and tiny" in smoke_with(["model.name_or_path=gpt2"])
+    assert "must be a multiple of mini_batch_size" in smoke_with(["ppo.mini_batch_size=7"])
+    assert "exactly one of name_or_path, gguf, builtin and tiny" in smoke_with(["model.name_or_path=gpt2"])
 
 
 def test_missing_file_names_the_key_and_directory(in_repo):

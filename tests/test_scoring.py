@@ -22,20 +22,21 @@ def test_left_pad():
     assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
 
 
-def test_generation_is_reproducible_and_grouped_by_prompt(tiny_model_dir):
-    tokenizer, model = load_tokenizer(str(tiny_model_dir)), load_policy(str(tiny_model_dir))
+def test_generation_is_reproducible_and_grouped_by_prompt(tiny_model_dir, tiny_settings):
+    tokenizer, model = load_tokenizer(str(tiny_model_dir)), load_policy(str(tiny_model_dir), tiny_settings)
     kwargs = dict(responses_per_prompt=3, max_new_tokens=8, temperature=1.0, batch_size=4, seed=1)
-    first = generate_responses(model, tokenizer, PROMPTS, **kwargs)
+    ids = [tokenizer(prompt)["input_ids"] for prompt in PROMPTS]
+    first = generate_responses(model, tokenizer, ids, **kwargs)
     assert [len(group) for group in first] == [3, 3, 3]
     assert all(response.prompt_index == index for index, group in enumerate(first) for response in group)
     assert all(0 < len(response.token_ids) <= 8 for group in first for response in group)
-    again = generate_responses(model, tokenizer, PROMPTS, **kwargs)
+    again = generate_responses(model, tokenizer, ids, **kwargs)
     assert [[r.token_ids for r in g] for g in first] == [[r.token_ids for r in g] for g in again]
 
 
-def test_batched_logprobs_equal_one_at_a_time_and_a_manual_sum(tiny_model_dir):
+def test_batched_logprobs_equal_one_at_a_time_and_a_manual_sum(tiny_model_dir, tiny_settings):
     """Left padding with explicit position ids must not change any sequence's log-probability."""
-    tokenizer, model = load_tokenizer(str(tiny_model_dir)), load_policy(str(tiny_model_dir))
+    tokenizer, model = load_tokenizer(str(tiny_model_dir)), load_policy(str(tiny_model_dir), tiny_settings)
     prompts = [tokenizer(p)["input_ids"] for p in PROMPTS]
     responses = [[300, 301, 1], [302], [303, 304, 305, 306]]
     batched = response_logprobs(model, prompts, responses, temperature=0.7, batch_size=8)
@@ -48,9 +49,9 @@ def test_batched_logprobs_equal_one_at_a_time_and_a_manual_sum(tiny_model_dir):
     assert batched[0] == pytest.approx(manual, abs=1e-4)
 
 
-def test_greedy_generation_follows_the_scored_distribution(tiny_model_dir):
+def test_greedy_generation_follows_the_scored_distribution(tiny_model_dir, tiny_settings):
     """generate() and response_logprobs see the same distribution: greedy tokens are its argmax."""
-    tokenizer, model = load_tokenizer(str(tiny_model_dir)), load_policy(str(tiny_model_dir))
+    tokenizer, model = load_tokenizer(str(tiny_model_dir)), load_policy(str(tiny_model_dir), tiny_settings)
     ids, mask = left_pad([tokenizer(p)["input_ids"] for p in PROMPTS], tokenizer.pad_token_id)
     out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=4, pad_token_id=0)
     for row in range(len(PROMPTS)):
@@ -60,10 +61,10 @@ def test_greedy_generation_follows_the_scored_distribution(tiny_model_dir):
             assert logits[0, -1].argmax().item() == token
 
 
-def test_reward_scores_do_not_depend_on_batching(tiny_model_dir):
+def test_reward_scores_do_not_depend_on_batching(tiny_model_dir, tiny_settings):
     tokenizer = load_tokenizer(str(tiny_model_dir))
     torch.manual_seed(0)
-    scorer = load_reward_model(str(tiny_model_dir), tokenizer.pad_token_id)
+    scorer = load_reward_model(str(tiny_model_dir), tokenizer.pad_token_id, tiny_settings)
     responses = [" was great .", " was terrible and the staff was rude .", " ok"]
     batched = reward_scores(scorer, tokenizer, PROMPTS, responses, batch_size=8)
     single = [reward_scores(scorer, tokenizer, [p], [r], batch_size=1)[0] for p, r in zip(PROMPTS, responses)]

@@ -1,22 +1,26 @@
-"""DPO stage: fit the policy directly to the preference pairs with TRL's DPOTrainer (no reward model)."""
+"""DPO stage: fit the policy directly to the preference pairs with TRL's DPOTrainer (no reward model).
+
+With LoRA, the reference is the policy with its adapter disabled: no second copy in memory.
+"""
 
 from pathlib import Path
 
-from ..models import load_policy, load_tokenizer
-from ..recipe import Compute, Dpo
+from ..models import device_for, load_policy, load_tokenizer, lora_config, save_policy
+from ..recipe import Compute, Dpo, Model
 from .common import quiet, save_logs, trainer_arguments
 
 
-def train_dpo(config: Dpo, compute: Compute, policy: str, preferences_dir: Path, out_dir: Path, seed: int):
+def train_dpo(config: Dpo, settings: Model, compute: Compute, policy: str, preferences_dir: Path, out_dir: Path, seed: int):
     """Train on the train pairs with the initial policy as the frozen reference; save the policy to out_dir."""
     from datasets import load_from_disk
     from transformers import set_seed
     from trl import DPOConfig, DPOTrainer
 
     set_seed(seed)
-    tokenizer = load_tokenizer(policy)
-    model = load_policy(policy)
-    reference = load_policy(policy)
+    device = device_for(compute)
+    tokenizer = load_tokenizer(policy, settings.trust_remote_code)
+    model = load_policy(policy, settings, device)
+    reference = None if settings.lora else load_policy(policy, settings, device)
     pairs = load_from_disk(str(preferences_dir / "dataset"))["train"].select_columns(["prompt", "chosen", "rejected"])
     args = DPOConfig(
         **trainer_arguments(compute, out_dir, seed),
@@ -29,12 +33,18 @@ def train_dpo(config: Dpo, compute: Compute, policy: str, preferences_dir: Path,
         loss_type=[config.loss_type],
         max_length=config.max_length_tokens,
     )
-    trainer = DPOTrainer(model=model, ref_model=reference, args=args, train_dataset=pairs, processing_class=tokenizer)
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=reference,
+        args=args,
+        train_dataset=pairs,
+        processing_class=tokenizer,
+        peft_config=lora_config(settings.lora, "CAUSAL_LM") if settings.lora else None,
+    )
     quiet(trainer)
     trainer.train()
-    model.eval()
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    trained = trainer.accelerator.unwrap_model(trainer.model).eval()
+    save_policy(trained, tokenizer, out_dir, policy, settings, merged=settings.save_merged)
     history = save_logs(trainer, out_dir)
     losses = [entry["loss"] for entry in history if "loss" in entry]
     return {"pairs": len(pairs), "steps": trainer.state.global_step, "final_loss": losses[-1] if losses else None}

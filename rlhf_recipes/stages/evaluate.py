@@ -3,10 +3,12 @@
 import json
 from pathlib import Path
 
+from ..formatting import prompt_ids
 from ..labelers import make_labeler, score_all
 from ..metrics import kl_estimates, mean, std, win_rate, win_tie_loss
-from ..models import load_policy, load_reward_model, load_tokenizer
-from ..recipe import Evaluation, Labeler
+from ..models import device_for, load_reward_model, load_tokenizer
+from ..policy_set import PolicySet
+from ..recipe import Compute, Evaluation, Labeler, Model, Reward
 from ..sampling import generate_responses
 from ..scoring import response_logprobs, reward_scores
 
@@ -14,6 +16,9 @@ from ..scoring import response_logprobs, reward_scores
 def evaluate_policies(
     config: Evaluation,
     labeler: Labeler,
+    settings: Model,
+    reward_config: Reward,
+    compute: Compute,
     policies: dict[str, str],
     reward_model: str,
     heldout: list[str],
@@ -25,31 +30,36 @@ def evaluate_policies(
     Every policy samples with the same seed. Writes generations.jsonl (one row per response)
     and metrics.json to out_dir, and returns the metrics.
     """
-    tokenizer = load_tokenizer(policies["reference"])
-    reference = load_policy(policies["reference"])
-    scorer = load_reward_model(reward_model, tokenizer.pad_token_id)
+    device = device_for(compute)
+    tokenizer = load_tokenizer(policies["reference"], settings.trust_remote_code)
+    models = PolicySet(policies, settings, device)
+    scorer = load_reward_model(reward_model, tokenizer.pad_token_id, settings, device, reward_config.load_in_4bit)
     gold = make_labeler(labeler)
-    prompt_ids = [tokenizer(prompt)["input_ids"] for prompt in heldout]
+    encoded = [prompt_ids(tokenizer, prompt) for prompt in heldout]
     rows: dict[str, list[dict]] = {}
-    for name, path in policies.items():
-        model = reference if name == "reference" else load_policy(path)
-        groups = generate_responses(
-            model,
-            tokenizer,
-            heldout,
-            responses_per_prompt=config.responses_per_prompt,
-            max_new_tokens=config.max_new_tokens,
-            temperature=config.temperature,
-            batch_size=config.batch_size,
-            seed=seed,
-        )
-        responses = [response for group in groups for response in group]
+    for name in policies:
+        with models.policy(name) as model:
+            groups = generate_responses(
+                model,
+                tokenizer,
+                encoded,
+                responses_per_prompt=config.responses_per_prompt,
+                max_new_tokens=config.max_new_tokens,
+                temperature=config.temperature,
+                batch_size=config.batch_size,
+                seed=seed,
+            )
+            responses = [response for group in groups for response in group]
+            ids = [encoded[response.prompt_index] for response in responses]
+            tokens = [response.token_ids for response in responses]
+            own = response_logprobs(model, ids, tokens, config.temperature, config.batch_size)
+        if name == "reference":
+            base = own
+        else:
+            with models.reference() as reference:
+                base = response_logprobs(reference, ids, tokens, config.temperature, config.batch_size)
         prompts = [heldout[response.prompt_index] for response in responses]
         texts = [response.text for response in responses]
-        ids = [prompt_ids[response.prompt_index] for response in responses]
-        tokens = [response.token_ids for response in responses]
-        own = response_logprobs(model, ids, tokens, config.temperature, config.batch_size)
-        base = own if model is reference else response_logprobs(reference, ids, tokens, config.temperature, config.batch_size)
         rows[name] = [
             {
                 "policy": name,

@@ -4,13 +4,17 @@ import json
 from pathlib import Path
 
 from ..errors import RecipeError
+from ..formatting import preference_row
 from ..labelers import make_labeler, score_all
 from ..preferences import label_pairs
 from ..recipe import Labeler, Preferences
 
 
-def label_responses(labeler_config: Labeler, config: Preferences, samples_dir: Path, out_dir: Path, seed: int):
-    """Write a DatasetDict (train, heldout) in TRL's preference format to out_dir/dataset, plus preview.jsonl."""
+def label_responses(labeler_config: Labeler, config: Preferences, samples_dir: Path, chat: bool, out_dir: Path, seed: int):
+    """Write a DatasetDict (train, heldout) in TRL's preference format to out_dir/dataset, plus preview.jsonl.
+
+    With `chat`, prompt/chosen/rejected are conversations (one user turn, one assistant turn).
+    """
     from datasets import Dataset, DatasetDict, load_from_disk
 
     samples = load_from_disk(str(samples_dir))
@@ -30,6 +34,7 @@ def label_responses(labeler_config: Labeler, config: Preferences, samples_dir: P
                 "Fix: sample more varied responses (sampling.temperature, responses_per_prompt), lower "
                 "preferences.tie_margin, or choose a labeler that separates them."
             )
+        rows = [row | preference_row(row["prompt"], row["chosen"], row["rejected"], chat) for row in rows]
         splits[split] = Dataset.from_list(rows)
         stats[split] = {
             "pairs": len(rows),

@@ -2,34 +2,53 @@
 
 The only module that imports PPO: it lives in trl.experimental.ppo, which TRL 1.13 deleted
 (hence the pin trl<1.13). The value model starts from the reward model, as in TRL's examples.
+With LoRA, the reference is the policy with its adapter disabled: no second copy in memory.
 """
 
 from pathlib import Path
 
-from ..models import load_policy, load_reward_model, load_tokenizer
-from ..recipe import Compute, Ppo
+from ..formatting import prompt_ids
+from ..models import device_for, load_policy, load_reward_model, load_tokenizer, lora_config, save_policy
+from ..recipe import Compute, Model, Ppo, Reward
 from .common import quiet, save_logs, trainer_arguments
 
 
-def train_ppo(config: Ppo, compute: Compute, policy: str, reward_model: str, train: list[str], out_dir: Path, seed: int):
-    """Run PPO on the train prompts against `reward_model`; save the tuned policy to out_dir."""
+def train_ppo(
+    config: Ppo,
+    settings: Model,
+    reward_config: Reward,
+    compute: Compute,
+    policy: str,
+    reward_model: str,
+    train: list[str],
+    out_dir: Path,
+    seed: int,
+):
+    """Run PPO on the train prompts against `reward_model`; save the tuned policy (or adapter) to out_dir."""
     from datasets import Dataset
+    from peft import get_peft_model
     from transformers import set_seed
     from trl.experimental.ppo import PPOConfig, PPOTrainer
 
     set_seed(seed)
-    tokenizer = load_tokenizer(policy)
-    model = load_policy(policy)
-    reference = load_policy(policy)
-    reward = load_reward_model(reward_model, tokenizer.pad_token_id)
-    value = load_reward_model(reward_model, tokenizer.pad_token_id)
+    device = device_for(compute)
+    tokenizer = load_tokenizer(policy, settings.trust_remote_code)
+    model = load_policy(policy, settings, device)
+    reference = None if settings.lora else load_policy(policy, settings, device)
+    reward = load_reward_model(reward_model, tokenizer.pad_token_id, settings, device, reward_config.load_in_4bit)
+    value = load_reward_model(reward_model, tokenizer.pad_token_id, settings, device, reward_config.load_in_4bit)
+    if reward_config.lora:  # adapt the value model's backbone; its score head stays fully trainable
+        value.model = get_peft_model(value.model, lora_config(reward_config.lora, "FEATURE_EXTRACTION"))
     args = PPOConfig(
         **trainer_arguments(compute, out_dir, seed),
         learning_rate=config.learning_rate,
         total_episodes=config.total_episodes or len(train),
-        per_device_train_batch_size=config.micro_batch_size,
-        gradient_accumulation_steps=config.rollouts_per_update // config.micro_batch_size,
-        num_mini_batches=1,
+        # TRL steps the optimizer once per gradient_accumulation_steps micro-batches, across mini-batch
+        # boundaries; so one rollout batch per device, no accumulation, and PPO's minibatches as
+        # num_mini_batches give rollouts_per_update / mini_batch_size optimizer steps per PPO epoch.
+        per_device_train_batch_size=config.rollouts_per_update,
+        gradient_accumulation_steps=1,
+        num_mini_batches=config.rollouts_per_update // config.mini_batch_size,
         local_rollout_forward_batch_size=config.rollouts_per_update,
         num_ppo_epochs=config.ppo_epochs,
         kl_coef=config.kl_coef,
@@ -46,7 +65,7 @@ def train_ppo(config: Ppo, compute: Compute, policy: str, reward_model: str, tra
         stop_token="eos",
         num_sample_generations=0,
     )
-    dataset = Dataset.from_dict({"input_ids": [tokenizer(prompt)["input_ids"] for prompt in train]})
+    dataset = Dataset.from_dict({"input_ids": [prompt_ids(tokenizer, prompt) for prompt in train]})
     trainer = PPOTrainer(
         args=args,
         processing_class=tokenizer,
@@ -55,17 +74,13 @@ def train_ppo(config: Ppo, compute: Compute, policy: str, reward_model: str, tra
         reward_model=reward,
         value_model=value,
         train_dataset=dataset,
-        eval_dataset=dataset.select(range(min(len(dataset), config.micro_batch_size))),  # unused: no sample tables
+        eval_dataset=dataset.select(range(min(len(dataset), config.mini_batch_size))),  # unused: no sample tables
+        peft_config=lora_config(settings.lora, "CAUSAL_LM") if settings.lora else None,
     )
     quiet(trainer)
     trainer.train()
-    model.eval()
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    trained = trainer.accelerator.unwrap_model(trainer.model).policy.eval()
+    save_policy(trained, tokenizer, out_dir, policy, settings, merged=settings.save_merged)
     history = save_logs(trainer, out_dir)
     last = history[-1] if history else {}
-    return {
-        "updates": trainer.state.global_step,
-        "final_score": last.get("objective/scores"),
-        "final_kl": last.get("objective/kl"),
-    }
+    return {"updates": trainer.state.global_step, "final_score": last.get("objective/scores"), "final_kl": last.get("objective/kl")}

@@ -1,14 +1,15 @@
 """Reward stage: a Bradley-Terry reward model, P(a > b) = sigmoid(r(a) - r(b)), with TRL's RewardTrainer.
 
-It starts from the policy's weights with a new scalar head and keeps the policy's tokenizer,
-so that PPO can score the policy's token ids directly.
+It starts from the policy's weights with a new scalar head and keeps the policy's tokenizer, and
+it is trained on exactly the tokens PPO will hand it (formatting.scored_ids), read at the EOS.
 """
 
 import json
 from pathlib import Path
 
-from ..models import load_reward_model, load_tokenizer
-from ..recipe import Compute, Reward
+from ..formatting import scored_ids, text_of
+from ..models import device_for, load_reward_model, load_tokenizer, lora_config, merge_adapter
+from ..recipe import Compute, Model, Reward
 from ..scoring import reward_scores
 from .common import quiet, save_logs, trainer_arguments
 
@@ -18,8 +19,9 @@ def pairwise_accuracy(reward_model, tokenizer, pairs, batch_size: int) -> dict:
 
     pairs: rows with prompt, chosen, rejected and gold_agrees (False where noise flipped the label).
     """
-    chosen = reward_scores(reward_model, tokenizer, pairs["prompt"], pairs["chosen"], batch_size)
-    rejected = reward_scores(reward_model, tokenizer, pairs["prompt"], pairs["rejected"], batch_size)
+    prompts = [text_of(p) for p in pairs["prompt"]]
+    chosen = reward_scores(reward_model, tokenizer, prompts, [text_of(c) for c in pairs["chosen"]], batch_size)
+    rejected = reward_scores(reward_model, tokenizer, prompts, [text_of(r) for r in pairs["rejected"]], batch_size)
     agrees_with_label = [c > r for c, r in zip(chosen, rejected)]
     agrees_with_gold = [a == g for a, g in zip(agrees_with_label, pairs["gold_agrees"])]
     return {
@@ -29,15 +31,38 @@ def pairwise_accuracy(reward_model, tokenizer, pairs, batch_size: int) -> dict:
     }
 
 
-def train_reward_model(config: Reward, compute: Compute, policy: str, preferences_dir: Path, out_dir: Path, seed: int):
-    """Train on the train pairs, measure held-out pairwise accuracy, save model and metrics to out_dir."""
+def tokenized_pairs(tokenizer, pairs):
+    """The pairs as RewardTrainer's pre-tokenized columns chosen_ids and rejected_ids."""
+    from datasets import Dataset
+
+    rows = []
+    for pair in pairs:
+        prompt = text_of(pair["prompt"])
+        rows.append(
+            {
+                "chosen_ids": scored_ids(tokenizer, prompt, text_of(pair["chosen"])),
+                "rejected_ids": scored_ids(tokenizer, prompt, text_of(pair["rejected"])),
+            }
+        )
+    return Dataset.from_list(rows)
+
+
+def train_reward_model(
+    config: Reward, settings: Model, compute: Compute, policy: str, preferences_dir: Path, out_dir: Path, seed: int
+):
+    """Train on the train pairs, measure held-out pairwise accuracy, save model and metrics to out_dir.
+
+    With LoRA the adapter (and score head) go to out_dir/adapter and full merged weights to out_dir,
+    which is what PPO loads.
+    """
     from datasets import load_from_disk
     from transformers import set_seed
     from trl import RewardConfig, RewardTrainer
 
     set_seed(seed)  # the new score head is drawn from this seed
-    tokenizer = load_tokenizer(policy)
-    model = load_reward_model(policy, tokenizer.pad_token_id)
+    tokenizer = load_tokenizer(policy, settings.trust_remote_code)
+    device = device_for(compute)
+    model = load_reward_model(policy, tokenizer.pad_token_id, settings, device, load_in_4bit=config.load_in_4bit)
     pairs = load_from_disk(str(preferences_dir / "dataset"))
     args = RewardConfig(
         **trainer_arguments(compute, out_dir, seed),
@@ -48,17 +73,23 @@ def train_reward_model(config: Reward, compute: Compute, policy: str, preference
         per_device_train_batch_size=config.batch_size,
         max_length=config.max_length_tokens,
     )
-    train = pairs["train"].select_columns(["prompt", "chosen", "rejected"])
-    trainer = RewardTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer)
+    peft = lora_config(config.lora, "SEQ_CLS") if config.lora else None
+    trainer = RewardTrainer(
+        model=model, args=args, train_dataset=tokenized_pairs(tokenizer, pairs["train"]), processing_class=tokenizer, peft_config=peft
+    )
     quiet(trainer)
     trainer.train()
-    model.eval()
+    trained = trainer.accelerator.unwrap_model(trainer.model).eval()
     metrics = {
-        "train": pairwise_accuracy(model, tokenizer, pairs["train"], config.batch_size),
-        "heldout": pairwise_accuracy(model, tokenizer, pairs["heldout"], config.batch_size),
+        "train": pairwise_accuracy(trained, tokenizer, pairs["train"], config.batch_size),
+        "heldout": pairwise_accuracy(trained, tokenizer, pairs["heldout"], config.batch_size),
         "steps": trainer.state.global_step,
     }
-    model.save_pretrained(out_dir)
+    if config.lora:
+        trained.save_pretrained(out_dir / "adapter")
+        merge_adapter(policy, out_dir / "adapter", out_dir, settings, reward_pad_token_id=tokenizer.pad_token_id)
+    else:
+        trained.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     save_logs(trainer, out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -6,23 +6,26 @@ it never saw; they are never trained on.
 
 from pathlib import Path
 
-from ..models import load_policy, load_tokenizer
-from ..recipe import Sampling
+from ..formatting import prompt_ids
+from ..models import device_for, load_policy, load_tokenizer
+from ..recipe import Compute, Model, Sampling
 from ..sampling import generate_responses
 
 
-def sample_responses(config: Sampling, policy: str, train: list[str], heldout: list[str], out_dir: Path, seed: int):
+def sample_responses(
+    config: Sampling, settings: Model, compute: Compute, policy: str, train: list[str], heldout: list[str], out_dir: Path, seed: int
+):
     """Write a `datasets` dataset to out_dir: one row per response (split, prompt_index, prompt, response)."""
     from datasets import Dataset
 
-    tokenizer = load_tokenizer(policy)
-    model = load_policy(policy)
+    tokenizer = load_tokenizer(policy, settings.trust_remote_code)
+    model = load_policy(policy, settings, device_for(compute))
     rows = []
     for split, prompts in (("train", train), ("heldout", heldout)):
         groups = generate_responses(
             model,
             tokenizer,
-            prompts,
+            [prompt_ids(tokenizer, prompt) for prompt in prompts],
             responses_per_prompt=config.responses_per_prompt,
             max_new_tokens=config.max_new_tokens,
             temperature=config.temperature,

@@ -1,0 +1,50 @@
+"""The policies of a run, loaded for evaluation with one copy of the base weights where possible.
+
+A LoRA-tuned policy is an adapter on the reference policy, so all adapters are loaded onto one
+base model and the reference is that model with its adapters disabled. Fully fine-tuned policies
+are loaded one at a time.
+"""
+
+from contextlib import contextmanager
+
+from .models import is_adapter, load_policy
+from .recipe import Model
+
+
+class PolicySet:
+    def __init__(self, paths: dict[str, str], settings: Model, device: str):
+        """paths: policy name -> model or adapter directory; paths["reference"] is the base of every adapter."""
+        self.paths, self.settings, self.device = paths, settings, device
+        self.base = load_policy(paths["reference"], settings, device)
+        self.adapters = [name for name, path in paths.items() if name != "reference" and is_adapter(path)]
+        self.shared = None
+        if self.adapters:
+            from peft import PeftModel
+
+            first, *rest = self.adapters
+            self.shared = PeftModel.from_pretrained(self.base, paths[first], adapter_name=first).eval()
+            for name in rest:
+                self.shared.load_adapter(paths[name], adapter_name=name)
+
+    @contextmanager
+    def reference(self):
+        """The reference policy: the base, with every adapter switched off."""
+        if self.shared is None:
+            yield self.base
+        else:
+            with self.shared.disable_adapter():
+                yield self.shared
+
+    @contextmanager
+    def policy(self, name: str):
+        """The named policy, ready to generate and score."""
+        if name == "reference":
+            with self.reference() as model:
+                yield model
+        elif name in self.adapters:
+            self.shared.set_adapter(name)
+            yield self.shared
+        else:
+            model = load_policy(self.paths[name], self.settings, self.device)
+            yield model
+            del model

@@ -1,0 +1,29 @@
+"""Recipes for GPUs cannot run here, but they validate, and by our own estimate each stage fits the
+GPU its header names. The architectures are the published configs of the models they name."""
+
+import pytest
+from transformers import Qwen2Config
+
+from rlhf_recipes.memory import GIB, count_parameters, stage_footprints
+from rlhf_recipes.recipe_loader import load_recipe
+
+from .conftest import REPO
+
+QWEN_1_5B = dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
+                 num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True)
+QWEN_7B = dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
+               num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False)
+
+
+@pytest.mark.parametrize(
+    "recipe, architecture, parameters_billions, gpu_gib",
+    [("qwen2.5-1.5b_sentiment_lora.yaml", QWEN_1_5B, 1.54, 16), ("qwen2.5-7b_sentiment_qlora.yaml", QWEN_7B, 7.62, 24)],
+)
+def test_gpu_recipe_fits_its_gpu(recipe, architecture, parameters_billions, gpu_gib, in_repo):
+    loaded = load_recipe(REPO / "recipes" / recipe)
+    policy = count_parameters(Qwen2Config(**architecture), loaded.model.lora)
+    reward = count_parameters(Qwen2Config(**architecture), loaded.reward.lora, for_reward=True)
+    assert policy.total / 1e9 == pytest.approx(parameters_billions, abs=0.01)
+    footprints = stage_footprints(loaded, policy, reward)
+    worst = max(footprints, key=lambda stage: footprints[stage].total)
+    assert footprints[worst].total < 0.9 * gpu_gib * GIB, f"{worst} needs {footprints[worst].total / GIB:.1f} GiB"

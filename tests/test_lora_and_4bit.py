@@ -1,0 +1,128 @@
+"""LoRA and 4-bit (QLoRA) paths of the reward, DPO and PPO stages on the tiny model.
+
+Each asserts that training moved every adapter: LoRA's B matrices start at exactly zero, so a
+B that is non-zero everywhere after training proves every adapted layer received updates.
+"""
+
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rlhf_recipes.recipe import Compute, Dpo, Lora, Model, Ppo, Reward
+from rlhf_recipes.stages.dpo import train_dpo
+from rlhf_recipes.stages.ppo import train_ppo
+from rlhf_recipes.stages.reward import train_reward_model
+
+PROMPTS = [f"{item} {place}" for item in ("the soup", "the phone", "the hotel room", "the movie") for place in ("at the mall", "in the city")]
+CPU = Compute(device="cpu")
+LORA = Lora(rank=4, alpha=8, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def preferences_dir(tmp_path_factory):
+    from datasets import Dataset, DatasetDict
+
+    rows = [
+        {"prompt": p, "chosen": c, "rejected": r, "chosen_score": 0.6, "rejected_score": -0.5, "gold_agrees": True}
+        for p in PROMPTS
+        for c, r in ((" was great and lovely .", " was awful ."), (" was nice .", " was rude and dirty ."))
+    ]
+    out = tmp_path_factory.mktemp("preferences")
+    DatasetDict({"train": Dataset.from_list(rows), "heldout": Dataset.from_list(rows[:4])}).save_to_disk(str(out / "dataset"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def reward_dir(tiny_model_dir, tmp_path_factory):
+    """An (untrained, seeded) reward model in the policy's tokenizer: enough for PPO to run against."""
+    from rlhf_recipes.models import load_reward_model, load_tokenizer
+
+    out = tmp_path_factory.mktemp("reward")
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    torch.manual_seed(0)
+    load_reward_model(str(tiny_model_dir), tokenizer.pad_token_id, Model(name_or_path=str(tiny_model_dir))).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def settings(tiny_model_dir, four_bit: bool) -> Model:
+    return Model(name_or_path=str(tiny_model_dir), lora=LORA, load_in_4bit=four_bit, dtype="bfloat16" if four_bit else "float32")
+
+
+def assert_every_adapter_trained(adapter_dir):
+    weights = load_file(adapter_dir / "adapter_model.safetensors")
+    b_matrices = {name: w for name, w in weights.items() if "lora_B" in name}
+    assert b_matrices, "no LoRA weights saved"
+    untouched = [name for name, w in b_matrices.items() if (w == 0).all()]
+    assert not untouched, untouched
+
+
+@pytest.mark.parametrize("four_bit", [False, True], ids=["lora", "qlora"])
+def test_reward_model_with_lora(tiny_model_dir, preferences_dir, tmp_path, four_bit):
+    config = Reward(epochs=2, learning_rate=1e-2, batch_size=4, lora=LORA, load_in_4bit=four_bit)
+    metrics = train_reward_model(config, settings(tiny_model_dir, four_bit), CPU, str(tiny_model_dir), preferences_dir, tmp_path, 0)
+    assert_every_adapter_trained(tmp_path / "adapter")
+    adapter = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    head = next(w for name, w in adapter.items() if "score" in name)
+    merged = load_file(tmp_path / "model.safetensors")
+    assert torch.allclose(merged["score.weight"].float(), head.float(), atol=1e-2), "the trained head is merged in"
+    assert 0 <= metrics["heldout"]["accuracy_vs_gold"] <= 1
+
+
+@pytest.mark.parametrize("four_bit", [False, True], ids=["lora", "qlora"])
+def test_dpo_with_lora(tiny_model_dir, preferences_dir, tmp_path, four_bit):
+    config = Dpo(epochs=1, learning_rate=1e-2, batch_size=4, max_length_tokens=32)
+    train_dpo(config, settings(tiny_model_dir, four_bit), CPU, str(tiny_model_dir), preferences_dir, tmp_path, 0)
+    assert_every_adapter_trained(tmp_path)
+    assert not (tmp_path / "model.safetensors").exists(), "a LoRA policy is saved as an adapter"
+
+
+@pytest.mark.parametrize("four_bit", [False, True], ids=["lora", "qlora"])
+def test_ppo_with_lora_policy_and_value_model(tiny_model_dir, reward_dir, tmp_path, four_bit):
+    config = Ppo(learning_rate=1e-2, total_episodes=8, rollouts_per_update=4, mini_batch_size=2, ppo_epochs=1, max_new_tokens=6)
+    reward = Reward(lora=LORA, load_in_4bit=four_bit)
+    model = settings(tiny_model_dir, four_bit).model_copy(update={"save_merged": True})
+    train_ppo(config, model, reward, CPU, str(tiny_model_dir), str(reward_dir), PROMPTS, tmp_path, 0)
+    assert_every_adapter_trained(tmp_path)
+    assert (tmp_path / "merged" / "model.safetensors").is_file(), "save_merged writes full weights too"
+
+
+def test_full_fine_tuning_ppo_changes_every_policy_weight(tiny_model_dir, reward_dir, tmp_path):
+    config = Ppo(learning_rate=1e-2, total_episodes=8, rollouts_per_update=4, mini_batch_size=2, ppo_epochs=1, max_new_tokens=6)
+    train_ppo(config, Model(name_or_path=str(tiny_model_dir)), Reward(), CPU, str(tiny_model_dir), str(reward_dir), PROMPTS, tmp_path, 0)
+    before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(tmp_path / "model.safetensors")
+    assert not [name for name in before if torch.equal(before[name], after[name])]
+
+
+def test_chat_models_train_on_conversations(tiny_model_dir, tmp_path):
+    """With a chat template, pairs are conversational and every stage formats them through it."""
+    from datasets import Dataset, DatasetDict
+
+    from rlhf_recipes.formatting import preference_row, prompt_ids, scored_ids
+    from rlhf_recipes.models import load_tokenizer
+
+    chat_dir = tmp_path / "chat_model"
+    shutil.copytree(tiny_model_dir, chat_dir)
+    tokenizer = load_tokenizer(str(chat_dir))
+    tokenizer.chat_template = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}{{ eos_token }}{% endfor %}"
+        "{% if add_generation_prompt %}assistant:{% endif %}"
+    )
+    tokenizer.save_pretrained(chat_dir)
+    tokenizer = load_tokenizer(str(chat_dir))
+    assert tokenizer.decode(prompt_ids(tokenizer, "the soup")) == "user: the soup<|endoftext|>assistant:"
+    assert scored_ids(tokenizer, "the soup", " was great")[-1] == tokenizer.eos_token_id
+    rows = [
+        preference_row(p, " was great .", " was awful .", chat=True) | {"chosen_score": 1.0, "rejected_score": -1.0, "gold_agrees": True}
+        for p in PROMPTS
+    ]
+    prefs = tmp_path / "prefs"
+    DatasetDict({"train": Dataset.from_list(rows), "heldout": Dataset.from_list(rows[:4])}).save_to_disk(str(prefs / "dataset"))
+    model = Model(name_or_path=str(chat_dir))
+    (tmp_path / "rm").mkdir()
+    metrics = train_reward_model(Reward(epochs=3, learning_rate=1e-2, batch_size=4), model, CPU, str(chat_dir), prefs, tmp_path / "rm", 0)
+    assert metrics["train"]["accuracy_vs_gold"] == 1.0, "one repeated pair is learned exactly"
+    (tmp_path / "dpo").mkdir()
+    train_dpo(Dpo(epochs=1, learning_rate=1e-3, batch_size=4), model, CPU, str(chat_dir), prefs, tmp_path / "dpo", 0)
