@@ -102,6 +102,38 @@ def run(
     console.print(f"  reward model held-out accuracy {metrics['reward_model']['heldout_accuracy']:.3f}", highlight=False)
 
 
+@app.command()
+def report(run_dir: Path, debug: bool = DEBUG) -> None:
+    """Rebuild metrics.json, plots, report.md and report.html of a finished run, without retraining."""
+    if not (run_dir / "eval" / "generations.jsonl").is_file() or not (run_dir / "recipe.resolved.yaml").is_file():
+        _fail(RecipeError(f"{run_dir}: not a finished run (no eval/generations.jsonl). Fix: name a run directory "
+                          "that `rlhf run` completed, or finish it with `rlhf run`."))
+    _quiet_libraries(debug)
+    from .report import write_report
+
+    write_report(run_dir)
+    console.print(f"rebuilt {run_dir / 'report.md'}, {run_dir / 'report.html'}, {run_dir / 'metrics.json'}", highlight=False)
+
+
+@app.command()
+def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories (or their metrics.json files).")) -> None:
+    """Print one markdown table of every policy of several runs."""
+    import json
+
+    rows = ["| run | policy | gold mean | gold 95% CI | KL (nats) | win rate | reward-model accuracy |", "|---|---|---|---|---|---|---|"]
+    for run_dir in run_dirs:
+        path = run_dir if run_dir.suffix == ".json" else run_dir / "metrics.json"
+        if not path.is_file():
+            _fail(RecipeError(f"{run_dir}: no metrics.json. Fix: name finished run directories."))
+        metrics = json.loads(path.read_text())
+        accuracy = metrics["reward_model"]["heldout_accuracy"]
+        for name, m in metrics["policies"].items():
+            low, high = m.get("gold_ci95", [float("nan")] * 2)
+            rows.append(f"| {metrics['name']} | {name} | {m['gold_mean']:.3f} | [{low:.3f}, {high:.3f}] | {m['kl_mean']:.3f} "
+                        f"| {m['win_rate_vs_reference']:.3f} | {accuracy:.3f} |")
+    typer.echo("\n".join(rows))
+
+
 def _quiet_libraries(debug: bool) -> None:
     """Library warnings and progress bars are for --debug; the run's own messages stay."""
     if debug:

@@ -10,9 +10,8 @@ from collections.abc import Callable
 from functools import cache
 
 from .errors import RecipeError
-from .recipe import KeywordsLabeler, LengthLabeler, SentimentLabeler
-
-Labeler = Callable[[str], float]
+from .recipe import CompositeLabeler, KeywordsLabeler, Labeler, LengthLabeler, PythonLabeler, RegexLabeler, SentimentLabeler
+from .user_functions import import_function
 
 
 @cache
@@ -38,16 +37,43 @@ def keywords_score(text: str, keywords: list[str]) -> float:
     return float(len(pattern.findall(text)))
 
 
-def make_labeler(config: SentimentLabeler | LengthLabeler | KeywordsLabeler) -> Labeler:
-    """The scoring function a recipe's `labeler:` section describes."""
+def regex_score(text: str, pattern: str, ignore_case: bool) -> float:
+    """How many non-overlapping matches of `pattern` the text holds."""
+    return float(len(re.findall(pattern, text, flags=re.IGNORECASE if ignore_case else 0)))
+
+
+def make_labeler(config: Labeler) -> Callable[[str], float]:
+    """The scoring function a recipe's `labeler:` (or `gold_labeler:`) section describes."""
     if isinstance(config, SentimentLabeler):
         return sentiment_score
     if isinstance(config, LengthLabeler):
         return lambda text: length_score(text, config.target_words)
-    return lambda text: keywords_score(text, config.keywords)
+    if isinstance(config, KeywordsLabeler):
+        return lambda text: keywords_score(text, config.keywords)
+    if isinstance(config, RegexLabeler):
+        return lambda text: regex_score(text, config.pattern, config.ignore_case)
+    if isinstance(config, PythonLabeler):
+        return import_function(config.function)
+    parts = [(part.weight, make_labeler(part.labeler)) for part in config.parts]
+    return lambda text: sum(weight * float(labeler(text)) for weight, labeler in parts)
 
 
-def score_all(labeler: Labeler, texts: list[str]) -> list[float]:
+def describe(config: Labeler) -> str:
+    """A short human name: 'sentiment', 'length(20)', '1*sentiment + 0.1*length(20)'."""
+    if isinstance(config, LengthLabeler):
+        return f"length({config.target_words})"
+    if isinstance(config, KeywordsLabeler):
+        return f"keywords({', '.join(config.keywords)})"
+    if isinstance(config, RegexLabeler):
+        return f"regex({config.pattern})"
+    if isinstance(config, PythonLabeler):
+        return config.function
+    if isinstance(config, CompositeLabeler):
+        return " + ".join(f"{part.weight:g}*{describe(part.labeler)}" for part in config.parts)
+    return config.kind
+
+
+def score_all(labeler: Callable[[str], float], texts: list[str]) -> list[float]:
     """Score every text; a labeler that raises or returns a non-finite number stops the run by name."""
     scores = []
     for text in texts:

@@ -8,8 +8,9 @@ from .formatting import uses_chat_template
 from .models import load_tokenizer, prepare_base_model
 from .prompts import prepare_prompts
 from .recipe import Recipe
-from .report import build_metrics, read_generations, render_report
+from .report import write_report
 from .run_directory import RunDirectory
+from .stages.curves import CurveSpec
 from .stages.dpo import train_dpo
 from .stages.evaluate import evaluate_policies
 from .stages.label import label_responses
@@ -41,6 +42,7 @@ def run_recipe(recipe: Recipe, run_dir: Path, console: Console | None = None) ->
     run.record("base_model", policy)
     chat = uses_chat_template(load_tokenizer(policy, recipe.model.trust_remote_code))
     model, compute = recipe.model, recipe.compute
+    gold = recipe.gold_labeler or recipe.labeler
 
     if recipe.sft is not None:
         with run.stage("sft") as out:
@@ -51,34 +53,29 @@ def run_recipe(recipe: Recipe, run_dir: Path, console: Console | None = None) ->
         announce("samples", sample_responses(recipe.sampling, model, compute, policy, train, heldout, out, seed))
 
     with run.stage("preferences") as out:
-        preferences = label_responses(recipe.labeler, recipe.preferences, run.path("samples"), chat, out, seed)
+        preferences = label_responses(recipe.labeler, gold, recipe.preferences, run.path("samples"), chat, out, seed)
     announce("preferences", {split: preferences[split]["pairs"] for split in ("train", "heldout")})
 
     with run.stage("reward_model") as out:
         reward = train_reward_model(recipe.reward, model, compute, policy, run.path("preferences"), out, seed)
-    announce("reward_model", {"heldout_accuracy": reward["heldout"]["accuracy_vs_gold"]})
+    announce("reward_model", {"heldout_accuracy": reward["heldout"]["vs_gold"]})
     reward_model = str(run.path("reward_model"))
 
     policies = {"reference": policy}
+    curve = CurveSpec(recipe.evaluation, gold, heldout, reward_model)
     if recipe.ppo is not None:
         with run.stage("ppo") as out:
-            announce("ppo", train_ppo(recipe.ppo, model, recipe.reward, compute, policy, reward_model, train, out, seed))
+            summary = train_ppo(recipe.ppo, model, recipe.reward, compute, policy, reward_model, train, out, seed, curve)
+        announce("ppo", summary)
         policies["ppo"] = str(run.path("ppo"))
     if recipe.dpo is not None:
         with run.stage("dpo") as out:
-            announce("dpo", train_dpo(recipe.dpo, model, compute, policy, run.path("preferences"), out, seed))
+            announce("dpo", train_dpo(recipe.dpo, model, recipe.reward, compute, policy, run.path("preferences"), out, seed, curve))
         policies["dpo"] = str(run.path("dpo"))
 
     with run.stage("eval") as out:
-        evaluation = evaluate_policies(
-            recipe.evaluation, recipe.labeler, model, recipe.reward, compute, policies, reward_model, heldout, out, seed
-        )
-
-    metrics = build_metrics(recipe, preferences, reward, evaluation, run.stage_seconds())
-    run.write_json("metrics.json", metrics)
-    generations = read_generations(run.path("eval") / "generations.jsonl")
-    run.write_text("report.md", render_report(metrics, generations, recipe.evaluation.examples_in_report))
-    return metrics
+        evaluate_policies(recipe, policies, reward_model, heldout, run.path("preferences"), out)
+    return write_report(run_dir)
 
 
 def _short(value) -> str:

@@ -1,9 +1,9 @@
 """From scored responses to preference pairs: pairing, ties, and the simulated labeler's noise."""
 
-import math
 import random
 from itertools import combinations
 
+from .metrics import sigmoid
 from .recipe import Preferences
 
 
@@ -44,22 +44,19 @@ def prefers_first(score_a: float, score_b: float, config: Preferences, rng: rand
     return first
 
 
-def sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
-
-
 def label_pairs(groups: list[dict], config: Preferences, seed: int) -> tuple[list[dict], int]:
     """Turn each prompt's scored responses into labeled pairs in TRL's preference format.
 
-    groups: one dict per prompt with `prompt`, `responses` (K texts) and `scores` (K gold scores).
-    Returns the rows (prompt, chosen, rejected, chosen_score, rejected_score, gold_agrees) and
-    the number of tied pairs dropped. gold_agrees is False where noise made the labeler pick
-    the response with the lower gold score.
+    groups: one dict per prompt with `prompt`, `responses` (K texts), `scores` (K labeler scores,
+    before noise) and `gold` (K gold scores; the same as scores unless a separate gold labeler is set).
+    Returns the rows (prompt, chosen, rejected, chosen_score, rejected_score, chosen_gold,
+    rejected_gold, noise_free) and the number of tied pairs dropped. noise_free is False where
+    noise made the labeler prefer the response with the lower labeler score.
     """
     rng = random.Random(seed)
     rows, ties = [], 0
     for group in groups:
-        scores = group["scores"]
+        scores, gold = group["scores"], group.get("gold", group["scores"])
         pairs = candidate_pairs(scores, config.pairing, config.tie_margin, rng)
         shown = {"best_vs_worst": 1, "random": len(scores) // 2, "all": len(scores) * (len(scores) - 1) // 2}
         ties += shown[config.pairing] - len(pairs)
@@ -73,7 +70,9 @@ def label_pairs(groups: list[dict], config: Preferences, seed: int) -> tuple[lis
                     "rejected": group["responses"][rejected],
                     "chosen_score": scores[chosen],
                     "rejected_score": scores[rejected],
-                    "gold_agrees": first,
+                    "chosen_gold": gold[chosen],
+                    "rejected_gold": gold[rejected],
+                    "noise_free": first,
                 }
             )
     return rows, ties

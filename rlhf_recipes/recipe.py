@@ -5,6 +5,7 @@ working directory. `recipe_loader.load_recipe` reads YAML, applies dotted overri
 turns validation errors into messages that name the YAML path, the value and the fix.
 """
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -191,7 +192,58 @@ class KeywordsLabeler(Section):
     keywords: Annotated[list[str], Field(min_length=1)] = Field(description="Words that earn one point each time.")
 
 
-Labeler = Annotated[SentimentLabeler | LengthLabeler | KeywordsLabeler, Field(discriminator="kind")]
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"{pattern!r} is not a regular expression: {error}. Fix: correct the pattern") from None
+    return pattern
+
+
+class RegexLabeler(Section):
+    """Prefers responses that match a regular expression more often: score = number of matches."""
+
+    kind: Literal["regex"]
+    pattern: Annotated[str, AfterValidator(_compiles)] = Field(description="A Python regular expression.")
+    ignore_case: bool = Field(True, description="Match without regard to case.")
+
+
+def _importable(target: str) -> str:
+    from .user_functions import import_function
+
+    import_function(target)  # raises ValueError naming what is missing
+    return target
+
+
+class PythonLabeler(Section):
+    """Your own function `module:function`, text -> float. It is imported only because the recipe names it;
+    the current directory is searched after installed packages."""
+
+    kind: Literal["python"]
+    function: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"), AfterValidator(_importable)] = Field(
+        description="module:function, e.g. my_labelers:politeness."
+    )
+
+
+class WeightedLabeler(Section):
+    """One part of a composite labeler."""
+
+    weight: float = Field(description="Multiplies this part's score (may be negative).")
+    labeler: "Labeler" = Field(description="Any labeler, composite included.")
+
+
+class CompositeLabeler(Section):
+    """A weighted sum of labelers: score = sum over parts of weight * score."""
+
+    kind: Literal["composite"]
+    parts: Annotated[list[WeightedLabeler], Field(min_length=1)] = Field(description="The weighted labelers.")
+
+
+Labeler = Annotated[
+    SentimentLabeler | LengthLabeler | KeywordsLabeler | RegexLabeler | PythonLabeler | CompositeLabeler,
+    Field(discriminator="kind"),
+]
+WeightedLabeler.model_rebuild()
 
 
 class Preferences(Section):
@@ -259,6 +311,9 @@ class Ppo(Section):
     missing_eos_penalty: Annotated[float, Field(ge=0)] | None = Field(
         None, description="Subtracted from the score of a response that never ends."
     )
+    eval_every_updates: PositiveInt | None = Field(
+        None, description="Evaluate on held-out prompts every this many PPO updates (training curve); off if unset."
+    )
 
     @model_validator(mode="after")
     def _batches_divide(self):
@@ -291,6 +346,9 @@ class Dpo(Section):
         "sigmoid", description="sigmoid: the DPO paper's loss; hinge: SLiC; ipo: IPO."
     )
     max_length_tokens: PositiveInt = Field(512, description="Prompt+response longer than this is truncated.")
+    eval_every_steps: PositiveInt | None = Field(
+        None, description="Evaluate on held-out prompts every this many optimizer steps (training curve); off if unset."
+    )
 
 
 class Evaluation(Section):
@@ -301,6 +359,11 @@ class Evaluation(Section):
     temperature: PositiveFloat = Field(1.0, description="Sampling temperature; KL is measured at it too.")
     batch_size: PositiveInt = Field(32, description="Sequences generated or scored at once.")
     examples_in_report: Annotated[int, Field(ge=0)] = Field(3, description="Sample generations per policy shown.")
+    best_of_n: list[PositiveInt] = Field(
+        [1, 2, 4, 8, 16],
+        description="N of the best-of-N baselines: the reference's best of N samples by learned reward; [] for none.",
+    )
+    curve_prompts: PositiveInt = Field(32, description="Held-out prompts answered at each point of a training curve.")
 
 
 class Compute(Section):
@@ -322,7 +385,10 @@ class Recipe(Section):
     prompts: Prompts = Field(description="Prompt source and the train/held-out split.")
     sft: Sft | None = Field(None, description="Optional SFT warm start; omit to start from the model as is.")
     sampling: Sampling = Field(Sampling(), description="Sampling of responses to label.")
-    labeler: Labeler = Field(description="The proxy labeler: kind sentiment, length or keywords.")
+    labeler: Labeler = Field(description="The proxy labeler that makes training pairs (before noise).")
+    gold_labeler: Labeler | None = Field(
+        None, description="The judge of evaluation; default: the labeler itself, without noise."
+    )
     preferences: Preferences = Field(Preferences(), description="Pairing and label noise.")
     reward: Reward = Field(Reward(), description="Reward-model training.")
     ppo: Ppo | None = Field(None, description="PPO training; omit to skip PPO.")

@@ -1,94 +1,268 @@
-"""metrics.json (the documented contract) and report.md, written from the stages' saved outputs."""
+"""report.md and a self-contained report.html, rendered from one list of blocks built from metrics.json,
+so the two cannot disagree with each other or with metrics.json."""
 
-import json
+import base64
+import html
+import re
 from pathlib import Path
 
-from .recipe import Recipe
-
-SCHEMA_VERSION = 1
+from .analysis import POLICY_ORDER
 
 
-def build_metrics(recipe: Recipe, preferences: dict, reward: dict, policies: dict, stage_seconds: dict) -> dict:
-    """The contents of metrics.json; README.md documents every key."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "name": recipe.name,
-        "seed": recipe.seed,
-        "labeler": recipe.labeler.kind,
-        "preferences": {
-            "train_pairs": preferences["train"]["pairs"],
-            "heldout_pairs": preferences["heldout"]["pairs"],
-            "ties_dropped": preferences["train"]["ties_dropped"],
-            "noisy_label_fraction": preferences["train"]["noisy_label_fraction"],
-        },
-        "reward_model": {
-            "heldout_accuracy": reward["heldout"]["accuracy_vs_gold"],
-            "heldout_accuracy_vs_labels": reward["heldout"]["accuracy_vs_labels"],
-            "heldout_pairs": reward["heldout"]["pairs"],
-            "train_accuracy": reward["train"]["accuracy_vs_gold"],
-        },
-        "policies": policies,
-        "stage_seconds": stage_seconds,
-    }
+def number(value, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.{digits}f}"
 
 
-def render_report(metrics: dict, generations: list[dict], examples: int) -> str:
-    """report.md: the comparison table, reward-model quality, the data, samples and time per stage."""
-    policies, rm, prefs = metrics["policies"], metrics["reward_model"], metrics["preferences"]
+def interval(values) -> str:
+    return f"[{number(values[0])}, {number(values[1])}]"
+
+
+def build_blocks(metrics: dict, generations: list[dict], examples: int, plots: list[str]) -> list[tuple]:
+    """The report as blocks: ("h1"|"h2"|"p", text), ("table", header, rows), ("image", file, caption), ("list", items)."""
+    policies = {name: metrics["policies"][name] for name in POLICY_ORDER if name in metrics["policies"]}
+    rm, prefs = metrics["reward_model"], metrics["preferences"]
     n = policies["reference"]["n"]
-    lines = [
-        f"# Run `{metrics['name']}` (seed {metrics['seed']})",
-        "",
-        f"## Policies on held-out prompts ({n} responses each)",
-        "",
-        "| policy | gold mean ± std | reward-model mean | KL to reference (nats) | win rate vs reference | wins / ties / losses | mean words |",
-        "|---|---|---|---|---|---|---|",
+    blocks: list[tuple] = [
+        ("h1", f"Run `{metrics['name']}` (seed {metrics['seed']})"),
+        ("p", f"Training labeler: `{metrics['labeler']}`. Gold labeler (the judge of every evaluation): "
+              f"`{metrics['gold_labeler']}`, without noise."),
+        ("h2", f"Policies on held-out prompts ({n} responses each)"),
+        ("table",
+         ["policy", "gold mean", "gold 95% CI", "learned reward", "learned − gold gain (SD)", "KL (nats)", "win rate",
+          "wins / ties / losses", "mean words", "distinct-1", "distinct-2", "over-optimized"],
+         [[name, number(m["gold_mean"]), interval(m["gold_ci95"]), number(m["reward_model_mean"]),
+           number(m["learned_minus_gold_gap"]), number(m["kl_mean"]), number(m["win_rate_vs_reference"]),
+           f"{m['wins']} / {m['ties']} / {m['losses']}", number(m["mean_length_words"], 1), number(m["distinct_1"]),
+           number(m["distinct_2"]), number(m["overoptimized"])] for name, m in policies.items()]),
+        ("p", "Win rate: each response's gold score against the reference's response to the same prompt and "
+              "sample index; a tie counts half. KL: the mean over responses y ~ π of log π(y|x) − log π_ref(y|x) "
+              "(the k1 estimator, in nats). Learned − gold gain: the rise of the learned reward minus the rise of "
+              "gold, each in standard deviations of the reference's scores; positive means the reward model "
+              "sees more improvement than gold does. Over-optimized: the learned reward rose (> 0.1 SD) but gold "
+              "did not rise significantly."),
     ]
-    for name, m in policies.items():
-        lines.append(
-            f"| {name} | {m['gold_mean']:.3f} ± {m['gold_std']:.3f} | {m['reward_model_mean']:.3f} | {m['kl_mean']:.3f} "
-            f"| {m['win_rate_vs_reference']:.3f} | {m['wins']} / {m['ties']} / {m['losses']} | {m['mean_length_words']:.1f} |"
-        )
-    lines += [
-        "",
-        f"Gold is the `{metrics['labeler']}` labeler without noise. Win rate: the gold score of each response "
-        "against the reference's response to the same prompt and sample index; a tie counts half. "
-        "KL: mean over responses sampled from the policy of log π(y|x) − log π_ref(y|x) (the k1 estimator).",
-        "",
-        "## Reward model",
-        "",
-        f"- Held-out pairwise accuracy against gold: **{rm['heldout_accuracy']:.3f}** on {rm['heldout_pairs']} pairs "
+    if "frontier.png" in plots:
+        blocks.append(("image", "frontier.png", "Gold reward vs KL: final policies, training checkpoints and best-of-N."))
+    if metrics["best_of_n"]:
+        bon = sorted(metrics["best_of_n"].items(), key=lambda item: int(item[0]))
+        blocks += [
+            ("h2", "Best-of-N (the reference's best of N samples by learned reward)"),
+            ("table", ["N", "gold mean", "gold 95% CI", "learned reward", "KL bound (nats)", "win rate", "generations per answer"],
+             [[n, number(b["gold_mean"]), interval(b["gold_ci95"]), number(b["reward_model_mean"]), number(b["kl_bound"]),
+               number(b["win_rate_vs_reference"]), str(b["generations_per_prompt"])] for n, b in bon]),
+            ("p", f"{bon[0][1]['prompts']} held-out prompts. KL bound: KL(best-of-N ‖ reference) ≤ log N − (N − 1)/N."),
+        ]
+    blocks += reward_model_blocks(metrics, plots)
+    blocks += curve_blocks(metrics, plots)
+    blocks += cost_blocks(metrics)
+    blocks += [
+        ("h2", "Length and diversity"),
+        ("table", ["policy", "p10 words", "median words", "p90 words", "distinct-1", "distinct-2"],
+         [[name, str(m["length_words"]["p10"]), str(m["length_words"]["p50"]), str(m["length_words"]["p90"]),
+           number(m["distinct_1"]), number(m["distinct_2"])] for name, m in policies.items()]),
+        ("p", "distinct-n: distinct n-grams over all n-grams, pooled across a policy's responses."),
+    ]
+    if "lengths.png" in plots:
+        blocks.append(("image", "lengths.png", "Response length per policy."))
+    blocks += sample_blocks(generations, examples)
+    seconds = metrics["stage_seconds"]
+    blocks += [
+        ("h2", "Time per stage"),
+        ("table", ["stage", "seconds"], [[stage, number(value, 1)] for stage, value in seconds.items()]
+         + [["total", number(sum(seconds.values()), 1)]]),
+    ]
+    return blocks
+
+
+def reward_model_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
+    rm, prefs, implicit = metrics["reward_model"], metrics["preferences"], metrics["dpo_implicit_reward"]
+    items = [
+        f"Held-out pairwise accuracy against gold: **{number(rm['heldout_accuracy'])}** on {rm['heldout_pairs']} pairs "
         "from prompts never trained on",
-        f"- Against the (noisy) labels it was trained to imitate: {rm['heldout_accuracy_vs_labels']:.3f}",
-        f"- On its own training pairs, against gold: {rm['train_accuracy']:.3f}",
-        "",
-        "## Preference data",
-        "",
-        f"- {prefs['train_pairs']} train pairs and {prefs['heldout_pairs']} held-out pairs; "
-        f"{prefs['ties_dropped']} tied train pairs dropped",
-        f"- Train labels that disagree with gold (simulated noise): {prefs['noisy_label_fraction']:.1%}",
-        "",
-        "## Samples",
-        "",
+        f"Against the labeler before noise: {number(rm['heldout_accuracy_vs_proxy'])}; against the noisy labels it "
+        f"imitates: {number(rm['heldout_accuracy_vs_labels'])}, of a Bayes ceiling of "
+        f"{number(rm['bayes_accuracy_vs_labels'])} ({number(rm['fraction_of_ceiling'])} of what is attainable)",
+        f"On its own training pairs, against gold: {number(rm['train_accuracy'])}",
+        f"Spearman rank correlation with gold over held-out responses: {number(rm['spearman_vs_gold'])}",
+        f"Variance of the learned reward explained by length alone (R²): {number(rm['length_r2'])} "
+        f"(of gold: {number(rm['gold_length_r2'])})",
     ]
+    if implicit:
+        items.append(
+            f"DPO's implicit reward β·log(π/π_ref) (β = {number(implicit['beta'], 2)}) on the same pairs: "
+            f"{number(implicit['heldout_accuracy'])} against gold, {number(implicit['heldout_accuracy_vs_labels'])} "
+            "against the labels"
+        )
+    blocks = [
+        ("h2", "Reward model"),
+        ("list", items),
+        ("p", f"Preference data: {prefs['train_pairs']} train and {prefs['heldout_pairs']} held-out pairs; "
+              f"{prefs['ties_dropped']} tied train pairs dropped; {number(prefs['noisy_label_fraction'])} of the "
+              f"train labels disagree with the labeler before noise; {prefs['labeler_calls']} labeler calls."),
+    ]
+    if "reward_model_accuracy.png" in plots:
+        blocks.append(("image", "reward_model_accuracy.png", "Pairwise accuracy against gold and labels, with the Bayes ceiling."))
+    return blocks
+
+
+def curve_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
+    blocks = []
+    curves = metrics["training_curves"]
+    if curves:
+        rows = []
+        for name, curve in curves.items():
+            best = max(curve["points"], key=lambda point: point["gold_mean"])
+            final = curve["points"][-1]
+            rows.append([name, str(best["step"]), number(best["gold_mean"]), number(best["kl_mean"]), str(final["step"]),
+                         number(final["gold_mean"]), number(curve["overoptimized"])])
+        blocks += [
+            ("h2", "During training"),
+            ("table", ["method", "best step (gold)", "gold there", "KL there", "final step", "final gold", "gold fell from its peak"], rows),
+            ("p", "Held-out gold, learned reward and KL measured on a fixed subset of held-out prompts during training "
+                  "(evaluation.curve_prompts prompts, one response each)."),
+        ]
+        if "training_curves.png" in plots:
+            blocks.append(("image", "training_curves.png", "Held-out gold and learned reward during training."))
+    if "trainer_logs.png" in plots:
+        blocks.append(("image", "trainer_logs.png", "What TRL logged: reward-model loss and accuracy, PPO and DPO statistics."))
+    if "win_rates.png" in plots:
+        blocks.append(("image", "win_rates.png", "Win, tie and loss against the reference."))
+    return blocks
+
+
+def cost_blocks(metrics: dict) -> list[tuple]:
+    rows = [
+        [method, str(c["training_generations"]), str(c["labeler_calls"]), str(c["reward_model_calls"]), str(c["optimizer_steps"]),
+         number(c["training_seconds"], 1), str(c["generations_per_answer"]), number(c["gold_gain"]),
+         number(c["gold_gain_per_1k_training_generations"])]
+        for method, c in metrics["costs"].items()
+    ]
+    return [
+        ("h2", "Cost per method"),
+        ("table", ["method", "training generations", "labeler calls", "reward-model calls", "optimizer steps",
+                   "training seconds", "generations per answer", "gold gain", "gold gain per 1k training generations"], rows),
+        ("p", "Training generations include the sampled preference data every method but the reference is built on; "
+              "PPO adds its rollouts (each scored once by the reward model). Best-of-N pays at answer time: N "
+              "generations and N reward-model calls per answer. Optimizer steps include the reward model's for PPO "
+              "and best-of-N."),
+    ]
+
+
+def sample_blocks(generations: list[dict], examples: int) -> list[tuple]:
     by_policy: dict[str, list[dict]] = {}
     for row in generations:
         by_policy.setdefault(row["policy"], []).append(row)
+    blocks: list[tuple] = [("h2", "Samples")] if examples else []
     step = max(1, len(by_policy["reference"]) // max(examples, 1))
-    for index in range(0, step * examples, step)[:examples]:
-        prompt = by_policy["reference"][index]["prompt"]
-        lines.append(f"**Prompt:** {prompt}")
-        lines.append("")
-        for name, rows in by_policy.items():
-            row = rows[index]
-            lines.append(f"- {name} (gold {row['gold']:.2f}, reward model {row['reward_model']:.2f}): {row['response'].strip()!r}")
-        lines.append("")
-    lines += ["## Time per stage", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {stage} | {seconds:.1f} |" for stage, seconds in metrics["stage_seconds"].items()]
-    lines.append(f"| total | {sum(metrics['stage_seconds'].values()):.1f} |")
-    return "\n".join(lines) + "\n"
+    for index in list(range(0, step * examples, step))[:examples]:
+        blocks.append(("p", f"**Prompt:** {by_policy['reference'][index]['prompt']}"))
+        blocks.append(("list", [f"{name} (gold {number(rows[index]['gold'], 2)}, learned reward "
+                                f"{number(rows[index]['reward_model'], 2)}): {rows[index]['response'].strip()!r}"
+                                for name, rows in by_policy.items()]))
+    return blocks
 
 
-def read_generations(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as rows:
-        return [json.loads(line) for line in rows]
+def render_markdown(blocks: list[tuple], plots_dir: str = "plots") -> str:
+    lines = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "h1":
+            lines += [f"# {block[1]}", ""]
+        elif kind == "h2":
+            lines += [f"## {block[1]}", ""]
+        elif kind == "p":
+            lines += [block[1], ""]
+        elif kind == "list":
+            lines += [f"- {item}" for item in block[1]] + [""]
+        elif kind == "table":
+            lines += ["| " + " | ".join(block[1]) + " |", "|" + "---|" * len(block[1])]
+            lines += ["| " + " | ".join(row) + " |" for row in block[2]] + [""]
+        elif kind == "image":
+            lines += [f"![{block[2]}]({plots_dir}/{block[1]})", ""]
+    return "\n".join(lines)
+
+
+def _inline(text: str) -> str:
+    escaped = html.escape(text, quote=False)
+    escaped = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escaped)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
+
+
+def render_html(blocks: list[tuple], plots_dir: Path) -> str:
+    """One HTML file with the plots embedded as data URIs, readable offline and attachable anywhere."""
+    title = next((block[1] for block in blocks if block[0] == "h1"), "rlhf-recipes report")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ccc;padding:4px 8px;"
+        "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}"
+        "img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:0.9em}</style></head><body>",
+    ]
+    for block in blocks:
+        kind = block[0]
+        if kind in ("h1", "h2"):
+            parts.append(f"<{kind}>{_inline(block[1])}</{kind}>")
+        elif kind == "p":
+            parts.append(f"<p>{_inline(block[1])}</p>")
+        elif kind == "list":
+            parts.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block[1]) + "</ul>")
+        elif kind == "table":
+            header = "".join(f"<th>{_inline(cell)}</th>" for cell in block[1])
+            body = "".join("<tr>" + "".join(f"<td>{_inline(cell)}</td>" for cell in row) + "</tr>" for row in block[2])
+            parts.append(f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>")
+        elif kind == "image":
+            data = base64.b64encode((plots_dir / block[1]).read_bytes()).decode("ascii")
+            parts.append(f'<figure><img alt="{html.escape(block[2])}" src="data:image/png;base64,{data}">'
+                         f"<figcaption>{html.escape(block[2])}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_report(run_dir: Path) -> dict:
+    """(Re)build metrics.json, plots/*.png, report.md and report.html from run_dir's saved artifacts."""
+    import json
+    import os
+    import shutil
+
+    import yaml
+
+    from . import plots as figures
+    from .analysis import read_json, read_jsonl, summarise_run
+
+    metrics = summarise_run(run_dir)
+    generations = read_jsonl(run_dir / "eval" / "generations.jsonl")
+    staging = run_dir / ".plots.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    made = ["frontier.png", "win_rates.png", "lengths.png", "reward_model_accuracy.png"]
+    figures.frontier(metrics, staging / "frontier.png")
+    figures.win_rates(metrics, staging / "win_rates.png")
+    figures.lengths(generations, staging / "lengths.png")
+    figures.reward_model_accuracy(metrics, staging / "reward_model_accuracy.png")
+    if metrics["training_curves"]:
+        figures.training_curves(metrics, staging / "training_curves.png")
+        made.append("training_curves.png")
+    logs = {stage: read_json(run_dir / stage / "log_history.json", []) for stage in ("reward_model", "ppo", "dpo")}
+    if figures.trainer_logs(logs, staging / "trainer_logs.png"):
+        made.append("trainer_logs.png")
+    shutil.rmtree(run_dir / "plots", ignore_errors=True)
+    os.replace(staging, run_dir / "plots")
+    examples = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text())["evaluation"]["examples_in_report"]
+    blocks = build_blocks(metrics, generations, examples, made)
+    for name, text in (
+        ("metrics.json", json.dumps(metrics, indent=2) + "\n"),
+        ("report.md", render_markdown(blocks)),
+        ("report.html", render_html(blocks, run_dir / "plots")),
+    ):
+        temporary = run_dir / f".{name}.partial"
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, run_dir / name)
+    return metrics

@@ -3,7 +3,8 @@ import random
 
 import pytest
 
-from rlhf_recipes.preferences import candidate_pairs, label_pairs, prefers_first, sigmoid
+from rlhf_recipes.metrics import sigmoid
+from rlhf_recipes.preferences import candidate_pairs, label_pairs, prefers_first
 from rlhf_recipes.recipe import Preferences
 
 

@@ -5,13 +5,27 @@ With LoRA, the reference is the policy with its adapter disabled: no second copy
 
 from pathlib import Path
 
-from ..models import device_for, load_policy, load_tokenizer, lora_config, save_policy
-from ..recipe import Compute, Dpo, Model
+from ..models import device_for, load_policy, load_reward_model, load_tokenizer, lora_config, save_policy
+from ..recipe import Compute, Dpo, Model, Reward
 from .common import quiet, save_logs, trainer_arguments
+from .curves import CurveSpec, HeldoutCurve
 
 
-def train_dpo(config: Dpo, settings: Model, compute: Compute, policy: str, preferences_dir: Path, out_dir: Path, seed: int):
-    """Train on the train pairs with the initial policy as the frozen reference; save the policy to out_dir."""
+def train_dpo(
+    config: Dpo,
+    settings: Model,
+    reward_config: Reward,
+    compute: Compute,
+    policy: str,
+    preferences_dir: Path,
+    out_dir: Path,
+    seed: int,
+    curve: CurveSpec | None = None,
+):
+    """Train on the train pairs with the initial policy as the frozen reference; save the policy to out_dir.
+
+    With config.eval_every_steps and a CurveSpec, also write the held-out curve to out_dir/curve.json.
+    """
     from datasets import load_from_disk
     from transformers import set_seed
     from trl import DPOConfig, DPOTrainer
@@ -42,8 +56,15 @@ def train_dpo(config: Dpo, settings: Model, compute: Compute, policy: str, prefe
         peft_config=lora_config(settings.lora, "CAUSAL_LM") if settings.lora else None,
     )
     quiet(trainer)
+    tracker = None
+    if config.eval_every_steps and curve is not None:
+        scorer = load_reward_model(curve.reward_model, tokenizer.pad_token_id, settings, device, reward_config.load_in_4bit)
+        tracker = HeldoutCurve(config.eval_every_steps, curve.evaluation, curve.gold, tokenizer, scorer, curve.heldout, seed)
+        trainer.add_callback(tracker.attach(trainer.accelerator.unwrap_model(trainer.model), reference))
     trainer.train()
     trained = trainer.accelerator.unwrap_model(trainer.model).eval()
+    if tracker is not None:
+        tracker.save(out_dir / "curve.json")
     save_policy(trained, tokenizer, out_dir, policy, settings, merged=settings.save_merged)
     history = save_logs(trainer, out_dir)
     losses = [entry["loss"] for entry in history if "loss" in entry]

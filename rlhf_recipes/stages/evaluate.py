@@ -1,106 +1,116 @@
-"""Evaluate stage: every policy answers the held-out prompts; gold labeler, reward model and KL judge them."""
+"""Evaluate stage: every policy answers the held-out prompts; the gold labeler, the learned reward model
+and the KL to the reference judge them. Also the best-of-N baselines and DPO's implicit reward."""
 
 import json
 from pathlib import Path
 
-from ..formatting import prompt_ids
+from ..formatting import prompt_ids, scored_ids, text_of
 from ..labelers import make_labeler, score_all
-from ..metrics import kl_estimates, mean, std, win_rate, win_tie_loss
+from ..metrics import kl_estimates, pair_accuracies
 from ..models import device_for, load_reward_model, load_tokenizer
 from ..policy_set import PolicySet
-from ..recipe import Compute, Evaluation, Labeler, Model, Reward
+from ..recipe import Recipe
 from ..sampling import generate_responses
 from ..scoring import response_logprobs, reward_scores
 
 
-def evaluate_policies(
-    config: Evaluation,
-    labeler: Labeler,
-    settings: Model,
-    reward_config: Reward,
-    compute: Compute,
-    policies: dict[str, str],
-    reward_model: str,
-    heldout: list[str],
-    out_dir: Path,
-    seed: int,
-) -> dict:
-    """Metrics per policy; policies["reference"] is the initial policy every other is compared with.
+def evaluate_policies(recipe: Recipe, policies: dict[str, str], reward_model: str, heldout: list[str], preferences_dir: Path, out_dir: Path):
+    """policies: name -> model or adapter directory; policies["reference"] is what every other is compared with.
 
-    Every policy samples with the same seed. Writes generations.jsonl (one row per response)
-    and metrics.json to out_dir, and returns the metrics.
+    Every policy samples with the same seed. Writes to out_dir: generations.jsonl (a row per
+    response: gold, reward_model, kl, words), best_of_n.jsonl (the reference's samples for the
+    best-of-N baselines, with their scores) and, when DPO ran, dpo_implicit_reward.json.
     """
-    device = device_for(compute)
+    config, settings, seed = recipe.evaluation, recipe.model, recipe.seed
+    device = device_for(recipe.compute)
     tokenizer = load_tokenizer(policies["reference"], settings.trust_remote_code)
     models = PolicySet(policies, settings, device)
-    scorer = load_reward_model(reward_model, tokenizer.pad_token_id, settings, device, reward_config.load_in_4bit)
-    gold = make_labeler(labeler)
+    scorer = load_reward_model(reward_model, tokenizer.pad_token_id, settings, device, recipe.reward.load_in_4bit)
+    gold = make_labeler(recipe.gold_labeler or recipe.labeler)
     encoded = [prompt_ids(tokenizer, prompt) for prompt in heldout]
-    rows: dict[str, list[dict]] = {}
-    for name in policies:
-        with models.policy(name) as model:
-            groups = generate_responses(
-                model,
-                tokenizer,
-                encoded,
-                responses_per_prompt=config.responses_per_prompt,
-                max_new_tokens=config.max_new_tokens,
-                temperature=config.temperature,
-                batch_size=config.batch_size,
-                seed=seed,
-            )
-            responses = [response for group in groups for response in group]
-            ids = [encoded[response.prompt_index] for response in responses]
-            tokens = [response.token_ids for response in responses]
-            own = response_logprobs(model, ids, tokens, config.temperature, config.batch_size)
-        if name == "reference":
-            base = own
-        else:
-            with models.reference() as reference:
-                base = response_logprobs(reference, ids, tokens, config.temperature, config.batch_size)
-        prompts = [heldout[response.prompt_index] for response in responses]
-        texts = [response.text for response in responses]
-        rows[name] = [
-            {
-                "policy": name,
-                "prompt_index": response.prompt_index,
-                "prompt": prompt,
-                "response": response.text,
-                "gold": gold_score,
-                "reward_model": learned,
-                "kl": kl,
-                "words": len(response.text.split()),
-            }
-            for response, prompt, gold_score, learned, kl in zip(
-                responses,
-                prompts,
-                score_all(gold, texts),
-                reward_scores(scorer, tokenizer, prompts, texts, config.batch_size),
-                kl_estimates(own, base),
-            )
-        ]
-    metrics = {name: summarise(policy_rows, rows["reference"]) for name, policy_rows in rows.items()}
     with open(out_dir / "generations.jsonl", "w", encoding="utf-8") as out:
-        for policy_rows in rows.values():
-            for row in policy_rows:
+        for name in policies:
+            for row in answer(name, models, tokenizer, scorer, gold, heldout, encoded, config, seed):
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return metrics
+    if config.best_of_n:
+        with models.reference() as reference:
+            rows = best_of_n_samples(reference, tokenizer, scorer, gold, heldout, encoded, max(config.best_of_n), config, seed + 1)
+        with open(out_dir / "best_of_n.jsonl", "w", encoding="utf-8") as out:
+            out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    if "dpo" in policies:
+        from datasets import load_from_disk
+
+        pairs = load_from_disk(str(preferences_dir / "dataset"))["heldout"]
+        implicit = dpo_implicit_accuracy(models, tokenizer, pairs, recipe.dpo.beta, config.batch_size)
+        (out_dir / "dpo_implicit_reward.json").write_text(json.dumps(implicit, indent=2) + "\n")
+    return {"policies": len(policies), "responses_each": len(heldout) * config.responses_per_prompt}
 
 
-def summarise(rows: list[dict], reference_rows: list[dict]) -> dict:
-    """One policy's entry in metrics.json; responses are paired with the reference's by position."""
-    gold = [row["gold"] for row in rows]
-    wins, ties, losses = win_tie_loss(gold, [row["gold"] for row in reference_rows])
-    return {
-        "gold_mean": mean(gold),
-        "gold_std": std(gold),
-        "reward_model_mean": mean([row["reward_model"] for row in rows]),
-        "kl_mean": mean([row["kl"] for row in rows]),
-        "win_rate_vs_reference": win_rate(wins, ties, losses),
-        "wins": wins,
-        "ties": ties,
-        "losses": losses,
-        "mean_length_words": mean([row["words"] for row in rows]),
-        "n": len(rows),
-    }
+def answer(name, models: PolicySet, tokenizer, scorer, gold, heldout, encoded, config, seed) -> list[dict]:
+    """One policy's responses to every held-out prompt, each judged by gold, reward model and KL."""
+    with models.policy(name) as model:
+        groups = generate_responses(
+            model, tokenizer, encoded, config.responses_per_prompt, config.max_new_tokens, config.temperature, config.batch_size, seed
+        )
+        responses = [response for group in groups for response in group]
+        ids = [encoded[response.prompt_index] for response in responses]
+        tokens = [response.token_ids for response in responses]
+        own = response_logprobs(model, ids, tokens, config.temperature, config.batch_size)
+    if name == "reference":
+        base = own
+    else:
+        with models.reference() as reference:
+            base = response_logprobs(reference, ids, tokens, config.temperature, config.batch_size)
+    prompts = [heldout[response.prompt_index] for response in responses]
+    texts = [response.text for response in responses]
+    return [
+        {
+            "policy": name,
+            "prompt_index": response.prompt_index,
+            "prompt": prompt,
+            "response": response.text,
+            "gold": gold_score,
+            "reward_model": learned,
+            "kl": kl,
+            "words": len(response.text.split()),
+        }
+        for response, prompt, gold_score, learned, kl in zip(
+            responses,
+            prompts,
+            score_all(gold, texts),
+            reward_scores(scorer, tokenizer, prompts, texts, config.batch_size),
+            kl_estimates(own, base),
+        )
+    ]
+
+
+def best_of_n_samples(reference, tokenizer, scorer, gold, heldout, encoded, n: int, config, seed: int) -> list[dict]:
+    """n samples of the reference per held-out prompt, with learned and gold scores; best-of-N for any
+    N <= n picks, per prompt, the highest learned reward among the first N (nested samples)."""
+    groups = generate_responses(reference, tokenizer, encoded, n, config.max_new_tokens, config.temperature, config.batch_size, seed)
+    rows = [
+        {"prompt_index": index, "sample": sample, "prompt": heldout[index], "response": response.text}
+        for index, group in enumerate(groups)
+        for sample, response in enumerate(group)
+    ]
+    texts = [row["response"] for row in rows]
+    learned = reward_scores(scorer, tokenizer, [row["prompt"] for row in rows], texts, config.batch_size)
+    for row, gold_score, learned_score in zip(rows, score_all(gold, texts), learned):
+        row |= {"gold": gold_score, "reward_model": learned_score, "words": len(row["response"].split())}
+    return rows
+
+
+def dpo_implicit_accuracy(models: PolicySet, tokenizer, pairs, beta: float, batch_size: int) -> dict:
+    """DPO's implicit reward r(x, y) = beta * log(pi(y|x) / pi_ref(y|x)) as a classifier of held-out pairs."""
+    prompts = [prompt_ids(tokenizer, text_of(p)) for p in pairs["prompt"]]
+
+    def response_ids(column: str) -> list[list[int]]:
+        return [scored_ids(tokenizer, text_of(p), text_of(r))[len(ids) :] for p, r, ids in zip(pairs["prompt"], pairs[column], prompts)]
+
+    chosen, rejected = response_ids("chosen"), response_ids("rejected")
+    with models.policy("dpo") as model:
+        policy_c, policy_r = (response_logprobs(model, prompts, ids, 1.0, batch_size) for ids in (chosen, rejected))
+    with models.reference() as reference:
+        ref_c, ref_r = (response_logprobs(reference, prompts, ids, 1.0, batch_size) for ids in (chosen, rejected))
+    margins = [beta * ((pc - rc) - (pr - rr)) for pc, rc, pr, rr in zip(policy_c, ref_c, policy_r, ref_r)]
+    return pair_accuracies(margins, pairs["chosen_gold"], pairs["rejected_gold"], pairs["noise_free"]) | {"beta": beta}

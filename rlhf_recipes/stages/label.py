@@ -10,8 +10,11 @@ from ..preferences import label_pairs
 from ..recipe import Labeler, Preferences
 
 
-def label_responses(labeler_config: Labeler, config: Preferences, samples_dir: Path, chat: bool, out_dir: Path, seed: int):
-    """Write a DatasetDict (train, heldout) in TRL's preference format to out_dir/dataset, plus preview.jsonl.
+def label_responses(
+    labeler_config: Labeler, gold_config: Labeler, config: Preferences, samples_dir: Path, chat: bool, out_dir: Path, seed: int
+):
+    """Write a DatasetDict (train, heldout) in TRL's preference format to out_dir/dataset, plus
+    preview.jsonl, stats.json and scored_responses.jsonl (every response with its labeler and gold score).
 
     With `chat`, prompt/chosen/rejected are conversations (one user turn, one assistant turn).
     """
@@ -19,14 +22,20 @@ def label_responses(labeler_config: Labeler, config: Preferences, samples_dir: P
 
     samples = load_from_disk(str(samples_dir))
     scores = score_all(make_labeler(labeler_config), samples["response"])
+    gold = scores if gold_config == labeler_config else score_all(make_labeler(gold_config), samples["response"])
+    with open(out_dir / "scored_responses.jsonl", "w", encoding="utf-8") as out:
+        for row, score, gold_score in zip(samples, scores, gold):
+            record = {key: row[key] for key in ("split", "prompt_index", "prompt", "response")}
+            out.write(json.dumps(record | {"score": score, "gold": gold_score, "words": len(row["response"].split())}) + "\n")
     splits, stats = {}, {}
     for offset, split in enumerate(("train", "heldout")):
         groups: dict[int, dict] = {}
-        for row, score in zip(samples, scores):
+        for row, score, gold_score in zip(samples, scores, gold):
             if row["split"] == split:
-                group = groups.setdefault(row["prompt_index"], {"prompt": row["prompt"], "responses": [], "scores": []})
+                group = groups.setdefault(row["prompt_index"], {"prompt": row["prompt"], "responses": [], "scores": [], "gold": []})
                 group["responses"].append(row["response"])
                 group["scores"].append(score)
+                group["gold"].append(gold_score)
         rows, ties = label_pairs(list(groups.values()), config, seed + offset)
         if not rows:
             raise RecipeError(
@@ -39,12 +48,12 @@ def label_responses(labeler_config: Labeler, config: Preferences, samples_dir: P
         stats[split] = {
             "pairs": len(rows),
             "ties_dropped": ties,
-            "noisy_label_fraction": round(sum(not row["gold_agrees"] for row in rows) / len(rows), 4),
+            "noisy_label_fraction": round(sum(not row["noise_free"] for row in rows) / len(rows), 4),
         }
     DatasetDict(splits).save_to_disk(str(out_dir / "dataset"))
     with open(out_dir / "preview.jsonl", "w", encoding="utf-8") as preview:
         for row in splits["train"].select(range(min(20, len(splits["train"])))):
             preview.write(json.dumps(row, ensure_ascii=False) + "\n")
-    stats["response_score_mean"] = round(sum(scores) / len(scores), 4)
+    stats["labeler_calls"] = len(scores)
     (out_dir / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     return stats

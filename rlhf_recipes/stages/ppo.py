@@ -11,6 +11,7 @@ from ..formatting import prompt_ids
 from ..models import device_for, load_policy, load_reward_model, load_tokenizer, lora_config, save_policy
 from ..recipe import Compute, Model, Ppo, Reward
 from .common import quiet, save_logs, trainer_arguments
+from .curves import CurveSpec, HeldoutCurve
 
 
 def train_ppo(
@@ -23,8 +24,12 @@ def train_ppo(
     train: list[str],
     out_dir: Path,
     seed: int,
+    curve: CurveSpec | None = None,
 ):
-    """Run PPO on the train prompts against `reward_model`; save the tuned policy (or adapter) to out_dir."""
+    """Run PPO on the train prompts against `reward_model`; save the tuned policy (or adapter) to out_dir.
+
+    With config.eval_every_updates and a CurveSpec, also write the held-out curve to out_dir/curve.json.
+    """
     from datasets import Dataset
     from peft import get_peft_model
     from transformers import set_seed
@@ -78,8 +83,14 @@ def train_ppo(
         peft_config=lora_config(settings.lora, "CAUSAL_LM") if settings.lora else None,
     )
     quiet(trainer)
+    tracker = None
+    if config.eval_every_updates and curve is not None:
+        tracker = HeldoutCurve(config.eval_every_updates, curve.evaluation, curve.gold, tokenizer, reward, curve.heldout, seed)
+        trainer.add_callback(tracker.attach(trainer.accelerator.unwrap_model(trainer.model).policy, reference))
     trainer.train()
     trained = trainer.accelerator.unwrap_model(trainer.model).policy.eval()
+    if tracker is not None:
+        tracker.save(out_dir / "curve.json")
     save_policy(trained, tokenizer, out_dir, policy, settings, merged=settings.save_merged)
     history = save_logs(trainer, out_dir)
     last = history[-1] if history else {}

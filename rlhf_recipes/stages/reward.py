@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from ..formatting import scored_ids, text_of
+from ..metrics import pair_accuracies
 from ..models import device_for, load_reward_model, load_tokenizer, lora_config, merge_adapter
 from ..recipe import Compute, Model, Reward
 from ..scoring import reward_scores
@@ -15,20 +16,22 @@ from .common import quiet, save_logs, trainer_arguments
 
 
 def pairwise_accuracy(reward_model, tokenizer, pairs, batch_size: int) -> dict:
-    """How often the reward model scores chosen above rejected, against the gold and the noisy labels.
-
-    pairs: rows with prompt, chosen, rejected and gold_agrees (False where noise flipped the label).
-    """
+    """metrics.pair_accuracies of the reward model on preference pairs (vs gold, proxy and noisy labels)."""
     prompts = [text_of(p) for p in pairs["prompt"]]
     chosen = reward_scores(reward_model, tokenizer, prompts, [text_of(c) for c in pairs["chosen"]], batch_size)
     rejected = reward_scores(reward_model, tokenizer, prompts, [text_of(r) for r in pairs["rejected"]], batch_size)
-    agrees_with_label = [c > r for c, r in zip(chosen, rejected)]
-    agrees_with_gold = [a == g for a, g in zip(agrees_with_label, pairs["gold_agrees"])]
-    return {
-        "accuracy_vs_gold": sum(agrees_with_gold) / len(pairs),
-        "accuracy_vs_labels": sum(agrees_with_label) / len(pairs),
-        "pairs": len(pairs),
-    }
+    margins = [c - r for c, r in zip(chosen, rejected)]
+    return pair_accuracies(margins, pairs["chosen_gold"], pairs["rejected_gold"], pairs["noise_free"])
+
+
+def score_heldout_responses(reward_model, tokenizer, preferences_dir: Path, out: Path, batch_size: int) -> None:
+    """Reward-model scores of every held-out sampled response, next to its gold score and length, as jsonl."""
+    with open(preferences_dir / "scored_responses.jsonl", encoding="utf-8") as rows:
+        heldout = [row for row in map(json.loads, rows) if row["split"] == "heldout"]
+    scores = reward_scores(reward_model, tokenizer, [r["prompt"] for r in heldout], [r["response"] for r in heldout], batch_size)
+    with open(out, "w", encoding="utf-8") as handle:
+        for row, score in zip(heldout, scores):
+            handle.write(json.dumps({"gold": row["gold"], "reward_model": score, "words": row["words"]}) + "\n")
 
 
 def tokenized_pairs(tokenizer, pairs):
@@ -85,6 +88,7 @@ def train_reward_model(
         "heldout": pairwise_accuracy(trained, tokenizer, pairs["heldout"], config.batch_size),
         "steps": trainer.state.global_step,
     }
+    score_heldout_responses(trained, tokenizer, preferences_dir, out_dir / "heldout_responses.jsonl", config.batch_size)
     if config.lora:
         trained.save_pretrained(out_dir / "adapter")
         merge_adapter(policy, out_dir / "adapter", out_dir, settings, reward_pad_token_id=tokenizer.pad_token_id)

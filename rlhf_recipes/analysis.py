@@ -1,0 +1,239 @@
+"""metrics.json, computed from a run directory's saved artifacts only, so `rlhf report` can rebuild it
+without retraining. README.md documents every key."""
+
+import json
+import math
+from pathlib import Path
+
+import yaml
+
+from .metrics import (
+    bayes_accuracy,
+    best_of_n_kl_bound,
+    ci95,
+    distinct_n,
+    mean,
+    r_squared,
+    spearman,
+    standardized_gain,
+    std,
+    win_rate,
+    win_tie_loss,
+)
+
+SCHEMA_VERSION = 1
+POLICY_ORDER = ("reference", "ppo", "dpo")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as rows:
+        return [json.loads(line) for line in rows if line.strip()]
+
+
+def read_json(path: Path, default=None):
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def summarise_run(run_dir: Path) -> dict:
+    """Every number of the report, from run_dir's files."""
+    resolved = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text())  # read as data: files may have moved
+    gold_config = resolved.get("gold_labeler") or resolved["labeler"]
+    generations = read_jsonl(run_dir / "eval" / "generations.jsonl")
+    by_policy: dict[str, list[dict]] = {}
+    for row in generations:
+        by_policy.setdefault(row["policy"], []).append(row)
+    reference = by_policy["reference"]
+    policies = {name: policy_summary(rows, reference) for name, rows in by_policy.items()}
+    bon_path = run_dir / "eval" / "best_of_n.jsonl"
+    best_of_n = best_of_n_summary(read_jsonl(bon_path), reference, resolved["evaluation"]["best_of_n"]) if bon_path.exists() else {}
+    stats = read_json(run_dir / "preferences" / "stats.json")
+    curves = {name: read_json(run_dir / name / "curve.json") for name in ("ppo", "dpo") if (run_dir / name / "curve.json").exists()}
+    metrics = {
+        "schema_version": SCHEMA_VERSION,
+        "name": resolved["name"],
+        "seed": resolved["seed"],
+        "labeler": describe_labeler(resolved["labeler"]),
+        "gold_labeler": describe_labeler(gold_config),
+        "preferences": {
+            "train_pairs": stats["train"]["pairs"],
+            "heldout_pairs": stats["heldout"]["pairs"],
+            "ties_dropped": stats["train"]["ties_dropped"],
+            "noisy_label_fraction": stats["train"]["noisy_label_fraction"],
+            "labeler_calls": stats["labeler_calls"],
+        },
+        "reward_model": reward_model_summary(run_dir, resolved["preferences"]),
+        "policies": policies,
+        "best_of_n": best_of_n,
+        "dpo_implicit_reward": implicit_summary(run_dir),
+        "training_curves": {name: {"points": points, "overoptimized": curve_overoptimized(points)} for name, points in curves.items()},
+        "stage_seconds": {stage: info["seconds"] for stage, info in read_json(run_dir / "run.json")["stages"].items()},
+    }
+    metrics["costs"] = cost_summary(run_dir, resolved, metrics)
+    return metrics
+
+
+def describe_labeler(config: dict) -> str:
+    from pydantic import TypeAdapter
+
+    from .labelers import describe
+    from .recipe import Labeler
+
+    return describe(TypeAdapter(Labeler).validate_python(config, strict=False))
+
+
+def policy_summary(rows: list[dict], reference_rows: list[dict]) -> dict:
+    """One policy's entry in metrics.json; responses pair with the reference's by position."""
+    gold = [row["gold"] for row in rows]
+    learned = [row["reward_model"] for row in rows]
+    reference_gold = [row["gold"] for row in reference_rows]
+    reference_learned = [row["reward_model"] for row in reference_rows]
+    wins, ties, losses = win_tie_loss(gold, reference_gold)
+    low, high = ci95(gold)
+    learned_gain, gold_gain = standardized_gain(learned, reference_learned), standardized_gain(gold, reference_gold)
+    words = sorted(row["words"] for row in rows)
+    return {
+        "gold_mean": mean(gold),
+        "gold_std": std(gold),
+        "gold_ci95": [low, high],
+        "reward_model_mean": mean(learned),
+        "learned_gain_sd": learned_gain,
+        "gold_gain_sd": gold_gain,
+        "learned_minus_gold_gap": learned_gain - gold_gain,
+        "kl_mean": mean([row["kl"] for row in rows]),
+        "win_rate_vs_reference": win_rate(wins, ties, losses),
+        "wins": wins,
+        "ties": ties,
+        "losses": losses,
+        "mean_length_words": mean(words),
+        "length_words": {"p10": words[len(words) // 10], "p50": words[len(words) // 2], "p90": words[(9 * len(words)) // 10]},
+        "distinct_1": distinct_n([row["response"] for row in rows], 1),
+        "distinct_2": distinct_n([row["response"] for row in rows], 2),
+        "overoptimized": overoptimized(learned_gain, gold, reference_gold),
+        "n": len(rows),
+    }
+
+
+def overoptimized(learned_gain_sd: float, gold: list[float], reference_gold: list[float]) -> bool:
+    """The learned reward rose (by more than 0.1 reference SDs) while gold did not rise significantly:
+    the gold mean is not above the reference's by more than the 95% half-width of their difference."""
+    if learned_gain_sd <= 0.1:
+        return False
+    half_width = 1.96 * math.sqrt(std(gold) ** 2 / len(gold) + std(reference_gold) ** 2 / len(reference_gold))
+    return mean(gold) - mean(reference_gold) <= half_width
+
+
+def curve_overoptimized(points: list[dict]) -> bool:
+    """Over-optimization during training: gold fell significantly from its peak while the learned reward did not."""
+    peak = max(points, key=lambda point: point["gold_mean"])
+    final = points[-1]
+    if final is peak or final["reward_model_mean"] < peak["reward_model_mean"]:
+        return False
+    half_width = 1.96 * math.sqrt((peak["gold_std"] ** 2 + final["gold_std"] ** 2) / final["n"])
+    return peak["gold_mean"] - final["gold_mean"] > half_width
+
+
+def best_of_n_summary(rows: list[dict], reference_rows: list[dict], ns: list[int]) -> dict:
+    """Per N: the reference's best of its first N samples by learned reward, judged by gold."""
+    by_prompt: dict[int, list[dict]] = {}
+    for row in rows:
+        by_prompt.setdefault(row["prompt_index"], []).append(row)
+    first_reference = {}
+    for row in reference_rows:
+        first_reference.setdefault(row["prompt_index"], row["gold"])
+    summary = {}
+    for n in ns:
+        picks = [max(samples[:n], key=lambda row: row["reward_model"]) for _, samples in sorted(by_prompt.items())]
+        gold = [pick["gold"] for pick in picks]
+        wins, ties, losses = win_tie_loss(gold, [first_reference[pick["prompt_index"]] for pick in picks])
+        low, high = ci95(gold)
+        summary[str(n)] = {
+            "gold_mean": mean(gold),
+            "gold_ci95": [low, high],
+            "reward_model_mean": mean([pick["reward_model"] for pick in picks]),
+            "kl_bound": best_of_n_kl_bound(n),
+            "win_rate_vs_reference": win_rate(wins, ties, losses),
+            "wins": wins,
+            "ties": ties,
+            "losses": losses,
+            "generations_per_prompt": n,
+            "reward_model_calls_per_prompt": n,
+            "prompts": len(picks),
+        }
+    return summary
+
+
+def reward_model_summary(run_dir: Path, preferences: dict) -> dict:
+    """Accuracies against gold, proxy and noisy labels, the Bayes ceiling, rank correlation, length."""
+    from datasets import load_from_disk
+
+    saved = read_json(run_dir / "reward_model" / "metrics.json")
+    heldout = load_from_disk(str(run_dir / "preferences" / "dataset"))["heldout"]
+    gaps = [abs(c - r) for c, r in zip(heldout["chosen_score"], heldout["rejected_score"])]
+    ceiling = bayes_accuracy(gaps, preferences["label_flip_prob"], preferences["bradley_terry_temperature"])
+    responses = read_jsonl(run_dir / "reward_model" / "heldout_responses.jsonl")
+    learned, gold, words = ([row[key] for row in responses] for key in ("reward_model", "gold", "words"))
+    accuracy = saved["heldout"]
+    return {
+        "heldout_accuracy": accuracy["vs_gold"],
+        "heldout_accuracy_vs_proxy": accuracy["vs_proxy"],
+        "heldout_accuracy_vs_labels": accuracy["vs_labels"],
+        "bayes_accuracy_vs_labels": ceiling,
+        "fraction_of_ceiling": accuracy["vs_labels"] / ceiling,
+        "heldout_pairs": accuracy["pairs"],
+        "train_accuracy": saved["train"]["vs_gold"],
+        "spearman_vs_gold": spearman(learned, gold),
+        "length_r2": r_squared(words, learned),
+        "gold_length_r2": r_squared(words, gold),
+        "steps": saved["steps"],
+    }
+
+
+def implicit_summary(run_dir: Path) -> dict:
+    saved = read_json(run_dir / "eval" / "dpo_implicit_reward.json")
+    if saved is None:
+        return {}
+    return {
+        "heldout_accuracy": saved["vs_gold"],
+        "heldout_accuracy_vs_proxy": saved["vs_proxy"],
+        "heldout_accuracy_vs_labels": saved["vs_labels"],
+        "beta": saved["beta"],
+    }
+
+
+def cost_summary(run_dir: Path, resolved: dict, metrics: dict) -> dict:
+    """What each method spent, so that gold gain can be set against generations, steps and time.
+
+    The preference data (the train samples, each labeled once) is a shared cost of every method
+    but the reference; PPO and best-of-N also need the reward model. Best-of-N spends at answer
+    time instead: N generations and N reward-model calls per answer.
+    """
+    seconds = metrics["stage_seconds"]
+    train_responses = sum(1 for row in read_jsonl(run_dir / "preferences" / "scored_responses.jsonl") if row["split"] == "train")
+    rm_steps, rm_seconds = metrics["reward_model"]["steps"], seconds.get("reward_model", 0.0)
+
+    def cost(generations, rm_calls, steps, spent, per_answer):
+        return {"training_generations": generations, "labeler_calls": train_responses if generations else 0,
+                "reward_model_calls": rm_calls, "optimizer_steps": steps, "training_seconds": spent,
+                "generations_per_answer": per_answer, "reward_model_calls_per_answer": per_answer if per_answer > 1 else 0}
+
+    costs = {"reference": cost(0, 0, 0, 0.0, 1)}
+    for n in metrics["best_of_n"]:
+        costs[f"best_of_{n}"] = cost(train_responses, 0, rm_steps, rm_seconds, int(n))
+    ppo_log = read_json(run_dir / "ppo" / "log_history.json")
+    if ppo_log is not None:
+        episodes = max((entry.get("episode", 0) for entry in ppo_log), default=0)
+        updates = sum(1 for entry in ppo_log if "episode" in entry)
+        ppo = resolved["ppo"]
+        steps = updates * ppo["ppo_epochs"] * (ppo["rollouts_per_update"] // ppo["mini_batch_size"])
+        costs["ppo"] = cost(train_responses + episodes, episodes, rm_steps + steps, rm_seconds + seconds.get("ppo", 0.0), 1)
+    dpo_log = read_json(run_dir / "dpo" / "log_history.json")
+    if dpo_log is not None:
+        steps = max((entry.get("step", 0) for entry in dpo_log), default=0)
+        costs["dpo"] = cost(train_responses, 0, steps, seconds.get("dpo", 0.0), 1)
+    reference_gold = metrics["policies"]["reference"]["gold_mean"]
+    for method, entry in costs.items():
+        result = metrics["best_of_n"][method.removeprefix("best_of_")] if method.startswith("best_of_") else metrics["policies"][method]
+        entry["gold_gain"] = result["gold_mean"] - reference_gold
+        generations = entry["training_generations"]
+        entry["gold_gain_per_1k_training_generations"] = 1000 * entry["gold_gain"] / generations if generations else None
+    return costs

@@ -1,0 +1,94 @@
+"""Held-out evaluation during training: every k steps the policy answers a fixed set of held-out
+prompts, and gold score, learned reward and KL to the reference are recorded, so the best point
+of a run (and over-optimization past it) can be seen."""
+
+import json
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from ..formatting import prompt_ids
+from ..labelers import make_labeler, score_all
+from ..metrics import kl_estimates, mean, std
+from ..recipe import Evaluation, Labeler
+from ..sampling import generate_responses
+from ..scoring import response_logprobs, reward_scores
+
+
+@dataclass
+class CurveSpec:
+    """What a training stage needs to draw its held-out curve."""
+
+    evaluation: Evaluation
+    gold: Labeler
+    heldout: list[str]
+    reward_model: str
+
+
+class HeldoutCurve(TrainerCallback):
+    def __init__(self, every: int, evaluation: Evaluation, gold: Labeler, tokenizer, reward_model, heldout: list[str], seed: int):
+        self.every, self.evaluation, self.seed = every, evaluation, seed
+        self.gold, self.tokenizer, self.reward_model = make_labeler(gold), tokenizer, reward_model
+        self.prompts = heldout[: evaluation.curve_prompts]
+        self.encoded = [prompt_ids(tokenizer, prompt) for prompt in self.prompts]
+        self.policy = self.reference = None  # set by the stage once its trainer has wrapped the model
+        self.points: list[dict] = []
+
+    def attach(self, policy, reference=None) -> "HeldoutCurve":
+        """The policy being trained, and its reference: a model, or None for the policy's disabled adapter."""
+        self.policy, self.reference = policy, reference
+        return self
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.measure(0)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % self.every == 0:
+            self.measure(state.global_step)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if not self.points or self.points[-1]["step"] != state.global_step:
+            self.measure(state.global_step)
+
+    def measure(self, step: int) -> None:
+        import torch
+
+        rng = torch.get_rng_state()  # leave training's random stream as it was
+        was_training = self.policy.training
+        self.policy.eval()
+        e = self.evaluation
+        groups = generate_responses(self.policy, self.tokenizer, self.encoded, 1, e.max_new_tokens, e.temperature, e.batch_size, self.seed)
+        responses = [group[0] for group in groups]
+        ids, tokens = self.encoded, [r.token_ids for r in responses]
+        own = response_logprobs(self.policy, ids, tokens, e.temperature, e.batch_size)
+        with self._reference() as reference:
+            base = response_logprobs(reference, ids, tokens, e.temperature, e.batch_size)
+        texts = [r.text for r in responses]
+        gold = score_all(self.gold, texts)
+        self.points.append(
+            {
+                "step": step,
+                "gold_mean": mean(gold),
+                "gold_std": std(gold),
+                "reward_model_mean": mean(reward_scores(self.reward_model, self.tokenizer, self.prompts, texts, e.batch_size)),
+                "kl_mean": mean(kl_estimates(own, base)),
+                "n": len(texts),
+            }
+        )
+        if was_training:
+            self.policy.train()
+        torch.set_rng_state(rng)
+
+    @contextmanager
+    def _reference(self):
+        if self.reference is not None:
+            with nullcontext(self.reference) as reference:
+                yield reference
+        else:
+            with self.policy.disable_adapter():
+                yield self.policy
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.points, indent=1) + "\n")
