@@ -76,8 +76,13 @@ def run(
     run_dir = output_dir or Path("runs") / loaded.name
     _quiet_libraries(debug)
     from .pipeline import run_recipe
+    from .sweep import run_sweep
 
     try:
+        if loaded.sweep is not None:
+            run_sweep(loaded, run_dir, console)
+            console.print(f"[green]done:[/green] {run_dir / 'report.md'} (variants in {run_dir / 'variants'})", highlight=False)
+            return
         metrics = run_recipe(loaded, run_dir, console)
     except RecipeError as error:
         if debug:
@@ -105,6 +110,12 @@ def run(
 @app.command()
 def report(run_dir: Path, debug: bool = DEBUG) -> None:
     """Rebuild metrics.json, plots, report.md and report.html of a finished run, without retraining."""
+    if (run_dir / "sweep.json").is_file():
+        from .sweep import write_sweep_report
+
+        write_sweep_report(run_dir)
+        console.print(f"rebuilt {run_dir / 'report.md'} and {run_dir / 'report.html'} of the sweep", highlight=False)
+        return
     if not (run_dir / "eval" / "generations.jsonl").is_file() or not (run_dir / "recipe.resolved.yaml").is_file():
         _fail(RecipeError(f"{run_dir}: not a finished run (no eval/generations.jsonl). Fix: name a run directory "
                           "that `rlhf run` completed, or finish it with `rlhf run`."))

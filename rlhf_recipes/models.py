@@ -11,8 +11,9 @@ PAD_CANDIDATES = ["<|endoftext|>", "<|finetune_right_pad_id|>", "<|pad|>", "<pad
 
 
 def prepare_base_model(config: Model, out_dir: Path, seed: int) -> str:
-    """Where the initial policy loads from. A tiny model is built into out_dir; a GGUF file (given or
-    built in) is converted once into the cache; a hub id or directory is used as is."""
+    """Where the initial policy loads from. A tiny model is built into out_dir (the pipeline does that as
+    a stage of its own); a GGUF file (given or built in) is converted once into the cache; a hub id or
+    directory is used as is."""
     from .builtin_models import builtin_gguf_path
     from .gguf_cache import converted_gguf
     from .tiny_model import build_tiny_model

@@ -93,14 +93,14 @@ def split_prompts(prompts: list[tuple[str, str]], heldout_fraction: float, seed:
     return train, heldout
 
 
-def prepare_prompts(config: Prompts, seed: int, out_dir: Path) -> tuple[list[str], list[str]]:
+def prepare_prompts(config: Prompts, seed: int, out_dir: Path) -> dict:
     """The prompts stage: load, split, and write train.jsonl and heldout.jsonl to out_dir."""
     train, heldout = split_prompts(load_prompts(config), config.heldout_fraction, seed, config.max_prompts)
     for name, rows in (("train", train), ("heldout", heldout)):
         with open(out_dir / f"{name}.jsonl", "w", encoding="utf-8") as out:
             for prompt in rows:
                 out.write(json.dumps({"prompt": prompt}) + "\n")
-    return train, heldout
+    return {"train": len(train), "heldout": len(heldout)}
 
 
 def read_prompts(prompts_dir: Path, name: str) -> list[str]:

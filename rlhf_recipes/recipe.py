@@ -374,6 +374,28 @@ class Compute(Section):
     gradient_checkpointing: bool = Field(False, description="Trade compute for activation memory.")
 
 
+class Sweep(Section):
+    """Train one variant of the recipe per value of one key, and per seed; the report sets them side by side."""
+
+    key: str | None = Field(None, description="Dotted recipe key to vary, e.g. ppo.kl_coef or dpo.beta.")
+    values: list[float | int | str | bool] | None = Field(None, description="The values of key, one variant each.")
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] | None = Field(
+        None, description="Run every value with each of these seeds (mean and std in the report); default: seed."
+    )
+
+    @model_validator(mode="after")
+    def _key_with_values(self):
+        if (self.key is None) != (self.values is None):
+            raise ValueError("key and values go together. Fix: give both, or neither (a sweep over seeds only)")
+        if self.key is None and self.seeds is None:
+            raise ValueError("a sweep needs a key with values, seeds, or both. Fix: add them or remove sweep:")
+        if self.values is not None and len(self.values) != len({str(v) for v in self.values}):
+            raise ValueError("values repeat. Fix: list each value once")
+        if self.key in ("seed", "name"):
+            raise ValueError(f"{self.key} cannot be swept as a key. Fix: use seeds: for seeds, and one recipe per name")
+        return self
+
+
 class Recipe(Section):
     """One end-to-end run: prompts, optional SFT, sampling, labeling, reward model, PPO and/or DPO, evaluation."""
 
@@ -395,6 +417,7 @@ class Recipe(Section):
     dpo: Dpo | None = Field(None, description="DPO training; omit to skip DPO.")
     evaluation: Evaluation = Field(Evaluation(), description="Held-out evaluation.")
     compute: Compute = Field(Compute(), description="Device and precision.")
+    sweep: Sweep | None = Field(None, description="Vary one key and/or the seed; omit for a single run.")
 
     @model_validator(mode="after")
     def _trains_a_policy(self):

@@ -42,7 +42,9 @@ def _section(title: str, model: type[BaseModel]) -> list[str]:
 
 
 def render() -> str:
-    from .recipe import Compute, Dpo, Evaluation, Lora, Model, Ppo, Preferences, Prompts, Reward, Sampling, Sft, TinyModel
+    from .recipe import (
+        Compute, Dpo, Evaluation, Lora, Model, Ppo, Preferences, Prompts, Reward, Sampling, Sft, Sweep, TinyModel, WeightedLabeler,
+    )
 
     lines = [
         "# Recipe reference",
@@ -57,9 +59,10 @@ def render() -> str:
     for member in typing.get_args(typing.get_args(Labeler)[0]):
         kind = typing.get_args(member.model_fields["kind"].annotation)[0]
         lines += _section(f"labeler` with `kind: {kind}", member)
+    lines += _section("parts[]", WeightedLabeler)
     for title, model in (("preferences", Preferences), ("reward", Reward), ("ppo", Ppo), ("dpo", Dpo)):
         lines += _section(title, model)
-    for title, model in (("evaluation", Evaluation), ("compute", Compute)):
+    for title, model in (("evaluation", Evaluation), ("compute", Compute), ("sweep", Sweep)):
         lines += _section(title, model)
     return "\n".join(lines).rstrip() + "\n"
 

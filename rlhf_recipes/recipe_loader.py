@@ -74,39 +74,85 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     problems = []
     for override in overrides:
         key, sep, raw_value = override.partition("=")
-        parts = key.strip().split(".")
-        if not sep or not all(parts):
+        if not sep or not all(key.strip().split(".")):
             problems.append(f"override {override!r}: not of the form key.path=value. Fix: e.g. ppo.kl_coef=0.1")
             continue
         try:
             value = yaml.load(raw_value, Loader=_StrictLoader)
         except yaml.YAMLError:
             value = raw_value
-        node = data
-        for depth, part in enumerate(parts[:-1]):
-            if node.get(part) is None:
-                node[part] = {}
-            if not isinstance(node[part], dict):
-                problems.append(
-                    f"override {override!r}: {'.'.join(parts[: depth + 1])} is a value, not a section, "
-                    "so it has no keys to set."
-                )
-                break
-            node = node[part]
-        else:
-            node[parts[-1]] = value
+        problem = set_key(data, key.strip(), value)
+        if problem:
+            problems.append(f"override {override!r}: {problem}")
     if problems:
         raise RecipeError(problems)
     return data
 
 
+def set_key(data: dict, dotted_key: str, value) -> str | None:
+    """Set data[a][b][c] = value for "a.b.c", creating sections on the way; a problem to report, or None."""
+    parts = dotted_key.split(".")
+    node = data
+    for depth, part in enumerate(parts[:-1]):
+        if node.get(part) is None:
+            node[part] = {}
+        if not isinstance(node[part], dict):
+            return f"{'.'.join(parts[: depth + 1])} is a value, not a section, so it has no keys to set."
+        node = node[part]
+    node[parts[-1]] = value
+    return None
+
+
 def load_recipe(path: Path, overrides: list[str] = ()) -> Recipe:
-    """Read, override and validate a recipe; raise one RecipeError listing every problem."""
+    """Read, override and validate a recipe (and every variant of its sweep); raise one RecipeError
+    listing every problem."""
     data = apply_overrides(read_yaml(path), list(overrides))
     try:
-        return Recipe.model_validate(data)
+        recipe = Recipe.model_validate(data)
     except ValidationError as error:
         raise RecipeError([f"{path}: {len(error.errors())} problem(s)"] + describe_errors(error)) from None
+    by_problem: dict[str, list[str]] = {}  # a problem -> the variants that have it
+    variants = sweep_variant_data(recipe, data)
+    for label, variant in variants:
+        try:
+            Recipe.model_validate(variant)
+        except ValidationError as error:
+            for line in describe_errors(error):
+                by_problem.setdefault(line, []).append(label)
+    problems = [
+        f"sweep (every variant): {line}" if len(labels) == len(variants) else f"sweep variants {', '.join(labels)}: {line}"
+        for line, labels in by_problem.items()
+    ]
+    if problems:
+        raise RecipeError([f"{path}: {len(problems)} problem(s)"] + problems)
+    return recipe
+
+
+def sweep_variant_data(recipe: Recipe, data: dict) -> list[tuple[str, dict]]:
+    """(label, raw recipe) of every variant of the recipe's sweep, each without the sweep section."""
+    if recipe.sweep is None:
+        return []
+    sweep = recipe.sweep
+    base = {key: value for key, value in data.items() if key != "sweep"}
+    values = sweep.values if sweep.key else [None]
+    seeds = sweep.seeds or [recipe.seed]
+    variants = []
+    for value in values:
+        for seed in seeds:
+            variant = yaml.safe_load(yaml.safe_dump(base))
+            variant["seed"] = seed
+            if sweep.key:
+                problem = set_key(variant, sweep.key, value)
+                if problem:
+                    raise RecipeError(f"sweep.key: {problem}")
+            variants.append((variant_label(sweep.key, value, seed), variant))
+    return variants
+
+
+def variant_label(key: str | None, value, seed: int) -> str:
+    """The directory name of one sweep variant: `kl_coef-0.1_seed-0`, or `seed-0` for a sweep over seeds."""
+    label = (f"{key.split('.')[-1]}-{value}_" if key else "") + f"seed-{seed}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", label)
 
 
 def describe_errors(error: ValidationError) -> list[str]:

@@ -30,7 +30,7 @@ def read_corpus(path: Path) -> list[str]:
     return texts
 
 
-def build_tiny_model(config: TinyModel, out_dir: Path, seed: int) -> None:
+def build_tiny_model(config: TinyModel, out_dir: Path, seed: int) -> dict:
     """Train a byte-level BPE tokenizer on the corpus, initialise a Llama with `seed`, save both to out_dir."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -68,3 +68,4 @@ def build_tiny_model(config: TinyModel, out_dir: Path, seed: int) -> None:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    return {"vocabulary": len(tokenizer), "parameters": sum(p.numel() for p in model.parameters())}

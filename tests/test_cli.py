@@ -37,7 +37,7 @@ def test_a_non_empty_output_directory_is_refused_and_left_alone(tmp_path):
     keep = tmp_path / "keep.txt"
     keep.write_text("precious")
     result = rlhf("run", "recipes/smoke.yaml", "--output-dir", str(tmp_path))
-    assert result.returncode == 2 and "already exists and is not empty" in result.stderr
+    assert result.returncode == 2 and "already exists, is not empty and holds no run" in result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"] and keep.read_text() == "precious"
 
 

@@ -51,16 +51,115 @@ def test_metrics_json_contract(smoke_run):
     assert 0 <= metrics["reward_model"]["heldout_accuracy"] <= 1
 
 
-def test_report_shows_the_numbers_of_metrics_json(smoke_run):
+def markdown_tables(text: str) -> list[list[list[str]]]:
+    tables, current = [], []
+    for line in text.splitlines():
+        if line.startswith("|") and not line.startswith("|---"):
+            current.append([cell.strip() for cell in line.strip("|").split(" | ")])
+        elif current and not line.startswith("|---"):
+            tables.append(current)
+            current = []
+    return tables + ([current] if current else [])
+
+
+def html_tables(text: str) -> list[list[list[str]]]:
+    from html.parser import HTMLParser
+
+    class Tables(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tables, self.cell = [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.tables.append([])
+            elif tag == "tr":
+                self.tables[-1].append([])
+            elif tag in ("td", "th"):
+                self.cell = ""
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th"):
+                self.tables[-1][-1].append(self.cell.strip())
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+    parser = Tables()
+    parser.feed(text)
+    return parser.tables
+
+
+def test_report_md_html_and_metrics_json_agree(smoke_run):
+    run_dir, metrics = smoke_run
+    md = markdown_tables((run_dir / "report.md").read_text())
+    page = html_tables((run_dir / "report.html").read_text())
+    assert md == page, "report.md and report.html show the same tables"
+    policies = next(t for t in md if t[0][:2] == ["policy", "gold mean"])
+    for row in policies[1:]:
+        m = metrics["policies"][row[0]]
+        assert float(row[1]) == pytest.approx(m["gold_mean"], abs=5e-4)
+        assert row[2] == f"[{m['gold_ci95'][0]:.3f}, {m['gold_ci95'][1]:.3f}]"
+        assert float(row[3]) == pytest.approx(m["reward_model_mean"], abs=5e-4)
+        assert float(row[5]) == pytest.approx(m["kl_mean"], abs=5e-4)
+        assert float(row[6]) == pytest.approx(m["win_rate_vs_reference"], abs=5e-4)
+    best_of_n = next(t for t in md if t[0][0] == "N")
+    for row in best_of_n[1:]:
+        b = metrics["best_of_n"][row[0]]
+        assert [float(row[1]), float(row[4])] == pytest.approx([b["gold_mean"], b["kl_bound"]], abs=5e-4)
+    costs = next(t for t in md if t[0][:2] == ["method", "training generations"])
+    for row in costs[1:]:
+        assert int(row[1]) == metrics["costs"][row[0]]["training_generations"]
+    assert f"**{metrics['reward_model']['heldout_accuracy']:.3f}**" in (run_dir / "report.md").read_text()
+    assert "<b>" + f"{metrics['reward_model']['heldout_accuracy']:.3f}" + "</b>" in (run_dir / "report.html").read_text()
+
+
+def test_report_has_every_part_and_plot(smoke_run):
     run_dir, metrics = smoke_run
     report = (run_dir / "report.md").read_text()
-    for name, policy in metrics["policies"].items():
-        row = re.search(rf"^\| {name} \| ([-0-9.]+) ± [0-9.]+ \| ([-0-9.]+) \| ([-0-9.]+) \| ([0-9.]+) \|", report, re.M)
-        assert row, name
-        shown = [float(value) for value in row.groups()]
-        expected = [policy[k] for k in ("gold_mean", "reward_model_mean", "kl_mean", "win_rate_vs_reference")]
-        assert shown == pytest.approx(expected, abs=5e-4)
-    assert f"**{metrics['reward_model']['heldout_accuracy']:.3f}**" in report
+    for heading in ("Best-of-N", "Reward model", "During training", "Cost per method", "Length and diversity", "Samples"):
+        assert f"## {heading}" in report
+    for plot in ("frontier", "training_curves", "trainer_logs", "win_rates", "lengths", "reward_model_accuracy"):
+        assert (run_dir / "plots" / f"{plot}.png").stat().st_size > 10_000
+        assert f"(plots/{plot}.png)" in report
+    assert set(metrics["training_curves"]) == {"ppo", "dpo"}
+    assert metrics["dpo_implicit_reward"]["heldout_accuracy"] > 0.6
+    assert metrics["reward_model"]["bayes_accuracy_vs_labels"] == 1.0, "no label noise in the smoke recipe"
+    bon = metrics["best_of_n"]
+    assert bon["16"]["gold_mean"] > bon["1"]["gold_mean"] + 0.3, "picking by the learned reward helps"
+
+
+def test_report_command_rebuilds_the_same_metrics(smoke_run, tmp_path):
+    import shutil
+
+    run_dir, metrics = smoke_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy, symlinks=True)
+    (copy / "metrics.json").unlink()
+    result = subprocess.run([sys.executable, "-m", "rlhf_recipes", "report", str(copy)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((copy / "metrics.json").read_text()) == metrics
+    compare = subprocess.run([sys.executable, "-m", "rlhf_recipes", "compare", str(run_dir), str(copy)], capture_output=True, text=True)
+    assert compare.returncode == 0 and compare.stdout.count("| smoke | ppo |") == 2
+
+
+def test_a_second_run_reuses_every_unchanged_stage(smoke_run, tmp_path):
+    import shutil
+
+    run_dir, metrics = smoke_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy, symlinks=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "rlhf_recipes", "run", "recipes/smoke.yaml", "dpo.beta=0.2", "--output-dir", str(copy)],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    stages = json.loads((copy / "run.json").read_text())["stages"]
+    assert [name for name, info in stages.items() if not info["reused"]] == ["dpo", "eval"]
+    again = json.loads((copy / "metrics.json").read_text())
+    assert again["policies"]["ppo"] == metrics["policies"]["ppo"], "PPO was reused, and evaluated with the same seed"
 
 
 def test_run_directory_holds_every_artifact(smoke_run):

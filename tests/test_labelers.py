@@ -41,3 +41,43 @@ def test_a_labeler_that_raises_or_returns_nan_is_named():
         score_all(lambda text: 1 / 0, ["x"])
     with pytest.raises(RecipeError, match="returned nan"):
         score_all(lambda text: float("nan"), ["x"])
+
+
+def test_regex_counts_matches():
+    from rlhf_recipes.recipe import RegexLabeler
+
+    assert make_labeler(RegexLabeler(kind="regex", pattern=r"\bplease\b"))("Please, please help") == 2.0
+    assert make_labeler(RegexLabeler(kind="regex", pattern=r"\bplease\b", ignore_case=False))("Please, please") == 1.0
+
+
+def test_composite_is_the_weighted_sum():
+    """1.0 * sentiment('good') + (-0.5) * length(2 words from 1) = 0.4404 - 0.5 * (-1) = 0.9404."""
+    from rlhf_recipes.recipe import CompositeLabeler
+
+    config = CompositeLabeler.model_validate(
+        {"kind": "composite", "parts": [{"weight": 1.0, "labeler": {"kind": "sentiment"}},
+                                        {"weight": -0.5, "labeler": {"kind": "length", "target_words": 2}}]}
+    )
+    assert make_labeler(config)("good") == pytest.approx(0.4404 + 0.5, abs=1e-4)
+
+
+def test_python_labeler_is_imported_only_by_name(tmp_path, monkeypatch):
+    from rlhf_recipes.recipe import PythonLabeler
+
+    (tmp_path / "my_labelers.py").write_text("def shouting(text):\n    return float(text.count('!'))\n")
+    monkeypatch.chdir(tmp_path)
+    assert make_labeler(PythonLabeler(kind="python", function="my_labelers:shouting"))("hi!!") == 2.0
+
+
+def test_bad_python_and_regex_labelers_are_recipe_errors(tmp_path, monkeypatch):
+    from pydantic import ValidationError
+
+    from rlhf_recipes.recipe import PythonLabeler, RegexLabeler
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError, match="cannot import module 'nowhere'"):
+        PythonLabeler(kind="python", function="nowhere:f")
+    with pytest.raises(ValidationError, match="should match pattern"):
+        PythonLabeler(kind="python", function="os.system")  # not module:function
+    with pytest.raises(ValidationError, match="is not a regular expression"):
+        RegexLabeler(kind="regex", pattern="(unclosed")

@@ -22,16 +22,37 @@ LORA = Lora(rank=4, alpha=8, dropout=0.0)
 
 @pytest.fixture(scope="module")
 def preferences_dir(tmp_path_factory):
-    from datasets import Dataset, DatasetDict
-
     rows = [
-        {"prompt": p, "chosen": c, "rejected": r, "chosen_score": 0.6, "rejected_score": -0.5, "gold_agrees": True}
+        scored_pair(p, c, r)
         for p in PROMPTS
         for c, r in ((" was great and lovely .", " was awful ."), (" was nice .", " was rude and dirty ."))
     ]
     out = tmp_path_factory.mktemp("preferences")
-    DatasetDict({"train": Dataset.from_list(rows), "heldout": Dataset.from_list(rows[:4])}).save_to_disk(str(out / "dataset"))
+    save_preferences(out, rows)
     return out
+
+
+def scored_pair(prompt, chosen, rejected) -> dict:
+    """A preference row as the label stage writes it (gold = the labeler, no noise)."""
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "chosen_score": 0.6, "rejected_score": -0.5,
+            "chosen_gold": 0.6, "rejected_gold": -0.5, "noise_free": True}
+
+
+def save_preferences(out, rows) -> None:
+    """The label stage's outputs: the pairs, and every held-out response with its scores."""
+    import json
+
+    from datasets import Dataset, DatasetDict
+
+    from rlhf_recipes.formatting import text_of
+
+    DatasetDict({"train": Dataset.from_list(rows), "heldout": Dataset.from_list(rows[:4])}).save_to_disk(str(out / "dataset"))
+    with open(out / "scored_responses.jsonl", "w") as handle:
+        for row in rows[:4]:
+            for side in ("chosen", "rejected"):
+                handle.write(json.dumps({"split": "heldout", "prompt_index": 0, "prompt": text_of(row["prompt"]),
+                                         "response": text_of(row[side]), "score": row[f"{side}_score"],
+                                         "gold": row[f"{side}_gold"], "words": 3}) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +89,13 @@ def test_reward_model_with_lora(tiny_model_dir, preferences_dir, tmp_path, four_
     head = next(w for name, w in adapter.items() if "score" in name)
     merged = load_file(tmp_path / "model.safetensors")
     assert torch.allclose(merged["score.weight"].float(), head.float(), atol=1e-2), "the trained head is merged in"
-    assert 0 <= metrics["heldout"]["accuracy_vs_gold"] <= 1
+    assert 0 <= metrics["heldout_accuracy"] <= 1
 
 
 @pytest.mark.parametrize("four_bit", [False, True], ids=["lora", "qlora"])
 def test_dpo_with_lora(tiny_model_dir, preferences_dir, tmp_path, four_bit):
     config = Dpo(epochs=1, learning_rate=1e-2, batch_size=4, max_length_tokens=32)
-    train_dpo(config, settings(tiny_model_dir, four_bit), CPU, str(tiny_model_dir), preferences_dir, tmp_path, 0)
+    train_dpo(config, settings(tiny_model_dir, four_bit), Reward(), CPU, str(tiny_model_dir), preferences_dir, tmp_path, 0)
     assert_every_adapter_trained(tmp_path)
     assert not (tmp_path / "model.safetensors").exists(), "a LoRA policy is saved as an adapter"
 
@@ -98,8 +119,6 @@ def test_full_fine_tuning_ppo_changes_every_policy_weight(tiny_model_dir, reward
 
 def test_chat_models_train_on_conversations(tiny_model_dir, tmp_path):
     """With a chat template, pairs are conversational and every stage formats them through it."""
-    from datasets import Dataset, DatasetDict
-
     from rlhf_recipes.formatting import preference_row, prompt_ids, scored_ids
     from rlhf_recipes.models import load_tokenizer
 
@@ -114,15 +133,13 @@ def test_chat_models_train_on_conversations(tiny_model_dir, tmp_path):
     tokenizer = load_tokenizer(str(chat_dir))
     assert tokenizer.decode(prompt_ids(tokenizer, "the soup")) == "user: the soup<|endoftext|>assistant:"
     assert scored_ids(tokenizer, "the soup", " was great")[-1] == tokenizer.eos_token_id
-    rows = [
-        preference_row(p, " was great .", " was awful .", chat=True) | {"chosen_score": 1.0, "rejected_score": -1.0, "gold_agrees": True}
-        for p in PROMPTS
-    ]
+    rows = [scored_pair(p, " was great .", " was awful .") | preference_row(p, " was great .", " was awful .", chat=True) for p in PROMPTS]
     prefs = tmp_path / "prefs"
-    DatasetDict({"train": Dataset.from_list(rows), "heldout": Dataset.from_list(rows[:4])}).save_to_disk(str(prefs / "dataset"))
+    prefs.mkdir()
+    save_preferences(prefs, rows)
     model = Model(name_or_path=str(chat_dir))
     (tmp_path / "rm").mkdir()
     metrics = train_reward_model(Reward(epochs=3, learning_rate=1e-2, batch_size=4), model, CPU, str(chat_dir), prefs, tmp_path / "rm", 0)
-    assert metrics["train"]["accuracy_vs_gold"] == 1.0, "one repeated pair is learned exactly"
+    assert metrics["train_accuracy"] == 1.0, "one repeated pair is learned exactly"
     (tmp_path / "dpo").mkdir()
-    train_dpo(Dpo(epochs=1, learning_rate=1e-3, batch_size=4), model, CPU, str(chat_dir), prefs, tmp_path / "dpo", 0)
+    train_dpo(Dpo(epochs=1, learning_rate=1e-3, batch_size=4), model, Reward(), CPU, str(chat_dir), prefs, tmp_path / "dpo", 0)

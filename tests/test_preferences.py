@@ -56,11 +56,12 @@ def test_bradley_terry_labels_win_with_sigmoid_of_the_scaled_gap():
 
 
 def test_label_pairs_rows_are_trl_preference_format():
-    groups = [{"prompt": "p", "responses": ["bad", "ok", "good"], "scores": [-1.0, 0.0, 1.0]}]
+    groups = [{"prompt": "p", "responses": ["bad", "ok", "good"], "scores": [-1.0, 0.0, 1.0], "gold": [0.0, 0.5, 0.3]}]
     rows, ties = label_pairs(groups, Preferences(pairing="best_vs_worst"), seed=0)
     assert ties == 0
     assert rows == [
-        {"prompt": "p", "chosen": "good", "rejected": "bad", "chosen_score": 1.0, "rejected_score": -1.0, "gold_agrees": True}
+        {"prompt": "p", "chosen": "good", "rejected": "bad", "chosen_score": 1.0, "rejected_score": -1.0,
+         "chosen_gold": 0.3, "rejected_gold": 0.0, "noise_free": True}
     ]
 
 
@@ -68,7 +69,7 @@ def test_label_pairs_counts_ties_and_marks_flipped_labels():
     groups = [{"prompt": "p", "responses": ["a", "b", "c"], "scores": [0.0, 0.0, 1.0]}] * 200
     rows, ties = label_pairs(groups, Preferences(pairing="all", label_flip_prob=0.3), seed=0)
     assert ties == 200  # the (a, b) tie of every prompt
-    flipped = [row for row in rows if not row["gold_agrees"]]
+    flipped = [row for row in rows if not row["noise_free"]]
     assert all(row["chosen_score"] < row["rejected_score"] for row in flipped)
     assert len(flipped) / len(rows) == pytest.approx(0.3, abs=0.05)
 

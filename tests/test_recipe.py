@@ -109,3 +109,26 @@ def test_recipe_reference_doc_is_current():
     assert (REPO / "docs/recipe.md").read_text(encoding="utf-8") == render(), (
         "docs/recipe.md is stale: python -m rlhf_recipes.recipe_docs > docs/recipe.md"
     )
+
+
+def test_sweeps_expand_to_validated_variants(in_repo):
+    from rlhf_recipes.recipe_loader import sweep_variant_data
+
+    recipe = load_recipe(REPO / "recipes/smoke.yaml", ["sweep={key: ppo.kl_coef, values: [0.01, 0.1, 1.0], seeds: [0, 1]}"])
+    variants = sweep_variant_data(recipe, recipe.model_dump(mode="json"))
+    assert [label for label, _ in variants] == [
+        "kl_coef-0.01_seed-0", "kl_coef-0.01_seed-1", "kl_coef-0.1_seed-0", "kl_coef-0.1_seed-1", "kl_coef-1.0_seed-0", "kl_coef-1.0_seed-1"
+    ]
+    assert [(v["ppo"]["kl_coef"], v["seed"], v.get("sweep")) for _, v in variants][:2] == [(0.01, 0, None), (0.01, 1, None)]
+
+
+def test_every_sweep_variant_is_validated(in_repo):
+    message = smoke_with(["sweep={key: ppo.kl_coef, values: [0.1, -1]}"])
+    assert "sweep variants kl_coef--1_seed-0: ppo.kl_coef: got -1" in message
+    assert "sweep (every variant): ppo.kl_cof: unknown key" in smoke_with(["sweep={key: ppo.kl_cof, values: [0.1]}"])
+    assert "key and values go together" in smoke_with(["sweep={key: ppo.kl_coef}"])
+
+
+def test_a_separate_gold_labeler(in_repo):
+    recipe = load_recipe(REPO / "recipes/smoke.yaml", ["gold_labeler={kind: length, target_words: 8}"])
+    assert recipe.gold_labeler.kind == "length" and recipe.labeler.kind == "sentiment"

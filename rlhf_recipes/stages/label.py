@@ -56,4 +56,9 @@ def label_responses(
             preview.write(json.dumps(row, ensure_ascii=False) + "\n")
     stats["labeler_calls"] = len(scores)
     (out_dir / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
-    return stats
+    return {
+        "train_pairs": stats["train"]["pairs"],
+        "heldout_pairs": stats["heldout"]["pairs"],
+        "ties_dropped": stats["train"]["ties_dropped"],
+        "noisy_label_fraction": stats["train"]["noisy_label_fraction"],
+    }

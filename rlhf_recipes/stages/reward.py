@@ -97,4 +97,4 @@ def train_reward_model(
     tokenizer.save_pretrained(out_dir)
     save_logs(trainer, out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return metrics
+    return {"heldout_accuracy": metrics["heldout"]["vs_gold"], "train_accuracy": metrics["train"]["vs_gold"], "steps": metrics["steps"]}

@@ -1,0 +1,33 @@
+"""The report's judgements, by hand: over-optimization flags and best-of-N selection."""
+
+from rlhf_recipes.analysis import best_of_n_summary, curve_overoptimized, overoptimized
+
+
+def test_overoptimized_when_the_learned_reward_rises_and_gold_does_not():
+    reference = [0.0, 1.0] * 50
+    assert overoptimized(0.8, [0.0, 1.0] * 50, reference), "learned reward up, gold flat"
+    assert not overoptimized(0.8, [1.0, 2.0] * 50, reference), "gold up by a full point"
+    assert not overoptimized(0.05, [0.0, 1.0] * 50, reference), "learned reward barely moved"
+
+
+def test_curve_flags_gold_falling_from_its_peak_while_the_learned_reward_holds():
+    def point(step, gold, learned):
+        return {"step": step, "gold_mean": gold, "gold_std": 0.1, "reward_model_mean": learned, "n": 100}
+
+    rising = [point(0, 0.0, 0.0), point(1, 0.5, 1.0), point(2, 0.6, 2.0)]
+    assert not curve_overoptimized(rising)
+    peaked = [point(0, 0.0, 0.0), point(1, 0.6, 1.0), point(2, 0.3, 2.0)]
+    assert curve_overoptimized(peaked), "gold fell 0.3 (> 1.96 * sqrt(0.02/100) = 0.028) while the learned reward rose"
+    both_fell = [point(0, 0.0, 0.0), point(1, 0.6, 2.0), point(2, 0.3, 1.0)]
+    assert not curve_overoptimized(both_fell), "the reward model saw the drop too"
+
+
+def test_best_of_n_picks_the_highest_learned_reward_among_the_first_n():
+    """Prompt 0 samples (learned, gold): (1, 0.1) (3, 0.9) (2, 0.5) (5, -1).
+    N=1 picks sample 0 (gold 0.1); N=2 picks sample 1 (0.9); N=4 picks sample 3 (-1): a reward-model error."""
+    samples = [(1, 0.1), (3, 0.9), (2, 0.5), (5, -1.0)]
+    rows = [{"prompt_index": 0, "sample": i, "reward_model": r, "gold": g} for i, (r, g) in enumerate(samples)]
+    reference = [{"prompt_index": 0, "gold": 0.1}]
+    summary = best_of_n_summary(rows, reference, [1, 2, 4])
+    assert [summary[n]["gold_mean"] for n in ("1", "2", "4")] == [0.1, 0.9, -1.0]
+    assert [summary[n]["win_rate_vs_reference"] for n in ("1", "2", "4")] == [0.5, 1.0, 0.0]
