@@ -45,9 +45,10 @@ def summarise_run(run_dir: Path) -> dict:
     reference = by_policy["reference"]
     policies = {name: policy_summary(rows, reference) for name, rows in by_policy.items()}
     bon_path = run_dir / "eval" / "best_of_n.jsonl"
-    best_of_n = best_of_n_summary(read_jsonl(bon_path), reference, resolved["evaluation"]["best_of_n"]) if bon_path.exists() else {}
+    bon_rows = read_jsonl(bon_path) if bon_path.exists() else []
+    best_of_n = best_of_n_summary(bon_rows, reference, resolved["evaluation"]["best_of_n"]) if bon_rows else {}
     stats = read_json(run_dir / "preferences" / "stats.json")
-    curves = {name: read_json(run_dir / name / "curve.json") for name in ("ppo", "dpo") if (run_dir / name / "curve.json").exists()}
+    curves = {name: read_json(run_dir / name / "curve.json") for name in policies if (run_dir / name / "curve.json").exists()}
     metrics = {
         "schema_version": SCHEMA_VERSION,
         "name": resolved["name"],
@@ -64,6 +65,10 @@ def summarise_run(run_dir: Path) -> dict:
         "reward_model": reward_model_summary(run_dir, resolved["preferences"]),
         "policies": policies,
         "best_of_n": best_of_n,
+        "best_of_n_source": (
+            "the samples stage's held-out responses (same policy and sampling settings)"
+            if bon_rows and bon_rows[0].get("source") == "samples stage" else "drawn from the reference at evaluation"
+        ),
         "dpo_implicit_reward": implicit_summary(run_dir),
         "training_curves": {name: {"points": points, "overoptimized": curve_overoptimized(points)} for name, points in curves.items()},
         "stage_seconds": {stage: info["seconds"] for stage, info in read_json(run_dir / "run.json")["stages"].items()},
@@ -167,7 +172,7 @@ def reward_model_summary(run_dir: Path, preferences: dict) -> dict:
     from datasets import load_from_disk
 
     saved = read_json(run_dir / "reward_model" / "metrics.json")
-    heldout = load_from_disk(str(run_dir / "preferences" / "dataset"))["heldout"]
+    heldout = load_from_disk(str(run_dir / "preferences" / "dataset"), keep_in_memory=True)["heldout"]
     gaps = [abs(c - r) for c, r in zip(heldout["chosen_score"], heldout["rejected_score"])]
     ceiling = bayes_accuracy(gaps, preferences["label_flip_prob"], preferences["bradley_terry_temperature"])
     responses = read_jsonl(run_dir / "reward_model" / "heldout_responses.jsonl")
@@ -219,14 +224,14 @@ def cost_summary(run_dir: Path, resolved: dict, metrics: dict) -> dict:
     costs = {"reference": cost(0, 0, 0, 0.0, 1)}
     for n in metrics["best_of_n"]:
         costs[f"best_of_{n}"] = cost(train_responses, 0, rm_steps, rm_seconds, int(n))
-    ppo_log = read_json(run_dir / "ppo" / "log_history.json")
+    ppo_log = read_json(run_dir / "ppo" / "log_history.json") if "ppo" in metrics["policies"] else None
     if ppo_log is not None:
         episodes = max((entry.get("episode", 0) for entry in ppo_log), default=0)
         updates = sum(1 for entry in ppo_log if "episode" in entry)
         ppo = resolved["ppo"]
         steps = updates * ppo["ppo_epochs"] * (ppo["rollouts_per_update"] // ppo["mini_batch_size"])
         costs["ppo"] = cost(train_responses + episodes, episodes, rm_steps + steps, rm_seconds + seconds.get("ppo", 0.0), 1)
-    dpo_log = read_json(run_dir / "dpo" / "log_history.json")
+    dpo_log = read_json(run_dir / "dpo" / "log_history.json") if "dpo" in metrics["policies"] else None
     if dpo_log is not None:
         steps = max((entry.get("step", 0) for entry in dpo_log), default=0)
         costs["dpo"] = cost(train_responses, 0, steps, seconds.get("dpo", 0.0), 1)

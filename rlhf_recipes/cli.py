@@ -1,5 +1,6 @@
 """The `rlhf` command: parse, load, dispatch. Heavy imports happen inside commands so --help is instant."""
 
+import errno
 import sys
 from pathlib import Path
 
@@ -64,33 +65,45 @@ def run(
     recipe: Path,
     overrides: list[str] = OVERRIDES,
     output_dir: Path = typer.Option(None, "--output-dir", help="Run directory [default: runs/<name>]."),
+    force: str = typer.Option(None, "--force", help="Rebuild this stage and every later one, even if unchanged."),
     debug: bool = DEBUG,
 ) -> None:
-    """Run a recipe end to end and write everything to one run directory."""
+    """Run a recipe end to end into one run directory; rerun it to resume (unchanged stages are reused)."""
     from .recipe_loader import load_recipe
 
     try:
         loaded = load_recipe(recipe, overrides or [])
+        check_force(force, loaded)
     except RecipeError as error:
         _fail(error)
     run_dir = output_dir or Path("runs") / loaded.name
+    _offline_unless_needed(loaded)  # before huggingface_hub is imported: it reads the variable once
     _quiet_libraries(debug)
     from .pipeline import run_recipe
     from .sweep import run_sweep
 
     try:
         if loaded.sweep is not None:
-            run_sweep(loaded, run_dir, console)
+            run_sweep(loaded, run_dir, console, force=force)
             console.print(f"[green]done:[/green] {run_dir / 'report.md'} (variants in {run_dir / 'variants'})", highlight=False)
             return
-        metrics = run_recipe(loaded, run_dir, console)
+        metrics = run_recipe(loaded, run_dir, console, force=force)
     except RecipeError as error:
         if debug:
             raise
         _fail(error)
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted:[/yellow] finished stages are kept in {run_dir}; the unfinished one was removed.")
+        console.print(
+            f"[yellow]interrupted:[/yellow] the finished stages are kept in {run_dir}. To resume, run the same "
+            "command again: unchanged stages are reused, and a training stage with a checkpoint resumes from it.",
+            highlight=False,
+        )
         raise typer.Exit(130)
+    except OSError as error:
+        if debug or error.errno != errno.ENOSPC:
+            raise
+        _fail(RecipeError(f"no space left on device while writing {error.filename or 'the run'}. Fix: free some space, "
+                          f"or pass --output-dir on another disk; the finished stages in {run_dir} are kept and a rerun resumes."))
     except Exception as error:
         if debug:
             raise
@@ -143,6 +156,24 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories (or
             rows.append(f"| {metrics['name']} | {name} | {m['gold_mean']:.3f} | [{low:.3f}, {high:.3f}] | {m['kl_mean']:.3f} "
                         f"| {m['win_rate_vs_reference']:.3f} | {accuracy:.3f} |")
     typer.echo("\n".join(rows))
+
+
+def _offline_unless_needed(recipe) -> None:
+    """No network unless the recipe names something on the Hugging Face Hub (a model or a dataset)."""
+    import os
+
+    if recipe.model.name_or_path is None or Path(recipe.model.name_or_path).is_dir():
+        if recipe.prompts.hub_dataset is None:
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+
+def check_force(stage: str | None, recipe) -> None:
+    from .stages import STAGES
+
+    planned = [s for s in STAGES if getattr(recipe, {"reward_model": "reward", "eval": "evaluation"}.get(s, s), True) is not None]
+    if stage is not None and stage not in planned:
+        raise RecipeError(f"--force: {stage!r} is not a stage of this recipe. Fix: one of {', '.join(planned)}.")
 
 
 def _quiet_libraries(debug: bool) -> None:

@@ -73,7 +73,8 @@ def torch_dtype(name: str):
 
 
 def _load_kwargs(settings: Model, load_in_4bit: bool, device: str) -> dict:
-    kwargs = {"dtype": torch_dtype(settings.dtype), "trust_remote_code": settings.trust_remote_code}
+    # safetensors only: a pickled checkpoint (.bin) can run code when loaded
+    kwargs = {"dtype": torch_dtype(settings.dtype), "trust_remote_code": settings.trust_remote_code, "use_safetensors": True}
     if load_in_4bit:
         from transformers import BitsAndBytesConfig
 
@@ -95,7 +96,9 @@ def load_policy(name_or_path: str, settings: Model, device: str = "cpu", load_in
     try:
         model = AutoModelForCausalLM.from_pretrained(name_or_path, **_load_kwargs(settings, quantized, device))
     except OSError as error:
-        raise RecipeError(f"model: cannot load a causal LM from {name_or_path!r}: {error}")
+        raise RecipeError(
+            f"model: cannot load a causal LM from {name_or_path!r} (safetensors weights are required): {error}"
+        )
     return (model if quantized else model.to(device)).eval()
 
 

@@ -11,6 +11,7 @@ from .prompts import prepare_prompts, read_prompts
 from .recipe import Recipe
 from .report import write_report
 from .run_directory import RunDirectory
+from .stages import STAGES
 from .stages.curves import CurveSpec
 from .stages.dpo import train_dpo
 from .stages.evaluate import evaluate_policies
@@ -22,11 +23,14 @@ from .stages.sft import train_sft
 from .tiny_model import build_tiny_model
 
 
-def run_recipe(recipe: Recipe, run_dir: Path, console: Console | None = None, siblings: list[Path] = ()) -> dict:
+def run_recipe(
+    recipe: Recipe, run_dir: Path, console: Console | None = None, siblings: list[Path] = (), force: str | None = None
+) -> dict:
     """Run every stage of `recipe` into run_dir and return the contents of metrics.json.
 
     A stage whose fingerprint matches its output in run_dir (an earlier run) or in one of
-    `siblings` (other variants of a sweep) is reused instead of run again.
+    `siblings` (other variants of a sweep) is reused instead of run again, unless it comes at or
+    after the stage named by `force`.
     """
     console = console or Console(stderr=True)
     run = RunDirectory.open(run_dir, recipe, siblings)
@@ -35,7 +39,8 @@ def run_recipe(recipe: Recipe, run_dir: Path, console: Console | None = None, si
     gold = recipe.gold_labeler or recipe.labeler
 
     def step(stage: str, function, *args, **kwargs) -> dict:
-        summary, reused = run.step(stage, fingerprints[stage], function, *args, **kwargs)
+        rebuild = force is not None and STAGES.index(stage) >= STAGES.index(force)
+        summary, reused = run.step(stage, fingerprints[stage], function, *args, force=rebuild, **kwargs)
         shown = ", ".join(f"{key}={_short(value)}" for key, value in summary.items())
         console.print(f"[bold]{stage}[/bold] {'reused' if reused else 'done'}: {shown}")
         return summary
@@ -55,7 +60,10 @@ def run_recipe(recipe: Recipe, run_dir: Path, console: Console | None = None, si
         step("sft", train_sft, recipe.sft, model, compute, policy, seed=seed)
         policy = str(run.path("sft"))
 
-    step("samples", sample_responses, recipe.sampling, model, compute, policy, train, heldout, seed=seed)
+    lengths = {"sampling.max_new_tokens": recipe.sampling.max_new_tokens, "evaluation.max_new_tokens": recipe.evaluation.max_new_tokens}
+    if recipe.ppo is not None:
+        lengths["ppo.max_new_tokens"] = recipe.ppo.max_new_tokens
+    step("samples", sample_responses, recipe.sampling, model, compute, policy, train, heldout, seed=seed, max_new_tokens=lengths)
     step("preferences", label_responses, recipe.labeler, gold, recipe.preferences, run.path("samples"), chat, seed=seed)
     step("reward_model", train_reward_model, recipe.reward, model, compute, policy, run.path("preferences"), seed=seed)
     reward_model = str(run.path("reward_model"))

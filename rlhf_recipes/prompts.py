@@ -21,7 +21,7 @@ def load_prompts(config: Prompts) -> list[tuple[str, str]]:
         from datasets import DatasetDict, load_from_disk
 
         try:
-            dataset = load_from_disk(str(path))
+            dataset = load_from_disk(str(path), keep_in_memory=True)
         except FileNotFoundError:
             raise RecipeError(f"prompts.path: {path} is a directory but not one written by datasets' save_to_disk.")
         if isinstance(dataset, DatasetDict):

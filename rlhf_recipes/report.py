@@ -56,7 +56,8 @@ def build_blocks(metrics: dict, generations: list[dict], examples: int, plots: l
             ("table", ["N", "gold mean", "gold 95% CI", "learned reward", "KL bound (nats)", "win rate", "generations per answer"],
              [[n, number(b["gold_mean"]), interval(b["gold_ci95"]), number(b["reward_model_mean"]), number(b["kl_bound"]),
                number(b["win_rate_vs_reference"]), str(b["generations_per_prompt"])] for n, b in bon]),
-            ("p", f"{bon[0][1]['prompts']} held-out prompts. KL bound: KL(best-of-N ‖ reference) ≤ log N − (N − 1)/N."),
+            ("p", f"{bon[0][1]['prompts']} held-out prompts; the N samples are nested (best of the first N). KL bound: "
+                  f"KL(best-of-N ‖ reference) ≤ log N − (N − 1)/N. Samples: {metrics['best_of_n_source']}."),
         ]
     blocks += reward_model_blocks(metrics, plots)
     blocks += curve_blocks(metrics, plots)

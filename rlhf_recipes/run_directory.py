@@ -45,7 +45,8 @@ class RunDirectory:
         if root.exists() and not root.is_dir():
             raise RecipeError(f"--output-dir: {root} is a file. Fix: name a directory.")
         earlier = root / "run.json"
-        if root.is_dir() and any(root.iterdir()) and not earlier.is_file():
+        ours = {".lock", ".write-test"}
+        if root.is_dir() and any(p.name not in ours for p in root.iterdir()) and not earlier.is_file():
             raise RecipeError(
                 f"--output-dir: {root} already exists, is not empty and holds no run. Fix: pass another "
                 "--output-dir, or move that directory away (nothing is ever deleted for you)."
@@ -63,6 +64,10 @@ class RunDirectory:
         except OSError as error:
             raise RecipeError(f"--output-dir: cannot write to {root} ({error.strerror}). Fix: choose a writable place.")
         run = cls(root, siblings)
+        run.lock = hold_lock(root)
+        for derived in ("metrics.json", "report.md", "report.html"):  # describe the previous recipe; rebuilt at the end
+            (root / derived).unlink(missing_ok=True)
+        shutil.rmtree(root / "plots", ignore_errors=True)
         run.write_text("recipe.resolved.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
         run.write_json("versions.json", package_versions())
         run.write_json("run.json", {"name": recipe.name, "seed": recipe.seed, "stages": {}})
@@ -75,14 +80,15 @@ class RunDirectory:
         record = directory / "stage.json"
         return json.loads(record.read_text())["fingerprint"] if record.is_file() else None
 
-    def step(self, name: str, fingerprint: str, function, *args, **kwargs) -> tuple[dict, bool]:
+    def step(self, name: str, fingerprint: str, function, *args, force: bool = False, **kwargs) -> tuple[dict, bool]:
         """Run `function(*args, out_dir=<temporary dir>, **kwargs)` and publish its directory as `name`,
-        unless this run or a sibling run already holds `name` with this fingerprint.
+        unless (and `force` is off) this run or a sibling run already holds `name` with this fingerprint.
 
-        Returns (the stage's summary, whether it was reused).
+        The temporary directory survives an interruption when it holds a training checkpoint of the
+        same fingerprint, so that the stage can resume from it. Returns (summary, whether it was reused).
         """
         final = self.path(name)
-        for source in [self.root] + self.siblings:
+        for source in [] if force else [self.root] + self.siblings:
             if self.fingerprint_of(source / name) == fingerprint:
                 if source != self.root:  # a sibling run (another variant of a sweep) built it: link to it
                     self._discard(final)
@@ -91,21 +97,30 @@ class RunDirectory:
                 self._record(name, record["seconds"], reused=True)
                 return record["summary"], True
         temporary = self.path(f".{name}.partial")
-        shutil.rmtree(temporary, ignore_errors=True)
-        temporary.mkdir()
+        if not (self.fingerprint_of_partial(temporary) == fingerprint and latest_checkpoint(temporary / "checkpoints")):
+            shutil.rmtree(temporary, ignore_errors=True)
+            temporary.mkdir()
+            (temporary / "partial.json").write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
         started = time.time()
         try:
             summary = function(*args, out_dir=temporary, **kwargs)
             seconds = round(time.time() - started, 2)
             record = {"fingerprint": fingerprint, "summary": summary, "seconds": seconds}
+            (temporary / "partial.json").unlink()
             (temporary / "stage.json").write_text(json.dumps(record, indent=2) + "\n")
         except BaseException:
-            shutil.rmtree(temporary, ignore_errors=True)
+            if not latest_checkpoint(temporary / "checkpoints"):  # nothing to resume from
+                shutil.rmtree(temporary, ignore_errors=True)
             raise
         self._discard(final)
         os.replace(temporary, final)
         self._record(name, seconds, reused=False)
         return summary, False
+
+    @staticmethod
+    def fingerprint_of_partial(directory: Path) -> str | None:
+        record = directory / "partial.json"
+        return json.loads(record.read_text())["fingerprint"] if record.is_file() else None
 
     def _discard(self, final: Path) -> None:
         """Remove this run's out-of-date output of a stage (a directory, or a link to a sibling's)."""
@@ -140,3 +155,38 @@ class RunDirectory:
 
     def stage_seconds(self) -> dict[str, float]:
         return {name: info["seconds"] for name, info in json.loads(self.path("run.json").read_text())["stages"].items()}
+
+
+def latest_checkpoint(directory: Path) -> str | None:
+    """The newest complete Trainer checkpoint in `directory`: trainer_state.json is written last, so a
+    checkpoint without it was interrupted while being written and is skipped."""
+    if not directory.is_dir():
+        return None
+    complete = [p for p in directory.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return str(max(complete, key=lambda p: int(p.name.split("-")[-1]))) if complete else None
+
+
+def hold_lock(root: Path):
+    """Hold an exclusive lock on the run directory for as long as this process lives.
+
+    flock locks belong to the process and die with it, even by SIGKILL, so a crashed run never
+    leaves a stale lock behind. Returns the open file; closing it releases the lock.
+    """
+    import fcntl
+
+    handle = open(root / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise RecipeError(
+            f"--output-dir: {root} is in use by another rlhf run (pid {holder}). Fix: wait for it to finish, "
+            "or pass another --output-dir."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from .errors import RecipeError
+
 
 @dataclass
 class Response:
@@ -84,3 +86,17 @@ def left_pad(sequences: list[list[int]], pad_token_id: int):
             input_ids[row, longest - len(sequence) :] = torch.tensor(sequence)
             attention_mask[row, longest - len(sequence) :] = 1
     return input_ids, attention_mask
+
+
+def check_context(model, prompts: list[str], prompt_ids: list[list[int]], max_new_tokens: dict[str, int]) -> None:
+    """Refuse prompts that, with the longest response a recipe asks for, do not fit the model's context."""
+    context = getattr(model.config, "max_position_embeddings", None)
+    if not context:
+        return
+    longest = max(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
+    key, new_tokens = max(max_new_tokens.items(), key=lambda item: item[1])
+    if len(prompt_ids[longest]) + new_tokens > context:
+        raise RecipeError(
+            f"prompts: the prompt {prompts[longest][:60]!r} is {len(prompt_ids[longest])} tokens; with {key}={new_tokens} "
+            f"it exceeds the model's context of {context} tokens. Fix: shorten or drop such prompts, or lower {key}."
+        )

@@ -14,6 +14,7 @@ from .errors import RecipeError
 from .metrics import mean, std
 from .recipe import Recipe
 from .recipe_loader import sweep_variant_data, variant_label
+from .run_directory import hold_lock
 
 SWEPT_METRICS = [  # (label, path into a variant's metrics.json, per policy?)
     ("gold mean", "gold_mean", True),
@@ -23,7 +24,7 @@ SWEPT_METRICS = [  # (label, path into a variant's metrics.json, per policy?)
 ]
 
 
-def run_sweep(recipe: Recipe, run_dir: Path, console: Console | None = None) -> dict:
+def run_sweep(recipe: Recipe, run_dir: Path, console: Console | None = None, force: str | None = None) -> dict:
     """Run every variant of recipe.sweep and write the sweep's metrics.json, report.md and report.html."""
     from .pipeline import run_recipe
 
@@ -31,6 +32,7 @@ def run_sweep(recipe: Recipe, run_dir: Path, console: Console | None = None) -> 
     if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / "sweep.json").is_file():
         raise RecipeError(f"--output-dir: {run_dir} already exists, is not empty and holds no sweep. Fix: pass another --output-dir.")
     run_dir.mkdir(parents=True, exist_ok=True)
+    lock = hold_lock(run_dir)  # noqa: F841 (held until the sweep ends)
     data = recipe.model_dump(mode="json")
     variants = [(label, Recipe.model_validate(raw)) for label, raw in sweep_variant_data(recipe, data)]
     sweep = recipe.sweep
@@ -42,7 +44,7 @@ def run_sweep(recipe: Recipe, run_dir: Path, console: Console | None = None) -> 
     for index, (label, variant) in enumerate(variants, 1):
         console.print(f"[bold]variant {index}/{len(variants)}: {label}[/bold]")
         variant_dir = run_dir / "variants" / label
-        run_recipe(variant, variant_dir, console, siblings=done)
+        run_recipe(variant, variant_dir, console, siblings=done, force=force)
         done.append(variant_dir)
     return write_sweep_report(run_dir)
 

@@ -1,3 +1,6 @@
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,3 +32,26 @@ def tiny_settings(tiny_model_dir):
     from rlhf_recipes.recipe import Model
 
     return Model(name_or_path=str(tiny_model_dir))
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The smoke recipe, run once through the CLI: (run directory, metrics.json)."""
+    run_dir = tmp_path_factory.mktemp("smoke") / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "rlhf_recipes", "run", "recipes/smoke.yaml", "--output-dir", str(run_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    return run_dir, json.loads((run_dir / "metrics.json").read_text())
+
+
+def without_timing(metrics: dict) -> dict:
+    """metrics.json minus wall-clock times, which no two runs share."""
+    metrics = json.loads(json.dumps(metrics))
+    metrics.pop("stage_seconds", None)
+    for cost in metrics.get("costs", {}).values():
+        cost.pop("training_seconds", None)
+    return metrics

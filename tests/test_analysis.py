@@ -31,3 +31,32 @@ def test_best_of_n_picks_the_highest_learned_reward_among_the_first_n():
     summary = best_of_n_summary(rows, reference, [1, 2, 4])
     assert [summary[n]["gold_mean"] for n in ("1", "2", "4")] == [0.1, 0.9, -1.0]
     assert [summary[n]["win_rate_vs_reference"] for n in ("1", "2", "4")] == [0.5, 1.0, 0.0]
+
+
+def test_best_of_n_reuses_held_out_samples_only_from_the_same_distribution(in_repo):
+    from rlhf_recipes.recipe_loader import load_recipe
+    from rlhf_recipes.stages.evaluate import samples_serve_best_of_n
+
+    from .conftest import REPO
+
+    def serve(*overrides):
+        return samples_serve_best_of_n(load_recipe(REPO / "recipes/smoke.yaml", list(overrides)))
+
+    same = ["sampling.responses_per_prompt=8", "evaluation.best_of_n=[1, 4, 8]"]
+    assert serve(*same)
+    assert not serve("sampling.responses_per_prompt=8", "evaluation.best_of_n=[1, 16]"), "too few samples"
+    assert not serve(*same, "evaluation.temperature=0.7"), "another temperature"
+    assert not serve(*same, "sampling.top_p=0.9"), "nucleus sampling is another distribution"
+    assert not serve(*same, "evaluation.max_new_tokens=48"), "another length limit"
+
+
+def test_scored_held_out_samples_are_numbered_per_prompt(tmp_path):
+    import json
+
+    from rlhf_recipes.stages.evaluate import read_scored_heldout_samples
+
+    rows = [{"prompt_index": i, "gold": 0.0, "reward_model": 0.0} for i in (0, 0, 1, 0, 1)]
+    (tmp_path / "scored.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert [(r["prompt_index"], r["sample"]) for r in read_scored_heldout_samples(tmp_path / "scored.jsonl")] == [
+        (0, 0), (0, 1), (1, 0), (0, 2), (1, 1)
+    ]

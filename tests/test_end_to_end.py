@@ -10,19 +10,6 @@ import pytest
 from .conftest import REPO
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("smoke") / "run"
-    result = subprocess.run(
-        [sys.executable, "-m", "rlhf_recipes", "run", "recipes/smoke.yaml", "--output-dir", str(run_dir)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    return run_dir, json.loads((run_dir / "metrics.json").read_text())
-
-
 def test_ppo_and_dpo_beat_the_reference_on_held_out_gold(smoke_run):
     _, metrics = smoke_run
     policies = metrics["policies"]

@@ -27,7 +27,7 @@ def write_stage(text, out_dir):
 
 def test_a_new_run_explains_itself(run):
     names = sorted(p.name for p in run.root.iterdir())
-    assert names == ["recipe.resolved.yaml", "run.json", "versions.json"]
+    assert names == [".lock", "recipe.resolved.yaml", "run.json", "versions.json"]
     versions = json.loads(run.path("versions.json").read_text())
     assert {"trl", "transformers", "torch", "python"} <= set(versions)
     assert json.loads(run.path("run.json").read_text())["seed"] == 0

@@ -19,12 +19,21 @@ def trainer_arguments(compute: Compute, out_dir: Path, seed: int) -> dict:
         "report_to": [],
         "seed": seed,
         "data_seed": seed,
-        "save_strategy": "no",
+        "save_strategy": "steps" if compute.checkpoint_every_steps else "no",
+        "save_steps": compute.checkpoint_every_steps or 500,
+        "save_total_limit": 2,
         "logging_steps": 1,
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
         "push_to_hub": False,
     }
+
+
+def resume_point(out_dir: Path) -> str | None:
+    """The checkpoint an interrupted run of this stage left in out_dir/checkpoints, if any."""
+    from ..run_directory import latest_checkpoint
+
+    return latest_checkpoint(out_dir / "checkpoints")
 
 
 def quiet(trainer) -> None:

@@ -33,16 +33,24 @@ class HeldoutCurve(TrainerCallback):
         self.gold, self.tokenizer, self.reward_model = make_labeler(gold), tokenizer, reward_model
         self.prompts = heldout[: evaluation.curve_prompts]
         self.encoded = [prompt_ids(tokenizer, prompt) for prompt in self.prompts]
-        self.policy = self.reference = None  # set by the stage once its trainer has wrapped the model
+        self.policy = self.reference = self.path = self.resumed_step = None  # set by attach()
         self.points: list[dict] = []
 
-    def attach(self, policy, reference=None) -> "HeldoutCurve":
-        """The policy being trained, and its reference: a model, or None for the policy's disabled adapter."""
-        self.policy, self.reference = policy, reference
+    def attach(self, policy, reference=None, path: Path | None = None, resumed_from: str | None = None) -> "HeldoutCurve":
+        """The policy being trained and its reference (a model, or None for the policy's disabled adapter).
+
+        With `path`, every point is saved there as it is measured; resuming from a checkpoint keeps the
+        points measured up to that checkpoint's step instead of measuring step 0 again.
+        """
+        self.policy, self.reference, self.path = policy, reference, path
+        self.resumed_step = int(resumed_from.rsplit("-", 1)[-1]) if resumed_from else None
         return self
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.measure(0)
+        if self.resumed_step is not None and self.path is not None and self.path.is_file():
+            self.points = [p for p in json.loads(self.path.read_text()) if p["step"] <= self.resumed_step]
+        else:
+            self.measure(0)
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step % self.every == 0:
@@ -80,6 +88,8 @@ class HeldoutCurve(TrainerCallback):
         if was_training:
             self.policy.train()
         torch.set_rng_state(rng)
+        if self.path is not None:
+            self.save(self.path)
 
     @contextmanager
     def _reference(self):

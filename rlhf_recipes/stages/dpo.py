@@ -7,8 +7,9 @@ from pathlib import Path
 
 from ..models import device_for, load_policy, load_reward_model, load_tokenizer, lora_config, save_policy
 from ..recipe import Compute, Dpo, Model, Reward
-from .common import quiet, save_logs, trainer_arguments
+from .common import quiet, resume_point, save_logs, trainer_arguments
 from .curves import CurveSpec, HeldoutCurve
+from .health import FiniteTraining
 
 
 def train_dpo(
@@ -35,7 +36,7 @@ def train_dpo(
     tokenizer = load_tokenizer(policy, settings.trust_remote_code)
     model = load_policy(policy, settings, device)
     reference = None if settings.lora else load_policy(policy, settings, device)
-    pairs = load_from_disk(str(preferences_dir / "dataset"))["train"].select_columns(["prompt", "chosen", "rejected"])
+    pairs = load_from_disk(str(preferences_dir / "dataset"), keep_in_memory=True)["train"].select_columns(["prompt", "chosen", "rejected"])
     args = DPOConfig(
         **trainer_arguments(compute, out_dir, seed),
         num_train_epochs=config.epochs,
@@ -56,15 +57,15 @@ def train_dpo(
         peft_config=lora_config(settings.lora, "CAUSAL_LM") if settings.lora else None,
     )
     quiet(trainer)
+    trainer.add_callback(FiniteTraining("dpo", config.learning_rate))
     tracker = None
     if config.eval_every_steps and curve is not None:
         scorer = load_reward_model(curve.reward_model, tokenizer.pad_token_id, settings, device, reward_config.load_in_4bit)
         tracker = HeldoutCurve(config.eval_every_steps, curve.evaluation, curve.gold, tokenizer, scorer, curve.heldout, seed)
-        trainer.add_callback(tracker.attach(trainer.accelerator.unwrap_model(trainer.model), reference))
-    trainer.train()
+        policy_model = trainer.accelerator.unwrap_model(trainer.model)
+        trainer.add_callback(tracker.attach(policy_model, reference, out_dir / "curve.json", resume_point(out_dir)))
+    trainer.train(resume_from_checkpoint=resume_point(out_dir))
     trained = trainer.accelerator.unwrap_model(trainer.model).eval()
-    if tracker is not None:
-        tracker.save(out_dir / "curve.json")
     save_policy(trained, tokenizer, out_dir, policy, settings, merged=settings.save_merged)
     history = save_logs(trainer, out_dir)
     losses = [entry["loss"] for entry in history if "loss" in entry]

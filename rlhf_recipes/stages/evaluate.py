@@ -33,14 +33,17 @@ def evaluate_policies(recipe: Recipe, policies: dict[str, str], reward_model: st
             for row in answer(name, models, tokenizer, scorer, gold, heldout, encoded, config, seed):
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
     if config.best_of_n:
-        with models.reference() as reference:
-            rows = best_of_n_samples(reference, tokenizer, scorer, gold, heldout, encoded, max(config.best_of_n), config, seed + 1)
+        if samples_serve_best_of_n(recipe):
+            rows = read_scored_heldout_samples(Path(reward_model) / "heldout_responses.jsonl")
+        else:
+            with models.reference() as reference:
+                rows = best_of_n_samples(reference, tokenizer, scorer, gold, heldout, encoded, max(config.best_of_n), config, seed + 1)
         with open(out_dir / "best_of_n.jsonl", "w", encoding="utf-8") as out:
             out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     if "dpo" in policies:
         from datasets import load_from_disk
 
-        pairs = load_from_disk(str(preferences_dir / "dataset"))["heldout"]
+        pairs = load_from_disk(str(preferences_dir / "dataset"), keep_in_memory=True)["heldout"]
         implicit = dpo_implicit_accuracy(models, tokenizer, pairs, recipe.dpo.beta, config.batch_size)
         (out_dir / "dpo_implicit_reward.json").write_text(json.dumps(implicit, indent=2) + "\n")
     return {"policies": len(policies), "responses_each": len(heldout) * config.responses_per_prompt}
@@ -97,6 +100,27 @@ def best_of_n_samples(reference, tokenizer, scorer, gold, heldout, encoded, n: i
     learned = reward_scores(scorer, tokenizer, [row["prompt"] for row in rows], texts, config.batch_size)
     for row, gold_score, learned_score in zip(rows, score_all(gold, texts), learned):
         row |= {"gold": gold_score, "reward_model": learned_score, "words": len(row["response"].split())}
+    return rows
+
+
+def samples_serve_best_of_n(recipe: Recipe) -> bool:
+    """Are the samples stage's held-out responses draws of the very distribution evaluation samples from
+    (same policy, temperature, length; no top-p or top-k), and enough of them per prompt for every N?
+    Then best-of-N reuses them, already scored by gold and by the reward model, instead of sampling anew."""
+    s, e = recipe.sampling, recipe.evaluation
+    same = (s.temperature, s.max_new_tokens, s.top_p, s.top_k) == (e.temperature, e.max_new_tokens, 1.0, 0)
+    return same and max(e.best_of_n) <= s.responses_per_prompt
+
+
+def read_scored_heldout_samples(path: Path) -> list[dict]:
+    """The reward stage's scored held-out samples as best-of-N rows, numbered in sampling order per prompt."""
+    with open(path, encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle]
+    counts: dict[int, int] = {}
+    for row in rows:
+        row["sample"] = counts.get(row["prompt_index"], 0)
+        counts[row["prompt_index"]] = row["sample"] + 1
+        row["source"] = "samples stage"
     return rows
 
 

@@ -20,7 +20,7 @@ def label_responses(
     """
     from datasets import Dataset, DatasetDict, load_from_disk
 
-    samples = load_from_disk(str(samples_dir))
+    samples = load_from_disk(str(samples_dir), keep_in_memory=True)
     scores = score_all(make_labeler(labeler_config), samples["response"])
     gold = scores if gold_config == labeler_config else score_all(make_labeler(gold_config), samples["response"])
     with open(out_dir / "scored_responses.jsonl", "w", encoding="utf-8") as out:

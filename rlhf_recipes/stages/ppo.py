@@ -12,6 +12,7 @@ from ..models import device_for, load_policy, load_reward_model, load_tokenizer,
 from ..recipe import Compute, Model, Ppo, Reward
 from .common import quiet, save_logs, trainer_arguments
 from .curves import CurveSpec, HeldoutCurve
+from .health import FiniteTraining
 
 
 def train_ppo(
@@ -45,7 +46,7 @@ def train_ppo(
     if reward_config.lora:  # adapt the value model's backbone; its score head stays fully trainable
         value.model = get_peft_model(value.model, lora_config(reward_config.lora, "FEATURE_EXTRACTION"))
     args = PPOConfig(
-        **trainer_arguments(compute, out_dir, seed),
+        **(trainer_arguments(compute, out_dir, seed) | {"save_strategy": "no"}),  # TRL's PPO cannot resume
         learning_rate=config.learning_rate,
         total_episodes=config.total_episodes or len(train),
         # TRL steps the optimizer once per gradient_accumulation_steps micro-batches, across mini-batch
@@ -83,14 +84,13 @@ def train_ppo(
         peft_config=lora_config(settings.lora, "CAUSAL_LM") if settings.lora else None,
     )
     quiet(trainer)
+    trainer.add_callback(FiniteTraining("ppo", config.learning_rate))
     tracker = None
     if config.eval_every_updates and curve is not None:
         tracker = HeldoutCurve(config.eval_every_updates, curve.evaluation, curve.gold, tokenizer, reward, curve.heldout, seed)
-        trainer.add_callback(tracker.attach(trainer.accelerator.unwrap_model(trainer.model).policy, reference))
+        trainer.add_callback(tracker.attach(trainer.accelerator.unwrap_model(trainer.model).policy, reference, out_dir / "curve.json"))
     trainer.train()
     trained = trainer.accelerator.unwrap_model(trainer.model).policy.eval()
-    if tracker is not None:
-        tracker.save(out_dir / "curve.json")
     save_policy(trained, tokenizer, out_dir, policy, settings, merged=settings.save_merged)
     history = save_logs(trainer, out_dir)
     last = history[-1] if history else {}

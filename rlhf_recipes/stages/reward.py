@@ -12,7 +12,8 @@ from ..metrics import pair_accuracies
 from ..models import device_for, load_reward_model, load_tokenizer, lora_config, merge_adapter
 from ..recipe import Compute, Model, Reward
 from ..scoring import reward_scores
-from .common import quiet, save_logs, trainer_arguments
+from .common import quiet, resume_point, save_logs, trainer_arguments
+from .health import FiniteTraining
 
 
 def pairwise_accuracy(reward_model, tokenizer, pairs, batch_size: int) -> dict:
@@ -31,7 +32,7 @@ def score_heldout_responses(reward_model, tokenizer, preferences_dir: Path, out:
     scores = reward_scores(reward_model, tokenizer, [r["prompt"] for r in heldout], [r["response"] for r in heldout], batch_size)
     with open(out, "w", encoding="utf-8") as handle:
         for row, score in zip(heldout, scores):
-            handle.write(json.dumps({"gold": row["gold"], "reward_model": score, "words": row["words"]}) + "\n")
+            handle.write(json.dumps(row | {"reward_model": score}, ensure_ascii=False) + "\n")
 
 
 def tokenized_pairs(tokenizer, pairs):
@@ -66,7 +67,7 @@ def train_reward_model(
     tokenizer = load_tokenizer(policy, settings.trust_remote_code)
     device = device_for(compute)
     model = load_reward_model(policy, tokenizer.pad_token_id, settings, device, load_in_4bit=config.load_in_4bit)
-    pairs = load_from_disk(str(preferences_dir / "dataset"))
+    pairs = load_from_disk(str(preferences_dir / "dataset"), keep_in_memory=True)
     args = RewardConfig(
         **trainer_arguments(compute, out_dir, seed),
         num_train_epochs=config.epochs,
@@ -81,7 +82,8 @@ def train_reward_model(
         model=model, args=args, train_dataset=tokenized_pairs(tokenizer, pairs["train"]), processing_class=tokenizer, peft_config=peft
     )
     quiet(trainer)
-    trainer.train()
+    trainer.add_callback(FiniteTraining("reward", config.learning_rate))
+    trainer.train(resume_from_checkpoint=resume_point(out_dir))
     trained = trainer.accelerator.unwrap_model(trainer.model).eval()
     metrics = {
         "train": pairwise_accuracy(trained, tokenizer, pairs["train"], config.batch_size),

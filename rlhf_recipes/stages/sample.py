@@ -9,17 +9,31 @@ from pathlib import Path
 from ..formatting import prompt_ids
 from ..models import device_for, load_policy, load_tokenizer
 from ..recipe import Compute, Model, Sampling
-from ..sampling import generate_responses
+from ..sampling import check_context, generate_responses
 
 
 def sample_responses(
-    config: Sampling, settings: Model, compute: Compute, policy: str, train: list[str], heldout: list[str], out_dir: Path, seed: int
+    config: Sampling,
+    settings: Model,
+    compute: Compute,
+    policy: str,
+    train: list[str],
+    heldout: list[str],
+    out_dir: Path,
+    seed: int,
+    max_new_tokens: dict[str, int],
 ):
-    """Write a `datasets` dataset to out_dir: one row per response (split, prompt_index, prompt, response)."""
+    """Write a `datasets` dataset to out_dir: one row per response (split, prompt_index, prompt, response).
+
+    max_new_tokens: every stage's response length by recipe key; every prompt must fit the model's
+    context with the longest of them, which is checked here, before any sampling.
+    """
     from datasets import Dataset
 
     tokenizer = load_tokenizer(policy, settings.trust_remote_code)
     model = load_policy(policy, settings, device_for(compute))
+    every = train + heldout
+    check_context(model, every, [prompt_ids(tokenizer, prompt) for prompt in every], max_new_tokens)
     rows = []
     for split, prompts in (("train", train), ("heldout", heldout)):
         groups = generate_responses(

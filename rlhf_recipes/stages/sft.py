@@ -7,7 +7,8 @@ from ..errors import RecipeError
 from ..formatting import demonstration_row, uses_chat_template
 from ..models import device_for, load_policy, load_tokenizer, lora_config, merge_adapter
 from ..recipe import Compute, Model, Sft
-from .common import quiet, save_logs, trainer_arguments
+from .common import quiet, resume_point, save_logs, trainer_arguments
+from .health import FiniteTraining
 
 
 def read_demonstrations(path: Path) -> list[tuple[str, str]]:
@@ -54,7 +55,8 @@ def train_sft(config: Sft, settings: Model, compute: Compute, base_model: str, o
     peft = lora_config(settings.lora, "CAUSAL_LM") if settings.lora else None
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft)
     quiet(trainer)
-    trainer.train()
+    trainer.add_callback(FiniteTraining("sft", config.learning_rate))
+    trainer.train(resume_from_checkpoint=resume_point(out_dir))
     trained = trainer.accelerator.unwrap_model(trainer.model)
     if settings.lora:
         trained.save_pretrained(out_dir / "adapter")
