@@ -2,9 +2,9 @@
 
     python benchmarks/time_recipe.py recipes/smoke.yaml [--repeats 3] [override ...]
 
-Each repeat is a fresh `rlhf run` in a temporary directory. Stage times come from the
-run's run.json; the total is wall time of the whole command, including Python start-up
-and imports. Peak resident memory is that of the largest child process.
+Each repeat is a fresh `rlhf run` in a temporary directory. Stage times, peak resident memory
+per stage and generated tokens come from the run's run.json (the pipeline measures them); the
+total is wall time of the whole command, including Python start-up and imports.
 """
 
 import argparse
@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("recipe")
     parser.add_argument("overrides", nargs="*")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--keep", type=Path, help="keep the last run in this (new) directory")
     args = parser.parse_args()
     totals, stages = [], []
     for _ in range(args.repeats):
@@ -44,13 +46,20 @@ def main() -> None:
             totals.append(time.perf_counter() - started)
             stages.append(json.loads((run_dir / "run.json").read_text())["stages"])
             metrics = json.loads((run_dir / "metrics.json").read_text())
+            if args.keep:
+                shutil.rmtree(args.keep, ignore_errors=True)
+                shutil.move(run_dir, args.keep)
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"Recipe `{args.recipe}` {' '.join(args.overrides)}; {args.repeats} run(s) on {machine()}\n")
-    print("| stage | median seconds |\n|---|---|")
+    print("| stage | median seconds | new tokens/s | peak RSS (MiB) |\n|---|---|---|---|")
     for name in stages[0]:
-        print(f"| {name} | {statistics.median(run[name]['seconds'] for run in stages):.1f} |")
-    print(f"| **whole command (wall)** | **{statistics.median(totals):.1f}** (min {min(totals):.1f}, max {max(totals):.1f}) |")
-    print(f"\nPeak resident memory: {peak_mib:.0f} MiB")
+        seconds = statistics.median(run[name]["seconds"] for run in stages)
+        tokens = stages[0][name].get("generated_tokens") or 0
+        speed = f"{tokens / seconds:,.0f}" if tokens and seconds else ""
+        peak = max(run[name].get("peak_rss_mib") or 0 for run in stages)
+        print(f"| {name} | {seconds:.1f} | {speed} | {peak:,.0f} |")
+    print(f"| **whole command (wall)** | **{statistics.median(totals):.1f}** (min {min(totals):.1f}, max {max(totals):.1f}) | | "
+          f"{peak_mib:,.0f} |")
     print("\nLast run's results: " + ", ".join(
         f"{name} gold {p['gold_mean']:+.3f} (win rate {p['win_rate_vs_reference']:.2f}, KL {p['kl_mean']:.2f})"
         for name, p in metrics["policies"].items()

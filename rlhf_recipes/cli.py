@@ -66,17 +66,37 @@ def run(
     overrides: list[str] = OVERRIDES,
     output_dir: Path = typer.Option(None, "--output-dir", help="Run directory [default: runs/<name>]."),
     force: str = typer.Option(None, "--force", help="Rebuild this stage and every later one, even if unchanged."),
+    launcher: str = typer.Option(
+        None, "--launcher", help="'accelerate': run as several processes with `accelerate launch` [default: accelerate "
+        "when the recipe sets compute.accelerate_config, else one process]."
+    ),
+    num_processes: int = typer.Option(None, "--num-processes", min=1, help="Processes for --launcher accelerate "
+                                      "[default: the accelerate config's, else 1]."),
     debug: bool = DEBUG,
 ) -> None:
     """Run a recipe end to end into one run directory; rerun it to resume (unchanged stages are reused)."""
+    from .launch import launch_command
     from .recipe_loader import load_recipe
 
     try:
         loaded = load_recipe(recipe, overrides or [])
         check_force(force, loaded)
+        command = launch_command(loaded, launcher, num_processes)
     except RecipeError as error:
         _fail(error)
     run_dir = output_dir or Path("runs") / loaded.name
+    from .distributed import is_main
+
+    console.quiet = not is_main()  # one voice when several processes run the recipe
+    if command is not None:  # this process only launches the processes that run the recipe
+        import subprocess
+
+        arguments = [str(recipe), *(overrides or []), "--output-dir", str(run_dir)]
+        arguments += (["--force", force] if force else []) + (["--debug"] if debug else [])
+        try:
+            raise typer.Exit(subprocess.run([*command, *arguments]).returncode)
+        except KeyboardInterrupt:
+            raise typer.Exit(130)
     _offline_unless_needed(loaded)  # before huggingface_hub is imported: it reads the variable once
     _quiet_libraries(debug)
     from .pipeline import run_recipe

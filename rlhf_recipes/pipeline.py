@@ -1,12 +1,14 @@
 """run_recipe: the whole method on one screen, one plain function per stage, in order."""
 
+import json
 from pathlib import Path
 
 from rich.console import Console
 
+from . import distributed
 from .fingerprints import stage_fingerprints
 from .formatting import uses_chat_template
-from .models import load_tokenizer, prepare_base_model
+from .models import device_for, load_tokenizer, prepare_base_model
 from .prompts import prepare_prompts, read_prompts
 from .recipe import Recipe
 from .report import write_report
@@ -33,26 +35,29 @@ def run_recipe(
     after the stage named by `force`.
     """
     console = console or Console(stderr=True)
-    run = RunDirectory.open(run_dir, recipe, siblings)
+    distributed.start(cpu=device_for(recipe.compute) == "cpu")
+    if not distributed.is_main():
+        console = Console(stderr=True, quiet=True)
+    run = RunDirectory.open(run_dir, recipe, siblings, console)
     fingerprints = stage_fingerprints(recipe)
     model, compute, seed = recipe.model, recipe.compute, recipe.seed
     gold = recipe.gold_labeler or recipe.labeler
 
-    def step(stage: str, function, *args, **kwargs) -> dict:
+    def step(stage: str, function, *args, main_only: bool = False, **kwargs) -> dict:
         rebuild = force is not None and STAGES.index(stage) >= STAGES.index(force)
-        summary, reused = run.step(stage, fingerprints[stage], function, *args, force=rebuild, **kwargs)
+        summary, reused = run.step(stage, fingerprints[stage], function, *args, force=rebuild, main_only=main_only, **kwargs)
         shown = ", ".join(f"{key}={_short(value)}" for key, value in summary.items())
         console.print(f"[bold]{stage}[/bold] {'reused' if reused else 'done'}: {shown}")
         return summary
 
-    step("prompts", prepare_prompts, recipe.prompts, seed)
+    step("prompts", prepare_prompts, recipe.prompts, seed, main_only=True)
     train, heldout = read_prompts(run.path("prompts"), "train"), read_prompts(run.path("prompts"), "heldout")
 
     if recipe.model.tiny is not None:
-        step("base_model", build_tiny_model, recipe.model.tiny, seed=seed)
+        step("base_model", build_tiny_model, recipe.model.tiny, seed=seed, main_only=True)
         policy = str(run.path("base_model"))
-    else:
-        policy = prepare_base_model(recipe.model, run.path("base_model"), seed)
+    else:  # a GGUF file is converted into a shared cache once, by the main process
+        policy = distributed.broadcast(prepare_base_model(recipe.model, run.path("base_model"), seed) if distributed.is_main() else None)
     run.record("base_model", policy)
     chat = uses_chat_template(load_tokenizer(policy, recipe.model.trust_remote_code))
 
@@ -64,7 +69,7 @@ def run_recipe(
     if recipe.ppo is not None:
         lengths["ppo.max_new_tokens"] = recipe.ppo.max_new_tokens
     step("samples", sample_responses, recipe.sampling, model, compute, policy, train, heldout, seed=seed, max_new_tokens=lengths)
-    step("preferences", label_responses, recipe.labeler, gold, recipe.preferences, run.path("samples"), chat, seed=seed)
+    step("preferences", label_responses, recipe.labeler, gold, recipe.preferences, run.path("samples"), chat, seed=seed, main_only=True)
     step("reward_model", train_reward_model, recipe.reward, model, compute, policy, run.path("preferences"), seed=seed)
     reward_model = str(run.path("reward_model"))
 
@@ -78,7 +83,27 @@ def run_recipe(
         policies["dpo"] = str(run.path("dpo"))
 
     step("eval", evaluate_policies, recipe, policies, reward_model, heldout, run.path("preferences"))
-    return write_report(run_dir)
+    metrics = write_report(run_dir) if distributed.is_main() else None
+    distributed.barrier()
+    console.print(stage_summary(json.loads(run.path("run.json").read_text())["stages"]))
+    return distributed.broadcast(metrics)
+
+
+def stage_summary(stages: dict) -> "Table":
+    """One screen: each stage's wall time (when it was built), peak memory and generation speed."""
+    from rich.table import Table
+
+    table = Table(title="time per stage", title_justify="left", box=None, pad_edge=False)
+    for column in ("stage", "seconds", "share", "peak RSS (MiB)", "new tokens/s", ""):
+        table.add_column(column, justify="left" if column in ("stage", "") else "right")
+    total = sum(info["seconds"] for info in stages.values()) or 1.0
+    for name, info in stages.items():
+        tokens, seconds, peak = info.get("generated_tokens"), info["seconds"], info.get("peak_rss_mib")
+        speed = f"{tokens / seconds:,.0f}" if tokens and seconds else ""
+        table.add_row(name, f"{seconds:,.1f}", f"{seconds / total:.0%}", f"{peak:,.0f}" if peak else "", speed,
+                      "reused" if info["reused"] else "")
+    table.add_row("total", f"{total:,.1f}", "", "", "", "")
+    return table
 
 
 def _short(value) -> str:

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
+import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 
@@ -34,6 +35,22 @@ def _existing_path(path: Path) -> Path:
 
 # YAML gives strings; paths are the one place a string is converted, and then checked.
 ExistingFile = Annotated[Path, Field(strict=False), AfterValidator(_existing_file)]
+
+
+def sharded_training(accelerate_config: Path | None) -> str | None:
+    """'DeepSpeed ZeRO-3' or 'FSDP' when an accelerate config shards parameters across processes, else None."""
+    if accelerate_config is None:
+        return None
+    try:
+        config = yaml.safe_load(accelerate_config.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ValueError(f"cannot read the accelerate config {accelerate_config}: {error}. Fix: name a YAML file from `accelerate config`")
+    kind = str(config.get("distributed_type", "")).upper()
+    if kind == "FSDP":
+        return "FSDP"
+    if kind == "DEEPSPEED" and (config.get("deepspeed_config") or {}).get("zero_stage") == 3:
+        return "DeepSpeed ZeRO-3"
+    return None
 ExistingPath = Annotated[Path, Field(strict=False), AfterValidator(_existing_path)]
 PositiveInt = Annotated[int, Field(ge=1)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -394,6 +411,11 @@ class Compute(Section):
         description="Save a resumable checkpoint of SFT, reward and DPO training every this many optimizer steps; "
         "an interrupted stage then resumes from its last one (TRL's PPO cannot resume: it restarts its stage).",
     )
+    accelerate_config: ExistingFile | None = Field(
+        None,
+        description="An accelerate config file (DDP, DeepSpeed ZeRO-2/3 or FSDP; examples in recipes/accelerate/). "
+        "`rlhf run` then launches itself with `accelerate launch --config_file` and its training stages use it.",
+    )
 
 
 class Sweep(Section):
@@ -445,6 +467,23 @@ class Recipe(Section):
     def _trains_a_policy(self):
         if self.ppo is None and self.dpo is None:
             raise ValueError("the recipe trains no policy. Fix: add a ppo: section, a dpo: section, or both")
+        return self
+
+    @model_validator(mode="after")
+    def _curves_need_whole_policies(self):
+        sharding = sharded_training(self.compute.accelerate_config)
+        curves = [key for key, on in (("ppo.eval_every_updates", self.ppo and self.ppo.eval_every_updates),
+                                      ("dpo.eval_every_steps", self.dpo and self.dpo.eval_every_steps)) if on]
+        if sharding and (self.model.lora or self.reward.lora):
+            raise ValueError(
+                f"compute.accelerate_config shards the model across processes ({sharding}), which this tool "
+                "supports for full fine-tuning. Fix: with LoRA, use DDP or DeepSpeed ZeRO-2 (recipes/accelerate/)"
+            )
+        if sharding and curves:
+            raise ValueError(
+                f"compute.accelerate_config shards the policy across processes ({sharding}), but held-out curves "
+                f"during training generate from the whole policy. Fix: set {' and '.join(f'{key}: null' for key in curves)}"
+            )
         return self
 
     @model_validator(mode="after")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from . import progress
+from .distributed import barrier, gather_batches, is_main, rank, world_size
 from .errors import RecipeError
 from .recipe import Recipe
 
@@ -37,11 +39,24 @@ class RunDirectory:
 
     def __init__(self, root: Path, siblings: list[Path] = ()):
         self.root, self.siblings = root, list(siblings)
+        self.console = self.lock = None
 
     @classmethod
-    def open(cls, root: Path, recipe: Recipe, siblings: list[Path] = ()) -> "RunDirectory":
+    def open(cls, root: Path, recipe: Recipe, siblings: list[Path] = (), console=None) -> "RunDirectory":
         """A new run directory, or an earlier run of the same recipe name to resume. Nothing else is reused,
-        and nothing is ever deleted but a stage of this run that is about to be rebuilt."""
+        and nothing is ever deleted but a stage of this run that is about to be rebuilt.
+
+        With several processes (distributed.py), the main one checks, locks and writes; the others wait.
+        """
+        run = cls(root, siblings)
+        run.console = console
+        if is_main():
+            run._prepare(recipe)
+        barrier()
+        return run
+
+    def _prepare(self, recipe: Recipe) -> None:
+        root = self.root
         if root.exists() and not root.is_dir():
             raise RecipeError(f"--output-dir: {root} is a file. Fix: name a directory.")
         earlier = root / "run.json"
@@ -63,15 +78,13 @@ class RunDirectory:
             probe.unlink()
         except OSError as error:
             raise RecipeError(f"--output-dir: cannot write to {root} ({error.strerror}). Fix: choose a writable place.")
-        run = cls(root, siblings)
-        run.lock = hold_lock(root)
+        self.lock = hold_lock(root)
         for derived in ("metrics.json", "report.md", "report.html"):  # describe the previous recipe; rebuilt at the end
             (root / derived).unlink(missing_ok=True)
         shutil.rmtree(root / "plots", ignore_errors=True)
-        run.write_text("recipe.resolved.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
-        run.write_json("versions.json", package_versions())
-        run.write_json("run.json", {"name": recipe.name, "seed": recipe.seed, "stages": {}})
-        return run
+        self.write_text("recipe.resolved.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
+        self.write_json("versions.json", package_versions())
+        self.write_json("run.json", {"name": recipe.name, "seed": recipe.seed, "processes": world_size(), "stages": {}})
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -80,42 +93,61 @@ class RunDirectory:
         record = directory / "stage.json"
         return json.loads(record.read_text())["fingerprint"] if record.is_file() else None
 
-    def step(self, name: str, fingerprint: str, function, *args, force: bool = False, **kwargs) -> tuple[dict, bool]:
+    def step(
+        self, name: str, fingerprint: str, function, *args, force: bool = False, main_only: bool = False, **kwargs
+    ) -> tuple[dict, bool]:
         """Run `function(*args, out_dir=<temporary dir>, **kwargs)` and publish its directory as `name`,
         unless (and `force` is off) this run or a sibling run already holds `name` with this fingerprint.
 
         The temporary directory survives an interruption when it holds a training checkpoint of the
-        same fingerprint, so that the stage can resume from it. Returns (summary, whether it was reused).
+        same fingerprint, so that the stage can resume from it. With several processes, all of them run
+        `function` (its writes are the main process's alone), or only the main one when `main_only`;
+        the main process publishes. Returns (summary, whether it was reused).
         """
         final = self.path(name)
-        for source in [] if force else [self.root] + self.siblings:
-            if self.fingerprint_of(source / name) == fingerprint:
-                if source != self.root:  # a sibling run (another variant of a sweep) built it: link to it
-                    self._discard(final)
-                    os.symlink(os.path.relpath((source / name).resolve(), self.root.resolve()), final)
-                record = json.loads((final / "stage.json").read_text())
-                self._record(name, record["seconds"], reused=True)
-                return record["summary"], True
+        barrier()  # every process decides on the same files
+        source = None if force else next((s for s in [self.root] + self.siblings if self.fingerprint_of(s / name) == fingerprint), None)
+        barrier()
+        if source is not None:
+            if is_main() and source != self.root:  # a sibling run (another variant of a sweep) built it: link to it
+                self._discard(final)
+                os.symlink(os.path.relpath((source / name).resolve(), self.root.resolve()), final)
+            barrier()
+            record = json.loads((final / "stage.json").read_text())
+            self._record(name, record, reused=True)
+            return record["summary"], True
         temporary = self.path(f".{name}.partial")
-        if not (self.fingerprint_of_partial(temporary) == fingerprint and latest_checkpoint(temporary / "checkpoints")):
+        if is_main() and not (self.fingerprint_of_partial(temporary) == fingerprint and latest_checkpoint(temporary / "checkpoints")):
             shutil.rmtree(temporary, ignore_errors=True)
             temporary.mkdir()
             (temporary / "partial.json").write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
+        barrier()
         started = time.time()
         try:
-            summary = function(*args, out_dir=temporary, **kwargs)
-            seconds = round(time.time() - started, 2)
-            record = {"fingerprint": fingerprint, "summary": summary, "seconds": seconds}
-            (temporary / "partial.json").unlink()
-            (temporary / "stage.json").write_text(json.dumps(record, indent=2) + "\n")
+            with progress.stage(name, self.console) as counters:
+                summary = function(*args, out_dir=temporary, **kwargs) if is_main() or not main_only else None
+            record = {
+                "fingerprint": fingerprint,
+                "summary": summary,
+                "seconds": round(time.time() - started, 2),
+                "peak_rss_mib": progress.peak_memory_mib(),
+                "generated_tokens": sum(gather_batches({rank(): [counters.generated_tokens]})),
+            }
+            if is_main():
+                (temporary / "partial.json").unlink()
+                (temporary / "stage.json").write_text(json.dumps(record, indent=2) + "\n")
         except BaseException:
-            if not latest_checkpoint(temporary / "checkpoints"):  # nothing to resume from
+            if is_main() and not latest_checkpoint(temporary / "checkpoints"):  # nothing to resume from
                 shutil.rmtree(temporary, ignore_errors=True)
             raise
-        self._discard(final)
-        os.replace(temporary, final)
-        self._record(name, seconds, reused=False)
-        return summary, False
+        barrier()
+        if is_main():
+            self._discard(final)
+            os.replace(temporary, final)
+        barrier()
+        record = json.loads((final / "stage.json").read_text())  # the main process's summary, on every process
+        self._record(name, record, reused=False)
+        return record["summary"], False
 
     @staticmethod
     def fingerprint_of_partial(directory: Path) -> str | None:
@@ -132,14 +164,20 @@ class RunDirectory:
             os.replace(final, stale)
             shutil.rmtree(stale)
 
-    def _record(self, name: str, seconds: float, reused: bool) -> None:
-        """run.json lists the stages of the latest invocation, with the seconds each took when it was built."""
+    def _record(self, name: str, record: dict, reused: bool) -> None:
+        """run.json lists the stages of the latest invocation, with what each cost when it was built:
+        seconds, peak resident memory (MiB, of the main process) and generated tokens (all processes)."""
+        if not is_main():
+            return
         run = json.loads(self.path("run.json").read_text())
-        run["stages"][name] = {"seconds": seconds, "reused": reused}
+        costs = {key: record.get(key) for key in ("seconds", "peak_rss_mib", "generated_tokens")}
+        run["stages"][name] = costs | {"reused": reused}
         self.write_json("run.json", run)
 
     def record(self, key: str, value) -> None:
         """Add a fact about the run (e.g. where the base model was loaded from) to run.json."""
+        if not is_main():
+            return
         run = json.loads(self.path("run.json").read_text())
         run[key] = value
         self.write_json("run.json", run)

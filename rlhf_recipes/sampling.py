@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from . import progress
+from .distributed import gather_batches
 from .errors import RecipeError
 
 
@@ -29,8 +31,9 @@ def generate_responses(
     """Sample `responses_per_prompt` responses for every prompt; result[i] holds prompt i's responses.
 
     prompt_ids: each prompt's token ids (formatting.prompt_ids). Prompts are sorted by length
-    before batching so that a batch carries little padding; the same inputs and seed give the
-    same responses on the same machine.
+    before batching so that a batch carries little padding. Each batch draws from its own seed,
+    so the same inputs and seed give the same responses on the same machine, however many
+    processes share the batches (distributed.batch_starts).
     """
     import torch
 
@@ -39,11 +42,11 @@ def generate_responses(
         ((index, sample) for index in range(len(encoded)) for sample in range(responses_per_prompt)),
         key=lambda job: (len(encoded[job[0]]), job),
     )
-    results: list[list[Response | None]] = [[None] * responses_per_prompt for _ in encoded]
     device = next(model.parameters()).device
-    torch.manual_seed(seed)
-    for start in range(0, len(jobs), batch_size):
+    done: dict[int, list[Response]] = {}
+    for start in progress.batches("generating", len(jobs), batch_size):
         batch = jobs[start : start + batch_size]
+        torch.manual_seed(seed * 1_000_003 + start)
         input_ids, attention_mask = left_pad([encoded[index] for index, _ in batch], tokenizer.pad_token_id)
         with torch.no_grad():
             output = model.generate(
@@ -57,10 +60,13 @@ def generate_responses(
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
             )
-        for (index, sample), row in zip(batch, output[:, input_ids.shape[1] :].tolist()):
-            token_ids = cut_at_eos(row, tokenizer.eos_token_id, tokenizer.pad_token_id)
-            text = tokenizer.decode(token_ids, skip_special_tokens=True)
-            results[index][sample] = Response(prompt_index=index, text=text, token_ids=token_ids)
+        rows = [cut_at_eos(row, tokenizer.eos_token_id, tokenizer.pad_token_id) for row in output[:, input_ids.shape[1] :].tolist()]
+        texts = tokenizer.batch_decode(rows, skip_special_tokens=True)
+        done[start] = [Response(index, text, ids) for (index, _), text, ids in zip(batch, texts, rows)]
+        progress.add_tokens(sum(len(ids) for ids in rows))
+    results: list[list[Response | None]] = [[None] * responses_per_prompt for _ in encoded]
+    for (index, sample), response in zip(jobs, gather_batches(done)):
+        results[index][sample] = response
     return results
 
 

@@ -1,4 +1,8 @@
-"""Batched scores of responses by models: log-probabilities under a policy, rewards from a reward model."""
+"""Batched scores of responses by models: log-probabilities under a policy, rewards from a reward model.
+Batches are shared among processes when there are several (distributed.py); every process gets all scores."""
+
+from . import progress
+from .distributed import gather_batches
 
 
 def response_logprobs(
@@ -8,31 +12,34 @@ def response_logprobs(
 
     Logits are divided by `temperature`, the distribution the responses were sampled from.
     Sequences are left-padded with explicit position ids, so a batch gives the same numbers
-    as one sequence at a time.
+    as one sequence at a time. Left padding puts every response at the end, so the float32
+    log-softmax over the vocabulary runs on the last (longest response + 1) positions only, not
+    on the prompts, and no KV cache is built. (Asking the model itself for those positions only,
+    with `logits_to_keep`, was 2.5 times slower on a CPU in bfloat16 with a LoRA adapter.)
     """
     import torch
 
     from .sampling import left_pad
 
     device = next(model.parameters()).device
-    totals: list[float] = []
-    for start in range(0, len(prompt_ids), batch_size):
+    done: dict[int, list[float]] = {}
+    for start in progress.batches("log-probabilities", len(prompt_ids), batch_size):
         prompts = prompt_ids[start : start + batch_size]
         responses = response_ids[start : start + batch_size]
         input_ids, attention_mask = left_pad([p + r for p, r in zip(prompts, responses)], 0)
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        keep = max(len(r) for r in responses) + 1
         with torch.no_grad():
             logits = model(
                 input_ids=input_ids.to(device),
                 attention_mask=attention_mask.to(device),
                 position_ids=position_ids.to(device),
-            ).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1] / temperature, dim=-1)
-        token_logprobs = logprobs.gather(-1, input_ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
-        for row, response in enumerate(responses):
-            width = input_ids.shape[1] - 1
-            totals.append(token_logprobs[row, width - len(response) :].sum().item() if response else 0.0)
-    return totals
+                use_cache=False,
+            ).logits
+        logprobs = torch.log_softmax(logits[:, -keep:-1].float() / temperature, dim=-1)  # predicts the last keep-1 tokens
+        token_logprobs = logprobs.gather(-1, input_ids[:, 1 - keep :].to(device).unsqueeze(-1)).squeeze(-1)
+        done[start] = [token_logprobs[row, keep - 1 - len(r) :].sum().item() if r else 0.0 for row, r in enumerate(responses)]
+    return gather_batches(done)
 
 
 def reward_scores(reward_model, tokenizer, prompts: list[str], responses: list[str], batch_size: int) -> list[float]:
@@ -43,8 +50,8 @@ def reward_scores(reward_model, tokenizer, prompts: list[str], responses: list[s
     from .formatting import scored_ids
 
     device = next(reward_model.parameters()).device
-    scores: list[float] = []
-    for start in range(0, len(prompts), batch_size):
+    done: dict[int, list[float]] = {}
+    for start in progress.batches("reward-model scores", len(prompts), batch_size):
         encoded = [
             scored_ids(tokenizer, prompt, response)
             for prompt, response in zip(prompts[start : start + batch_size], responses[start : start + batch_size])
@@ -56,6 +63,6 @@ def reward_scores(reward_model, tokenizer, prompts: list[str], responses: list[s
             input_ids[row, : len(ids)] = torch.tensor(ids)
             attention_mask[row, : len(ids)] = 1
         with torch.no_grad():
-            logits = reward_model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits
-        scores.extend(logits[:, 0].float().tolist())
-    return scores
+            logits = reward_model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=False).logits
+        done[start] = logits[:, 0].float().tolist()
+    return gather_batches(done)

@@ -184,6 +184,12 @@ CASES = {
     "disk-full": disk_full,
     "interrupted-run": lambda t, m: interrupted_run(t),
     "report-not-a-run": lambda t, m: rlhf("report", t),
+    "unknown-launcher": lambda t, m: rlhf("run", "recipes/smoke.yaml", "--launcher", "slurm", "--output-dir", t / "run"),
+    "processes-without-launcher": lambda t, m: rlhf("run", "recipes/smoke.yaml", "--num-processes", "2", "--output-dir", t / "run"),
+    "batch-does-not-split": lambda t, m: rlhf("run", "recipes/smoke.yaml", "dpo.batch_size=30", "--launcher", "accelerate",
+                                              "--num-processes", "4", "--output-dir", t / "run"),
+    "missing-accelerate-config": lambda t, m: validate("compute.accelerate_config=nowhere.yaml"),
+    "curves-with-zero3": lambda t, m: validate("compute.accelerate_config=recipes/accelerate/deepspeed_zero3.yaml"),
 }
 
 

@@ -27,3 +27,26 @@ def test_gpu_recipe_fits_its_gpu(recipe, architecture, parameters_billions, gpu_
     footprints = stage_footprints(loaded, policy, reward)
     worst = max(footprints, key=lambda stage: footprints[stage].total)
     assert footprints[worst].total < 0.9 * gpu_gib * GIB, f"{worst} needs {footprints[worst].total / GIB:.1f} GiB"
+
+
+MULTI_GPU = {  # the commands docs/benchmarks.md gives for many GPUs, as overrides of the 1.5B recipe
+    "ddp_4gpu.yaml": [],
+    "deepspeed_zero2.yaml": [],
+    "deepspeed_zero3.yaml": ["model.lora=null", "reward.lora=null", "ppo.eval_every_updates=null", "dpo.eval_every_steps=null"],
+    "fsdp.yaml": ["model.lora=null", "reward.lora=null", "ppo.eval_every_updates=null", "dpo.eval_every_steps=null"],
+}
+
+
+@pytest.mark.parametrize("config", sorted(MULTI_GPU))
+def test_multi_gpu_commands_validate_and_their_batches_split(config, in_repo):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    from rlhf_recipes.launch import check_batches_split, launch_command
+
+    path = REPO / "recipes" / "accelerate" / config
+    assert load_config_from_file(str(path)).num_processes in (4, 8), "accelerate itself reads the file"
+    overrides = [*MULTI_GPU[config], f"compute.accelerate_config=recipes/accelerate/{config}"]
+    loaded = load_recipe(REPO / "recipes" / "qwen2.5-1.5b_sentiment_lora.yaml", overrides)
+    check_batches_split(loaded, load_config_from_file(str(path)).num_processes)
+    command = launch_command(loaded, None, None)
+    assert command[command.index("--config_file") + 1].endswith(config) and command[-3:] == ["-m", "rlhf_recipes", "run"]

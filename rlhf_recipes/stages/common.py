@@ -5,6 +5,8 @@ import json
 import shutil
 from pathlib import Path
 
+from ..distributed import is_main, world_size
+from ..errors import RecipeError
 from ..models import device_for
 from ..recipe import Compute
 
@@ -24,6 +26,8 @@ def trainer_arguments(compute: Compute, out_dir: Path, seed: int) -> dict:
         "save_total_limit": 2,
         "logging_steps": 1,
         "disable_tqdm": True,
+        "log_level": "passive",  # leave library logging as the CLI set it (a Trainer sets every
+        "log_level_replica": "passive",  # process but the main one to "warning" by default)
         "dataloader_num_workers": 0,
         "push_to_hub": False,
     }
@@ -37,16 +41,47 @@ def resume_point(out_dir: Path) -> str | None:
 
 
 def quiet(trainer) -> None:
-    """Stop the trainer printing a dict per logging step; the logs are saved by `save_logs` instead."""
+    """Stop the trainer printing a dict per logging step (the logs are saved by `save_logs` instead), and
+    show its steps as a bar of the running stage."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from ..progress import TrainingProgress
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(TrainingProgress())
 
 
 def save_logs(trainer, out_dir: Path) -> list[dict]:
     """Write the trainer's log history (one dict per logged step) to out_dir/log_history.json."""
     history = trainer.state.log_history
-    (out_dir / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
-    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+    if is_main():
+        (out_dir / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     return history
+
+
+def shards_parameters(trainer) -> bool:
+    """Under DeepSpeed ZeRO-3 or FSDP no process holds the whole model, and saving it gathers the shards."""
+    if getattr(trainer, "is_fsdp_enabled", False):
+        return True
+    plugin = trainer.accelerator.state.deepspeed_plugin if getattr(trainer, "is_deepspeed_enabled", False) else None
+    return plugin is not None and plugin.zero_stage == 3
+
+
+def save_sharded(trainer, tokenizer, out_dir: Path) -> None:
+    """Gather a sharded model and save full weights to out_dir: every process takes part, the main one writes."""
+    trainer.save_model(str(out_dir))
+    if is_main():
+        tokenizer.save_pretrained(out_dir)
+
+
+def per_process(batch_size: int, key: str) -> int:
+    """A recipe's batch size is the whole batch of one optimizer step; each of several processes takes
+    an equal share, so that any number of processes trains on the same batches."""
+    processes = world_size()
+    if batch_size % processes:
+        raise RecipeError(
+            f"{key}: {batch_size} cannot be split evenly among {processes} processes. Fix: make it a multiple of {processes}."
+        )
+    return batch_size // processes

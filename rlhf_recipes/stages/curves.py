@@ -9,6 +9,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from .. import progress
+from ..distributed import is_main
 from ..formatting import prompt_ids
 from ..labelers import make_labeler, score_all
 from ..metrics import kl_estimates, mean, std
@@ -61,6 +63,10 @@ class HeldoutCurve(TrainerCallback):
             self.measure(state.global_step)
 
     def measure(self, step: int) -> None:
+        with progress.uncounted():
+            self._measure(step)
+
+    def _measure(self, step: int) -> None:
         import torch
 
         rng = torch.get_rng_state()  # leave training's random stream as it was
@@ -101,4 +107,5 @@ class HeldoutCurve(TrainerCallback):
                 yield self.policy
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.points, indent=1) + "\n")
+        if is_main():
+            path.write_text(json.dumps(self.points, indent=1) + "\n")

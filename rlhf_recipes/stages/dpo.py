@@ -5,9 +5,10 @@ With LoRA, the reference is the policy with its adapter disabled: no second copy
 
 from pathlib import Path
 
+from ..distributed import is_main
 from ..models import device_for, load_policy, load_reward_model, load_tokenizer, lora_config, save_policy
 from ..recipe import Compute, Dpo, Model, Reward
-from .common import quiet, resume_point, save_logs, trainer_arguments
+from .common import per_process, quiet, resume_point, save_logs, save_sharded, shards_parameters, trainer_arguments
 from .curves import CurveSpec, HeldoutCurve
 from .health import FiniteTraining
 
@@ -43,7 +44,7 @@ def train_dpo(
         learning_rate=config.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=0.05,
-        per_device_train_batch_size=config.batch_size,
+        per_device_train_batch_size=per_process(config.batch_size, "dpo.batch_size"),
         beta=config.beta,
         loss_type=[config.loss_type],
         max_length=config.max_length_tokens,
@@ -66,7 +67,10 @@ def train_dpo(
         trainer.add_callback(tracker.attach(policy_model, reference, out_dir / "curve.json", resume_point(out_dir)))
     trainer.train(resume_from_checkpoint=resume_point(out_dir))
     trained = trainer.accelerator.unwrap_model(trainer.model).eval()
-    save_policy(trained, tokenizer, out_dir, policy, settings, merged=settings.save_merged)
+    if shards_parameters(trainer):
+        save_sharded(trainer, tokenizer, out_dir)
+    elif is_main():
+        save_policy(trained, tokenizer, out_dir, policy, settings, merged=settings.save_merged)
     history = save_logs(trainer, out_dir)
     losses = [entry["loss"] for entry in history if "loss" in entry]
     return {"pairs": len(pairs), "steps": trainer.state.global_step, "final_loss": losses[-1] if losses else None}

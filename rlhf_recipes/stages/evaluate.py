@@ -4,6 +4,7 @@ and the KL to the reference judge them. Also the best-of-N baselines and DPO's i
 import json
 from pathlib import Path
 
+from ..distributed import is_main
 from ..formatting import prompt_ids, scored_ids, text_of
 from ..labelers import make_labeler, score_all
 from ..metrics import kl_estimates, pair_accuracies
@@ -28,25 +29,30 @@ def evaluate_policies(recipe: Recipe, policies: dict[str, str], reward_model: st
     scorer = load_reward_model(reward_model, tokenizer.pad_token_id, settings, device, recipe.reward.load_in_4bit)
     gold = make_labeler(recipe.gold_labeler or recipe.labeler)
     encoded = [prompt_ids(tokenizer, prompt) for prompt in heldout]
-    with open(out_dir / "generations.jsonl", "w", encoding="utf-8") as out:
-        for name in policies:
-            for row in answer(name, models, tokenizer, scorer, gold, heldout, encoded, config, seed):
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    rows = [row for name in policies for row in answer(name, models, tokenizer, scorer, gold, heldout, encoded, config, seed)]
+    write_jsonl(out_dir / "generations.jsonl", rows)
     if config.best_of_n:
         if samples_serve_best_of_n(recipe):
             rows = read_scored_heldout_samples(Path(reward_model) / "heldout_responses.jsonl")
         else:
             with models.reference() as reference:
                 rows = best_of_n_samples(reference, tokenizer, scorer, gold, heldout, encoded, max(config.best_of_n), config, seed + 1)
-        with open(out_dir / "best_of_n.jsonl", "w", encoding="utf-8") as out:
-            out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        write_jsonl(out_dir / "best_of_n.jsonl", rows)
     if "dpo" in policies:
         from datasets import load_from_disk
 
         pairs = load_from_disk(str(preferences_dir / "dataset"), keep_in_memory=True)["heldout"]
         implicit = dpo_implicit_accuracy(models, tokenizer, pairs, recipe.dpo.beta, config.batch_size)
-        (out_dir / "dpo_implicit_reward.json").write_text(json.dumps(implicit, indent=2) + "\n")
+        if is_main():
+            (out_dir / "dpo_implicit_reward.json").write_text(json.dumps(implicit, indent=2) + "\n")
     return {"policies": len(policies), "responses_each": len(heldout) * config.responses_per_prompt}
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    """One JSON object a line; by the main process only (every process holds the same rows)."""
+    if is_main():
+        with open(path, "w", encoding="utf-8") as out:
+            out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 def answer(name, models: PolicySet, tokenizer, scorer, gold, heldout, encoded, config, seed) -> list[dict]:

@@ -7,10 +7,11 @@ With LoRA, the reference is the policy with its adapter disabled: no second copy
 
 from pathlib import Path
 
+from ..distributed import is_main
 from ..formatting import prompt_ids
 from ..models import device_for, load_policy, load_reward_model, load_tokenizer, lora_config, save_policy
 from ..recipe import Compute, Model, Ppo, Reward
-from .common import quiet, save_logs, trainer_arguments
+from .common import per_process, quiet, save_logs, save_sharded, shards_parameters, trainer_arguments
 from .curves import CurveSpec, HeldoutCurve
 from .health import FiniteTraining
 
@@ -52,10 +53,11 @@ def train_ppo(
         # TRL steps the optimizer once per gradient_accumulation_steps micro-batches, across mini-batch
         # boundaries; so one rollout batch per device, no accumulation, and PPO's minibatches as
         # num_mini_batches give rollouts_per_update / mini_batch_size optimizer steps per PPO epoch.
-        per_device_train_batch_size=config.rollouts_per_update,
+        # With several processes each takes an equal share of every rollout batch and of every minibatch.
+        per_device_train_batch_size=per_process(config.rollouts_per_update, "ppo.rollouts_per_update"),
         gradient_accumulation_steps=1,
         num_mini_batches=config.rollouts_per_update // config.mini_batch_size,
-        local_rollout_forward_batch_size=config.rollouts_per_update,
+        local_rollout_forward_batch_size=per_process(config.rollouts_per_update, "ppo.rollouts_per_update"),
         num_ppo_epochs=config.ppo_epochs,
         kl_coef=config.kl_coef,
         kl_estimator=config.kl_estimator,
@@ -91,7 +93,10 @@ def train_ppo(
         trainer.add_callback(tracker.attach(trainer.accelerator.unwrap_model(trainer.model).policy, reference, out_dir / "curve.json"))
     trainer.train()
     trained = trainer.accelerator.unwrap_model(trainer.model).policy.eval()
-    save_policy(trained, tokenizer, out_dir, policy, settings, merged=settings.save_merged)
+    if shards_parameters(trainer):  # TRL's PPO save_model saves the policy alone
+        save_sharded(trainer, tokenizer, out_dir)
+    elif is_main():
+        save_policy(trained, tokenizer, out_dir, policy, settings, merged=settings.save_merged)
     history = save_logs(trainer, out_dir)
     last = history[-1] if history else {}
     return {"updates": trainer.state.global_step, "final_score": last.get("objective/scores"), "final_kl": last.get("objective/kl")}

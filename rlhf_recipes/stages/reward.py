@@ -7,12 +7,13 @@ it is trained on exactly the tokens PPO will hand it (formatting.scored_ids), re
 import json
 from pathlib import Path
 
+from ..distributed import barrier, is_main
 from ..formatting import scored_ids, text_of
 from ..metrics import pair_accuracies
 from ..models import device_for, load_reward_model, load_tokenizer, lora_config, merge_adapter
 from ..recipe import Compute, Model, Reward
 from ..scoring import reward_scores
-from .common import quiet, resume_point, save_logs, trainer_arguments
+from .common import per_process, quiet, resume_point, save_logs, save_sharded, shards_parameters, trainer_arguments
 from .health import FiniteTraining
 
 
@@ -30,6 +31,8 @@ def score_heldout_responses(reward_model, tokenizer, preferences_dir: Path, out:
     with open(preferences_dir / "scored_responses.jsonl", encoding="utf-8") as rows:
         heldout = [row for row in map(json.loads, rows) if row["split"] == "heldout"]
     scores = reward_scores(reward_model, tokenizer, [r["prompt"] for r in heldout], [r["response"] for r in heldout], batch_size)
+    if not is_main():
+        return
     with open(out, "w", encoding="utf-8") as handle:
         for row, score in zip(heldout, scores):
             handle.write(json.dumps(row | {"reward_model": score}, ensure_ascii=False) + "\n")
@@ -74,7 +77,7 @@ def train_reward_model(
         learning_rate=config.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=0.05,
-        per_device_train_batch_size=config.batch_size,
+        per_device_train_batch_size=per_process(config.batch_size, "reward.batch_size"),
         max_length=config.max_length_tokens,
     )
     peft = lora_config(config.lora, "SEQ_CLS") if config.lora else None
@@ -84,19 +87,27 @@ def train_reward_model(
     quiet(trainer)
     trainer.add_callback(FiniteTraining("reward", config.learning_rate))
     trainer.train(resume_from_checkpoint=resume_point(out_dir))
-    trained = trainer.accelerator.unwrap_model(trainer.model).eval()
+    sharded = shards_parameters(trainer)
+    if sharded:  # gather the shards into a saved model, and measure that
+        save_sharded(trainer, tokenizer, out_dir)
+        barrier()
+        trained = load_reward_model(str(out_dir), tokenizer.pad_token_id, settings, device)
+    else:
+        trained = trainer.accelerator.unwrap_model(trainer.model).eval()
     metrics = {
         "train": pairwise_accuracy(trained, tokenizer, pairs["train"], config.batch_size),
         "heldout": pairwise_accuracy(trained, tokenizer, pairs["heldout"], config.batch_size),
         "steps": trainer.state.global_step,
     }
     score_heldout_responses(trained, tokenizer, preferences_dir, out_dir / "heldout_responses.jsonl", config.batch_size)
-    if config.lora:
-        trained.save_pretrained(out_dir / "adapter")
-        merge_adapter(policy, out_dir / "adapter", out_dir, settings, reward_pad_token_id=tokenizer.pad_token_id)
-    else:
-        trained.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    if is_main() and not sharded:
+        if config.lora:
+            trained.save_pretrained(out_dir / "adapter")
+            merge_adapter(policy, out_dir / "adapter", out_dir, settings, reward_pad_token_id=tokenizer.pad_token_id)
+        else:
+            trained.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
+    if is_main():
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     save_logs(trainer, out_dir)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return {"heldout_accuracy": metrics["heldout"]["vs_gold"], "train_accuracy": metrics["train"]["vs_gold"], "steps": metrics["steps"]}

@@ -6,6 +6,7 @@ it never saw; they are never trained on.
 
 from pathlib import Path
 
+from ..distributed import is_main
 from ..formatting import prompt_ids
 from ..models import device_for, load_policy, load_tokenizer
 from ..recipe import Compute, Model, Sampling
@@ -60,6 +61,7 @@ def sample_responses(
                         "finished": bool(response.token_ids) and response.token_ids[-1] == tokenizer.eos_token_id,
                     }
                 )
-    Dataset.from_list(rows).save_to_disk(str(out_dir))
+    if is_main():
+        Dataset.from_list(rows).save_to_disk(str(out_dir))
     finished = sum(row["finished"] for row in rows) / len(rows)
     return {"responses": len(rows), "finished_fraction": round(finished, 4)}

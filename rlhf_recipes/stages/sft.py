@@ -3,11 +3,12 @@
 import json
 from pathlib import Path
 
+from ..distributed import is_main
 from ..errors import RecipeError
 from ..formatting import demonstration_row, uses_chat_template
 from ..models import device_for, load_policy, load_tokenizer, lora_config, merge_adapter
 from ..recipe import Compute, Model, Sft
-from .common import quiet, resume_point, save_logs, trainer_arguments
+from .common import per_process, quiet, resume_point, save_logs, save_sharded, shards_parameters, trainer_arguments
 from .health import FiniteTraining
 
 
@@ -47,7 +48,7 @@ def train_sft(config: Sft, settings: Model, compute: Compute, base_model: str, o
         learning_rate=config.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=0.05,
-        per_device_train_batch_size=config.batch_size,
+        per_device_train_batch_size=per_process(config.batch_size, "sft.batch_size"),
         max_length=config.max_length_tokens,
         completion_only_loss=True,
     )
@@ -58,12 +59,15 @@ def train_sft(config: Sft, settings: Model, compute: Compute, base_model: str, o
     trainer.add_callback(FiniteTraining("sft", config.learning_rate))
     trainer.train(resume_from_checkpoint=resume_point(out_dir))
     trained = trainer.accelerator.unwrap_model(trainer.model)
-    if settings.lora:
-        trained.save_pretrained(out_dir / "adapter")
-        merge_adapter(base_model, out_dir / "adapter", out_dir, settings)
-    else:
-        trained.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    if shards_parameters(trainer):
+        save_sharded(trainer, tokenizer, out_dir)
+    elif is_main():
+        if settings.lora:
+            trained.save_pretrained(out_dir / "adapter")
+            merge_adapter(base_model, out_dir / "adapter", out_dir, settings)
+        else:
+            trained.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
     history = save_logs(trainer, out_dir)
     losses = [entry["loss"] for entry in history if "loss" in entry]
     return {"demonstrations": len(dataset), "steps": trainer.state.global_step, "final_loss": losses[-1]}
