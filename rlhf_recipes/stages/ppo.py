@@ -74,6 +74,11 @@ def train_ppo(
         num_sample_generations=0,
     )
     dataset = Dataset.from_dict({"input_ids": [prompt_ids(tokenizer, prompt) for prompt in train]})
+    peft = lora_config(settings.lora, "CAUSAL_LM") if settings.lora else None
+    if peft is not None and settings.load_in_4bit:
+        # Given a peft_config, TRL's PPO casts every norm of a 4-bit policy to float32, and its rollout
+        # generation then feeds float32 into the bfloat16 head and fails; so wrap the policy here.
+        model, peft = get_peft_model(model, peft), None
     trainer = PPOTrainer(
         args=args,
         processing_class=tokenizer,
@@ -83,7 +88,7 @@ def train_ppo(
         value_model=value,
         train_dataset=dataset,
         eval_dataset=dataset.select(range(min(len(dataset), config.mini_batch_size))),  # unused: no sample tables
-        peft_config=lora_config(settings.lora, "CAUSAL_LM") if settings.lora else None,
+        peft_config=peft,
     )
     quiet(trainer)
     trainer.add_callback(FiniteTraining("ppo", config.learning_rate))
