@@ -106,7 +106,8 @@ def test_an_interrupted_training_stage_resumes_from_its_last_checkpoint(tmp_path
     assert resumed.returncode == 0, resumed.stderr
     history = json.loads((run_dir / "dpo" / "log_history.json").read_text())
     steps = [entry["step"] for entry in history if "loss" in entry]
-    assert steps[0] == 1 and steps[-1] == 106, "the log runs from the first step to the last"
+    last = json.loads((run_dir / "dpo" / "stage.json").read_text())["summary"]["steps"]
+    assert last > 20 and steps == list(range(1, last + 1)), "the log runs from the first step to the last"
     curve = json.loads((run_dir / "dpo" / "curve.json").read_text())
     assert [point["step"] for point in curve][:3] == [0, 10, 20], "curve points before the checkpoint are kept"
     assert "sft reused" in resumed.stderr and "dpo done" in resumed.stderr
