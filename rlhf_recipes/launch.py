@@ -50,11 +50,11 @@ def free_port() -> int:
 
 def processes_in(accelerate_config) -> int:
     """num_processes of an accelerate config file (1 when it does not say)."""
-    import yaml
+    from .recipe import read_accelerate_config
 
     if accelerate_config is None:
         return 1
-    return int((yaml.safe_load(accelerate_config.read_text(encoding="utf-8")) or {}).get("num_processes", 1))
+    return int(read_accelerate_config(accelerate_config).get("num_processes", 1))
 
 
 def check_batches_split(recipe, processes: int) -> None:

@@ -37,14 +37,19 @@ def _existing_path(path: Path) -> Path:
 ExistingFile = Annotated[Path, Field(strict=False), AfterValidator(_existing_file)]
 
 
+def read_accelerate_config(path: Path) -> dict:
+    """An accelerate config file as a dict; ValueError (a validation problem) when it cannot be read."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ValueError(f"cannot read the accelerate config {path}: {error}. Fix: name a YAML file from `accelerate config`")
+
+
 def sharded_training(accelerate_config: Path | None) -> str | None:
     """'DeepSpeed ZeRO-3' or 'FSDP' when an accelerate config shards parameters across processes, else None."""
     if accelerate_config is None:
         return None
-    try:
-        config = yaml.safe_load(accelerate_config.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise ValueError(f"cannot read the accelerate config {accelerate_config}: {error}. Fix: name a YAML file from `accelerate config`")
+    config = read_accelerate_config(accelerate_config)
     kind = str(config.get("distributed_type", "")).upper()
     if kind == "FSDP":
         return "FSDP"

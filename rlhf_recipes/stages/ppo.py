@@ -46,6 +46,7 @@ def train_ppo(
     value = load_reward_model(reward_model, tokenizer.pad_token_id, settings, device, reward_config.load_in_4bit)
     if reward_config.lora:  # adapt the value model's backbone; its score head stays fully trainable
         value.model = get_peft_model(value.model, lora_config(reward_config.lora, "FEATURE_EXTRACTION"))
+    rollouts_here = per_process(config.rollouts_per_update, "ppo.rollouts_per_update")
     args = PPOConfig(
         **(trainer_arguments(compute, out_dir, seed) | {"save_strategy": "no"}),  # TRL's PPO cannot resume
         learning_rate=config.learning_rate,
@@ -54,10 +55,10 @@ def train_ppo(
         # boundaries; so one rollout batch per device, no accumulation, and PPO's minibatches as
         # num_mini_batches give rollouts_per_update / mini_batch_size optimizer steps per PPO epoch.
         # With several processes each takes an equal share of every rollout batch and of every minibatch.
-        per_device_train_batch_size=per_process(config.rollouts_per_update, "ppo.rollouts_per_update"),
+        per_device_train_batch_size=rollouts_here,
         gradient_accumulation_steps=1,
         num_mini_batches=config.rollouts_per_update // config.mini_batch_size,
-        local_rollout_forward_batch_size=per_process(config.rollouts_per_update, "ppo.rollouts_per_update"),
+        local_rollout_forward_batch_size=rollouts_here,
         num_ppo_epochs=config.ppo_epochs,
         kl_coef=config.kl_coef,
         kl_estimator=config.kl_estimator,
