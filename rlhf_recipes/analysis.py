@@ -186,6 +186,7 @@ def reward_model_summary(run_dir: Path, preferences: dict) -> dict:
         "fraction_of_ceiling": accuracy["vs_labels"] / ceiling,
         "heldout_pairs": accuracy["pairs"],
         "train_accuracy": saved["train"]["vs_gold"],
+        "train_pairs_measured": saved["train"]["pairs"],
         "spearman_vs_gold": spearman(learned, gold),
         "length_r2": r_squared(words, learned),
         "gold_length_r2": r_squared(words, gold),

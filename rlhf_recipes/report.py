@@ -89,7 +89,7 @@ def reward_model_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
         f"Against the labeler before noise: {number(rm['heldout_accuracy_vs_proxy'])}; against the noisy labels it "
         f"imitates: {number(rm['heldout_accuracy_vs_labels'])}, of a Bayes ceiling of "
         f"{number(rm['bayes_accuracy_vs_labels'])} ({number(rm['fraction_of_ceiling'])} of what is attainable)",
-        f"On its own training pairs, against gold: {number(rm['train_accuracy'])}",
+        f"On {rm['train_pairs_measured']} of its own training pairs, against gold: {number(rm['train_accuracy'])}",
         f"Spearman rank correlation with gold over held-out responses: {number(rm['spearman_vs_gold'])}",
         f"Variance of the learned reward explained by length alone (R²): {number(rm['length_r2'])} "
         f"(of gold: {number(rm['gold_length_r2'])})",

@@ -26,6 +26,13 @@ def pairwise_accuracy(reward_model, tokenizer, pairs, batch_size: int) -> dict:
     return pair_accuracies(margins, pairs["chosen_gold"], pairs["rejected_gold"], pairs["noise_free"])
 
 
+def train_sample(train, size: int, seed: int):
+    """A fixed random sample of `size` training pairs (all of them if fewer): training accuracy, the
+    overfitting check beside held-out accuracy, is then as precise as held-out accuracy and costs no more
+    to measure, instead of growing with the training set."""
+    return train if len(train) <= size else train.shuffle(seed=seed, keep_in_memory=True).select(range(size))
+
+
 def score_heldout_responses(reward_model, tokenizer, preferences_dir: Path, out: Path, batch_size: int) -> None:
     """Reward-model scores of every held-out sampled response, next to its gold score and length, as jsonl."""
     with open(preferences_dir / "scored_responses.jsonl", encoding="utf-8") as rows:
@@ -95,7 +102,7 @@ def train_reward_model(
     else:
         trained = trainer.accelerator.unwrap_model(trainer.model).eval()
     metrics = {
-        "train": pairwise_accuracy(trained, tokenizer, pairs["train"], config.batch_size),
+        "train": pairwise_accuracy(trained, tokenizer, train_sample(pairs["train"], len(pairs["heldout"]), seed), config.batch_size),
         "heldout": pairwise_accuracy(trained, tokenizer, pairs["heldout"], config.batch_size),
         "steps": trainer.state.global_step,
     }
