@@ -1,4 +1,5 @@
-"""Batched sampling of responses from a causal LM: left-padded, KV-cached, grouped by prompt length."""
+"""Batched sampling of responses from a causal LM: left-padded, KV-cached, grouped by prompt length,
+each distinct prompt of a batch read once however many responses it gets."""
 
 from dataclasses import dataclass
 
@@ -46,12 +47,16 @@ def generate_responses(
     done: dict[int, list[Response]] = {}
     for start in progress.batches("generating", len(jobs), batch_size):
         batch = jobs[start : start + batch_size]
+        distinct = {index: row for row, index in enumerate(dict.fromkeys(index for index, _ in batch))}
+        input_ids, attention_mask = left_pad([encoded[index] for index in distinct], tokenizer.pad_token_id)
+        prompt_of_row = torch.tensor([distinct[index] for index, _ in batch])
+        cache = shared_prompt_cache(model, input_ids.to(device), attention_mask.to(device), prompt_of_row.to(device))
         torch.manual_seed(seed * 1_000_003 + start)
-        input_ids, attention_mask = left_pad([encoded[index] for index, _ in batch], tokenizer.pad_token_id)
         with torch.no_grad():
             output = model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=attention_mask.to(device),
+                input_ids=input_ids[prompt_of_row].to(device),
+                attention_mask=attention_mask[prompt_of_row].to(device),
+                past_key_values=cache,
                 do_sample=True,
                 temperature=temperature,
                 top_p=top_p,
@@ -60,14 +65,45 @@ def generate_responses(
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
             )
-        rows = [cut_at_eos(row, tokenizer.eos_token_id, tokenizer.pad_token_id) for row in output[:, input_ids.shape[1] :].tolist()]
-        texts = tokenizer.batch_decode(rows, skip_special_tokens=True)
-        done[start] = [Response(index, text, ids) for (index, _), text, ids in zip(batch, texts, rows)]
-        progress.add_tokens(sum(len(ids) for ids in rows))
+        responses = [cut_at_eos(row, tokenizer.eos_token_id, tokenizer.pad_token_id) for row in output[:, input_ids.shape[1] :].tolist()]
+        texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
+        done[start] = [Response(index, text, ids) for (index, _), text, ids in zip(batch, texts, responses)]
+        progress.add_tokens(sum(len(ids) for ids in responses))
     results: list[list[Response | None]] = [[None] * responses_per_prompt for _ in encoded]
     for (index, sample), response in zip(jobs, gather_batches(done)):
         results[index][sample] = response
     return results
+
+
+def shared_prompt_cache(model, input_ids, attention_mask, prompt_of_row):
+    """The KV cache of every prompt but its last token, computed once per distinct prompt and copied to
+    the batch rows that sample from it (`prompt_of_row`: each row's prompt). generate() then reads only the last
+    prompt token and samples on: several responses to a prompt cost one prompt forward, not several.
+    None when there is nothing to share or the model's cache cannot be copied that way; generate() then
+    reads the prompts itself.
+    """
+    import inspect
+
+    import torch
+    from transformers import DynamicCache
+
+    if len(prompt_of_row) == input_ids.shape[0] or input_ids.shape[1] < 2 or model.generation_config.cache_implementation:
+        return None
+    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # as generate() numbers left-padded positions
+    forward = getattr(model, "get_base_model", lambda: model)().forward
+    no_logits = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(forward).parameters else {}
+    with torch.no_grad():
+        cache = model(
+            input_ids=input_ids[:, :-1],
+            attention_mask=attention_mask[:, :-1],
+            position_ids=positions[:, :-1],
+            use_cache=True,
+            **no_logits,
+        ).past_key_values
+    if not isinstance(cache, DynamicCache):
+        return None
+    cache.reorder_cache(prompt_of_row)
+    return cache
 
 
 def cut_at_eos(token_ids: list[int], eos_token_id: int, pad_token_id: int) -> list[int]:

@@ -34,6 +34,23 @@ def test_generation_is_reproducible_and_grouped_by_prompt(tiny_model_dir, tiny_s
     assert [[r.token_ids for r in g] for g in first] == [[r.token_ids for r in g] for g in again]
 
 
+def test_reading_each_prompt_once_changes_no_response(tiny_model_dir, tiny_settings, monkeypatch):
+    """Responses drawn after a shared prompt cache are the ones drawn when every row reads its own prompt."""
+    import rlhf_recipes.sampling as sampling
+
+    tokenizer, model = load_tokenizer(str(tiny_model_dir)), load_policy(str(tiny_model_dir), tiny_settings)
+    ids = [tokenizer(prompt)["input_ids"] for prompt in PROMPTS]
+    kwargs = dict(responses_per_prompt=4, max_new_tokens=8, temperature=1.0, batch_size=6, seed=3)
+    calls = []
+    real = sampling.shared_prompt_cache
+    monkeypatch.setattr(sampling, "shared_prompt_cache", lambda *args: calls.append(real(*args)) or calls[-1])
+    shared = generate_responses(model, tokenizer, ids, **kwargs)
+    assert calls and all(cache is not None for cache in calls), "every batch repeats a prompt, so every batch shares"
+    monkeypatch.setattr(sampling, "shared_prompt_cache", lambda *args: None)
+    separate = generate_responses(model, tokenizer, ids, **kwargs)
+    assert [[r.token_ids for r in g] for g in shared] == [[r.token_ids for r in g] for g in separate]
+
+
 def test_batched_logprobs_equal_one_at_a_time_and_a_manual_sum(tiny_model_dir, tiny_settings):
     """Left padding with explicit position ids must not change any sequence's log-probability."""
     tokenizer, model = load_tokenizer(str(tiny_model_dir)), load_policy(str(tiny_model_dir), tiny_settings)
