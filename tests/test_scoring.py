@@ -51,6 +51,18 @@ def test_reading_each_prompt_once_changes_no_response(tiny_model_dir, tiny_setti
     assert [[r.token_ids for r in g] for g in shared] == [[r.token_ids for r in g] for g in separate]
 
 
+def test_a_frozen_lm_head_gets_a_contiguous_input_during_generation(tiny_model_dir, tiny_settings):
+    """A frozen head fed generate()'s non-contiguous last-position view makes PyTorch copy its weight
+    once per row (pytorch/pytorch#186148); load_policy's models hand it a contiguous input instead."""
+    tokenizer, model = load_tokenizer(str(tiny_model_dir)), load_policy(str(tiny_model_dir), tiny_settings)
+    model.requires_grad_(False)  # as under LoRA, 4-bit, or for a reference model
+    seen = []
+    model.get_output_embeddings().register_forward_hook(lambda head, args, output: seen.append(args[0].is_contiguous()))
+    ids, mask = left_pad([tokenizer(p)["input_ids"] for p in PROMPTS], tokenizer.pad_token_id)
+    model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=3, pad_token_id=0)
+    assert seen and all(seen)
+
+
 def test_batched_logprobs_equal_one_at_a_time_and_a_manual_sum(tiny_model_dir, tiny_settings):
     """Left padding with explicit position ids must not change any sequence's log-probability."""
     tokenizer, model = load_tokenizer(str(tiny_model_dir)), load_policy(str(tiny_model_dir), tiny_settings)
