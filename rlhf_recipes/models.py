@@ -105,6 +105,14 @@ def load_policy(name_or_path: str, settings: Model, device: str = "cpu", load_in
     return (model if quantized else model.to(device)).eval()
 
 
+def takes_logits_to_keep(model) -> bool:
+    """Can this causal LM (or the model under its LoRA adapter) compute logits for the last positions only?"""
+    import inspect
+
+    forward = getattr(model, "get_base_model", lambda: model)().forward
+    return "logits_to_keep" in inspect.signature(forward).parameters
+
+
 def _contiguous_input(head, args):
     """generate() hands the LM head the last position of each sequence, a non-contiguous (batch, 1,
     hidden) view. Against a weight that does not require grad (any frozen head: under LoRA, 4-bit, a

@@ -82,16 +82,15 @@ def shared_prompt_cache(model, input_ids, attention_mask, prompt_of_row):
     None when there is nothing to share or the model's cache cannot be copied that way; generate() then
     reads the prompts itself.
     """
-    import inspect
-
     import torch
     from transformers import DynamicCache
+
+    from .models import takes_logits_to_keep
 
     if len(prompt_of_row) == input_ids.shape[0] or input_ids.shape[1] < 2 or model.generation_config.cache_implementation:
         return None
     positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # as generate() numbers left-padded positions
-    forward = getattr(model, "get_base_model", lambda: model)().forward
-    no_logits = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(forward).parameters else {}
+    no_logits = {"logits_to_keep": 1} if takes_logits_to_keep(model) else {}
     with torch.no_grad():
         cache = model(
             input_ids=input_ids[:, :-1],
