@@ -92,6 +92,7 @@ def train_ppo(
         peft_config=peft,
     )
     quiet(trainer)
+    trainer.accelerator.print = _silent  # PPOTrainer's one print is a "===training policy===" banner on stdout
     trainer.add_callback(FiniteTraining("ppo", config.learning_rate))
     tracker = None
     if config.eval_every_updates and curve is not None:
@@ -106,3 +107,7 @@ def train_ppo(
     history = save_logs(trainer, out_dir)
     last = history[-1] if history else {}
     return {"updates": trainer.state.global_step, "final_score": last.get("objective/scores"), "final_kl": last.get("objective/kl")}
+
+
+def _silent(*args, **kwargs) -> None:
+    pass
