@@ -1,6 +1,6 @@
 """Peak memory of the PPO stage: full fine-tuning vs LoRA vs LoRA on a 4-bit base (QLoRA).
 
-    python benchmarks/ppo_memory.py RUN_DIR [--updates 2]
+    python benchmarks/ppo_memory.py RUN_DIR [--updates 2] [--variants full lora qlora]
 
 RUN_DIR is a finished run of recipes/smollm2_sentiment.yaml (its prompts, base model and reward
 model are the inputs). Each variant trains PPO for a few updates in a fresh process (held-out curves
@@ -18,10 +18,10 @@ from pathlib import Path
 
 from time_recipe import machine
 
-VARIANTS = {
-    "full fine-tuning": ["model.lora=null", "reward.lora=null"],
-    "LoRA r=16": [],
-    "LoRA r=16 on a 4-bit NF4 base": ["model.load_in_4bit=true", "reward.load_in_4bit=true"],
+VARIANTS = {  # short name: (table row, recipe overrides)
+    "full": ("full fine-tuning", ["model.lora=null", "reward.lora=null"]),
+    "lora": ("LoRA r=16", []),
+    "qlora": ("LoRA r=16 on a 4-bit NF4 base", ["model.load_in_4bit=true", "reward.load_in_4bit=true"]),
 }
 
 
@@ -53,6 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--updates", type=int, default=2)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--child", nargs="*")
     args = parser.parse_args()
     if args.child is not None:
@@ -61,7 +62,7 @@ def main() -> None:
     print(f"PPO on SmolLM2-135M-Instruct, 32 rollouts a update, {args.updates} updates, on {machine()}\n")
     print("| policy, reward and value models | peak RSS (MiB) | of which before PPO (MiB) | PPO's own (MiB) | s / update |")
     print("|---|---|---|---|---|")
-    for name, overrides in VARIANTS.items():
+    for name, overrides in (VARIANTS[variant] for variant in args.variants):
         command = [sys.executable, __file__, str(args.run_dir), "--updates", str(args.updates), "--child", *overrides]
         result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
         print(f"| {name} | {result['peak_mib']:,.0f} | {result['before_mib']:,.0f} | {result['peak_mib'] - result['before_mib']:,.0f} "
