@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("recipe")
     parser.add_argument("overrides", nargs="*")
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--keep", type=Path, help="keep the last run in this (new) directory")
+    parser.add_argument("--keep", type=Path, help="keep the last run, and what it printed (output.txt), in this (new) directory")
     args = parser.parse_args()
     totals, stages = [], []
     for _ in range(args.repeats):
@@ -42,8 +42,9 @@ def main() -> None:
             run_dir = Path(scratch) / "run"
             started = time.perf_counter()
             command = [sys.executable, "-m", "rlhf_recipes", "run", args.recipe, *args.overrides, "--output-dir", str(run_dir)]
-            subprocess.run(command, check=True, capture_output=True)
+            output = subprocess.run(command, check=True, capture_output=True, text=True)
             totals.append(time.perf_counter() - started)
+            (run_dir / "output.txt").write_text(output.stdout + output.stderr)  # what `rlhf run` printed
             stages.append(json.loads((run_dir / "run.json").read_text())["stages"])
             metrics = json.loads((run_dir / "metrics.json").read_text())
             if args.keep:
