@@ -114,12 +114,15 @@ def takes_logits_to_keep(model) -> bool:
 
 
 def _contiguous_input(head, args):
-    """generate() hands the LM head the last position of each sequence, a non-contiguous (batch, 1,
-    hidden) view. Against a weight that does not require grad (any frozen head: under LoRA, 4-bit, a
+    """A model asked for the logits of its last positions only (generate()'s prefill, TRL's rollouts,
+    `logits_to_keep` in scoring and sampling) hands the LM head a non-contiguous (batch, k, hidden)
+    slice. Against a weight that does not require grad (any frozen head: under LoRA, 4-bit, a
     reference model) PyTorch's matmul then does not fold it into one matrix product but copies the
     weight once per row and multiplies in batches (pytorch/pytorch#186148): with SmolLM2's 49k
-    vocabulary and 128 rows, 7 GB and seconds per generate() call. A contiguous input costs one
-    batch x hidden copy."""
+    vocabulary and 128 rows, 7 GB and seconds per call. A contiguous input costs one batch x k x
+    hidden copy."""
+    if not args:  # called with keywords only: leave it be
+        return None
     return (args[0].contiguous(), *args[1:])
 
 

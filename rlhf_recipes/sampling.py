@@ -57,6 +57,7 @@ def generate_responses(
                 input_ids=input_ids[prompt_of_row].to(device),
                 attention_mask=attention_mask[prompt_of_row].to(device),
                 past_key_values=cache,
+                use_cache=True,  # a checkpoint saved by a Trainer may say use_cache: false
                 do_sample=True,
                 temperature=temperature,
                 top_p=top_p,
@@ -69,6 +70,7 @@ def generate_responses(
         texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
         done[start] = [Response(index, text, ids) for (index, _), text, ids in zip(batch, texts, responses)]
         progress.add_tokens(sum(len(ids) for ids in responses))
+        del cache, output  # before the next batch's prefill, not after
     results: list[list[Response | None]] = [[None] * responses_per_prompt for _ in encoded]
     for (index, sample), response in zip(jobs, gather_batches(done)):
         results[index][sample] = response
@@ -80,7 +82,9 @@ def shared_prompt_cache(model, input_ids, attention_mask, prompt_of_row):
     the batch rows that sample from it (`prompt_of_row`: each row's prompt). generate() then reads only the last
     prompt token and samples on: several responses to a prompt cost one prompt forward, not several.
     None when there is nothing to share or the model's cache cannot be copied that way; generate() then
-    reads the prompts itself.
+    reads the prompts itself. Whether a batch shares depends on its prompts, so the number of forward
+    passes can differ between processes: fine for models each process holds whole (sampling and
+    evaluation load their own), not for ZeRO-3 shards.
     """
     import torch
     from transformers import DynamicCache
@@ -89,7 +93,7 @@ def shared_prompt_cache(model, input_ids, attention_mask, prompt_of_row):
 
     if len(prompt_of_row) == input_ids.shape[0] or input_ids.shape[1] < 2 or model.generation_config.cache_implementation:
         return None
-    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # as generate() numbers left-padded positions
+    positions = position_ids(attention_mask)
     no_logits = {"logits_to_keep": 1} if takes_logits_to_keep(model) else {}
     with torch.no_grad():
         cache = model(
@@ -113,6 +117,11 @@ def cut_at_eos(token_ids: list[int], eos_token_id: int, pad_token_id: int) -> li
         if token == pad_token_id:
             return token_ids[:position]
     return token_ids
+
+
+def position_ids(attention_mask):
+    """Positions of left-padded rows as generate() numbers them: 0 at each row's first real token."""
+    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
 
 
 def left_pad(sequences: list[list[int]], pad_token_id: int):

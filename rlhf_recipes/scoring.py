@@ -12,29 +12,32 @@ def response_logprobs(
 
     Logits are divided by `temperature`, the distribution the responses were sampled from.
     Sequences are left-padded with explicit position ids, so a batch gives the same numbers
-    as one sequence at a time. Left padding puts every response at the end, so the model computes
-    logits (and the float32 log-softmax over the vocabulary runs) for the last (longest response
-    + 1) positions only, not for the prompts, and no KV cache is built.
+    as one sequence at a time. Left padding puts every response at the end, so the float32
+    log-softmax over the vocabulary runs on the last (longest response + 1) positions only, not
+    on the prompts, and the model computes logits for those positions only where it takes
+    `logits_to_keep`. No KV cache is built. An empty response has log-probability 0.
     """
     import torch
 
     from .models import takes_logits_to_keep
-    from .sampling import left_pad
+    from .sampling import left_pad, position_ids
 
     device = next(model.parameters()).device
     done: dict[int, list[float]] = {}
     for start in progress.batches("log-probabilities", len(prompt_ids), batch_size):
         prompts = prompt_ids[start : start + batch_size]
         responses = response_ids[start : start + batch_size]
-        input_ids, attention_mask = left_pad([p + r for p, r in zip(prompts, responses)], 0)
-        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
         keep = max(len(r) for r in responses) + 1
+        if keep == 1:  # every response of the batch is empty
+            done[start] = [0.0] * len(responses)
+            continue
+        input_ids, attention_mask = left_pad([p + r for p, r in zip(prompts, responses)], 0)
         only_kept = {"logits_to_keep": keep} if takes_logits_to_keep(model) else {}
         with torch.no_grad():
             logits = model(
                 input_ids=input_ids.to(device),
                 attention_mask=attention_mask.to(device),
-                position_ids=position_ids.to(device),
+                position_ids=position_ids(attention_mask).to(device),
                 use_cache=False,
                 **only_kept,
             ).logits

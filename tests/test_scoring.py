@@ -34,11 +34,18 @@ def test_generation_is_reproducible_and_grouped_by_prompt(tiny_model_dir, tiny_s
     assert [[r.token_ids for r in g] for g in first] == [[r.token_ids for r in g] for g in again]
 
 
-def test_reading_each_prompt_once_changes_no_response(tiny_model_dir, tiny_settings, monkeypatch):
-    """Responses drawn after a shared prompt cache are the ones drawn when every row reads its own prompt."""
+@pytest.mark.parametrize("adapter", [False, True], ids=["plain", "lora-adapter"])
+def test_reading_each_prompt_once_changes_no_response(tiny_model_dir, tiny_settings, monkeypatch, adapter):
+    """Responses drawn after a shared prompt cache are the ones drawn when every row reads its own prompt,
+    also through a LoRA adapter (as the eval stage and held-out curves sample from policies)."""
     import rlhf_recipes.sampling as sampling
 
     tokenizer, model = load_tokenizer(str(tiny_model_dir)), load_policy(str(tiny_model_dir), tiny_settings)
+    if adapter:
+        from peft import LoraConfig, get_peft_model
+
+        torch.manual_seed(0)
+        model = get_peft_model(model, LoraConfig(r=4, init_lora_weights=False, target_modules="all-linear")).eval()
     ids = [tokenizer(prompt)["input_ids"] for prompt in PROMPTS]
     kwargs = dict(responses_per_prompt=4, max_new_tokens=8, temperature=1.0, batch_size=6, seed=3)
     calls = []
@@ -49,6 +56,12 @@ def test_reading_each_prompt_once_changes_no_response(tiny_model_dir, tiny_setti
     monkeypatch.setattr(sampling, "shared_prompt_cache", lambda *args: None)
     separate = generate_responses(model, tokenizer, ids, **kwargs)
     assert [[r.token_ids for r in g] for g in shared] == [[r.token_ids for r in g] for g in separate]
+
+
+def test_logprobs_of_a_batch_of_empty_responses_are_zero(tiny_model_dir, tiny_settings):
+    tokenizer, model = load_tokenizer(str(tiny_model_dir)), load_policy(str(tiny_model_dir), tiny_settings)
+    prompts = [tokenizer(p)["input_ids"] for p in PROMPTS]
+    assert response_logprobs(model, prompts, [[], [], []], temperature=1.0, batch_size=2) == [0.0, 0.0, 0.0]
 
 
 def test_a_frozen_lm_head_gets_a_contiguous_input_during_generation(tiny_model_dir, tiny_settings):
