@@ -48,14 +48,15 @@ def generate_responses(
     for start in progress.batches("generating", len(jobs), batch_size):
         batch = jobs[start : start + batch_size]
         distinct = {index: row for row, index in enumerate(dict.fromkeys(index for index, _ in batch))}
-        input_ids, attention_mask = left_pad([encoded[index] for index in distinct], tokenizer.pad_token_id)
-        prompt_of_row = torch.tensor([distinct[index] for index, _ in batch])
-        cache = shared_prompt_cache(model, input_ids.to(device), attention_mask.to(device), prompt_of_row.to(device))
+        padded = left_pad([encoded[index] for index in distinct], tokenizer.pad_token_id)
+        input_ids, attention_mask = (tensor.to(device) for tensor in padded)
+        prompt_of_row = torch.tensor([distinct[index] for index, _ in batch], device=device)
+        cache = shared_prompt_cache(model, input_ids, attention_mask, prompt_of_row)
         torch.manual_seed(seed * 1_000_003 + start)
         with torch.no_grad():
             output = model.generate(
-                input_ids=input_ids[prompt_of_row].to(device),
-                attention_mask=attention_mask[prompt_of_row].to(device),
+                input_ids=input_ids[prompt_of_row],
+                attention_mask=attention_mask[prompt_of_row],
                 past_key_values=cache,
                 use_cache=True,  # a checkpoint saved by a Trainer may say use_cache: false
                 do_sample=True,

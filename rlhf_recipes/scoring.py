@@ -23,6 +23,7 @@ def response_logprobs(
     from .sampling import left_pad, position_ids
 
     device = next(model.parameters()).device
+    keeps_logits = takes_logits_to_keep(model)
     done: dict[int, list[float]] = {}
     for start in progress.batches("log-probabilities", len(prompt_ids), batch_size):
         prompts = prompt_ids[start : start + batch_size]
@@ -32,7 +33,7 @@ def response_logprobs(
             done[start] = [0.0] * len(responses)
             continue
         input_ids, attention_mask = left_pad([p + r for p, r in zip(prompts, responses)], 0)
-        only_kept = {"logits_to_keep": keep} if takes_logits_to_keep(model) else {}
+        only_kept = {"logits_to_keep": keep} if keeps_logits else {}
         with torch.no_grad():
             logits = model(
                 input_ids=input_ids.to(device),
