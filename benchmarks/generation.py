@@ -39,8 +39,8 @@ def plain_loop(model, tokenizer, prompts, batch_size, sampling):
 
 
 def tool(model, tokenizer, prompts, batch_size, sampling):
-    from rlhf_recipes.formatting import prompt_ids
-    from rlhf_recipes.sampling import generate_responses
+    from rlhf_recipes.generation.formatting import prompt_ids
+    from rlhf_recipes.generation.sampling import generate_responses
 
     groups = generate_responses(model, tokenizer, [prompt_ids(tokenizer, p) for p in prompts], sampling.responses_per_prompt,
                                 sampling.max_new_tokens, sampling.temperature, batch_size, seed=0)
@@ -54,8 +54,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     from rlhf_recipes.cli import _quiet_libraries
-    from rlhf_recipes.models import load_policy, load_tokenizer, prepare_base_model
-    from rlhf_recipes.recipe_loader import load_recipe
+    from rlhf_recipes.models.loading import load_policy, load_tokenizer, prepare_base_model
+    from rlhf_recipes.config.loader import load_recipe
 
     _quiet_libraries(False)
     recipe = load_recipe(Path(args.recipe))

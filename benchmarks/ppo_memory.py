@@ -30,9 +30,9 @@ def one(run_dir: Path, overrides: list[str], updates: int) -> dict:
     import tempfile
 
     from rlhf_recipes.cli import _quiet_libraries
-    from rlhf_recipes.progress import peak_memory_mib, reset_peak_memory
-    from rlhf_recipes.prompts import read_prompts
-    from rlhf_recipes.recipe_loader import load_recipe
+    from rlhf_recipes.run.progress import peak_memory_mib, reset_peak_memory
+    from rlhf_recipes.stages.prompts import read_prompts
+    from rlhf_recipes.config.loader import load_recipe
     from rlhf_recipes.stages.ppo import train_ppo
 
     _quiet_libraries(False)

@@ -25,7 +25,7 @@ def _fail(error: RecipeError, code: int = 2) -> None:
 @app.command()
 def validate(recipe: Path, overrides: list[str] = OVERRIDES) -> None:
     """Check a recipe (and overrides) without training: print the plan and each stage's memory estimate."""
-    from .recipe_loader import load_recipe
+    from .config.loader import load_recipe
 
     try:
         loaded = load_recipe(recipe, overrides or [])
@@ -33,7 +33,7 @@ def validate(recipe: Path, overrides: list[str] = OVERRIDES) -> None:
         _fail(error)
     console.print(f"{recipe}: valid.", highlight=False)
     console.print(describe_plan(loaded), highlight=False)
-    from .memory import memory_table
+    from .models.memory import memory_table
 
     console.print(memory_table(loaded), highlight=False)
 
@@ -75,8 +75,8 @@ def run(
     debug: bool = DEBUG,
 ) -> None:
     """Run a recipe end to end into one run directory; rerun it to resume (unchanged stages are reused)."""
-    from .launch import launch_command
-    from .recipe_loader import load_recipe
+    from .run.launch import launch_command
+    from .config.loader import load_recipe
 
     try:
         loaded = load_recipe(recipe, overrides or [])
@@ -85,7 +85,7 @@ def run(
     except RecipeError as error:
         _fail(error)
     run_dir = output_dir or Path("runs") / loaded.name
-    from .distributed import is_main
+    from .run.distributed import is_main
 
     console.quiet = not is_main()  # one voice when several processes run the recipe
     if command is not None:  # this process only launches the processes that run the recipe
@@ -99,8 +99,8 @@ def run(
             raise typer.Exit(130)
     _offline_unless_needed(loaded)  # before huggingface_hub is imported: it reads the variable once
     _quiet_libraries(debug)
-    from .pipeline import run_recipe
-    from .sweep import run_sweep
+    from .run.pipeline import run_recipe
+    from .run.sweep import run_sweep
 
     try:
         if loaded.sweep is not None:
@@ -144,7 +144,7 @@ def run(
 def report(run_dir: Path, debug: bool = DEBUG) -> None:
     """Rebuild metrics.json, plots, report.md and report.html of a finished run, without retraining."""
     if (run_dir / "sweep.json").is_file():
-        from .sweep import write_sweep_report
+        from .run.sweep import write_sweep_report
 
         write_sweep_report(run_dir)
         console.print(f"rebuilt {run_dir / 'report.md'} and {run_dir / 'report.html'} of the sweep", highlight=False)
@@ -153,7 +153,7 @@ def report(run_dir: Path, debug: bool = DEBUG) -> None:
         _fail(RecipeError(f"{run_dir}: not a finished run (no eval/generations.jsonl). Fix: name a run directory "
                           "that `rlhf run` completed, or finish it with `rlhf run`."))
     _quiet_libraries(debug)
-    from .report import write_report
+    from .reporting.report import write_report
 
     write_report(run_dir)
     console.print(f"rebuilt {run_dir / 'report.md'}, {run_dir / 'report.html'}, {run_dir / 'metrics.json'}", highlight=False)

@@ -11,8 +11,8 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny Llama and tokenizer built from the smoke corpus, as the smoke recipe builds them."""
-    from rlhf_recipes.recipe import TinyModel
-    from rlhf_recipes.tiny_model import build_tiny_model
+    from rlhf_recipes.config.schema import TinyModel
+    from rlhf_recipes.models.tiny import build_tiny_model
 
     out = tmp_path_factory.mktemp("tiny")
     build_tiny_model(TinyModel(corpus=REPO / "data/smoke/demonstrations.jsonl"), out, seed=0)
@@ -29,7 +29,7 @@ def in_repo(monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_settings(tiny_model_dir):
     """The recipe's model section for the tiny model: float32, full weights."""
-    from rlhf_recipes.recipe import Model
+    from rlhf_recipes.config.schema import Model
 
     return Model(name_or_path=str(tiny_model_dir))
 

@@ -1,6 +1,6 @@
 """The report's judgements, by hand: over-optimization flags and best-of-N selection."""
 
-from rlhf_recipes.analysis import best_of_n_summary, curve_overoptimized, overoptimized
+from rlhf_recipes.reporting.analysis import best_of_n_summary, curve_overoptimized, overoptimized
 
 
 def test_overoptimized_when_the_learned_reward_rises_and_gold_does_not():
@@ -34,7 +34,7 @@ def test_best_of_n_picks_the_highest_learned_reward_among_the_first_n():
 
 
 def test_best_of_n_reuses_held_out_samples_only_from_the_same_distribution(in_repo):
-    from rlhf_recipes.recipe_loader import load_recipe
+    from rlhf_recipes.config.loader import load_recipe
     from rlhf_recipes.stages.evaluate import samples_serve_best_of_n
 
     from .conftest import REPO

@@ -96,7 +96,7 @@ def interrupted_run(tmp_path):
 
 
 def in_use(tmp_path):
-    from rlhf_recipes.run_directory import hold_lock
+    from rlhf_recipes.run.directory import hold_lock
 
     run = tmp_path / "run"
     run.mkdir()
@@ -108,12 +108,12 @@ def in_use(tmp_path):
 
 
 def disk_full(tmp_path, monkeypatch):
-    import rlhf_recipes.pipeline
+    import rlhf_recipes.run.pipeline
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "prompts/train.jsonl")
 
-    monkeypatch.setattr(rlhf_recipes.pipeline, "prepare_prompts", full)
+    monkeypatch.setattr(rlhf_recipes.run.pipeline, "prepare_prompts", full)
     return in_process(monkeypatch, "run", "recipes/smoke.yaml", *QUICK, "--output-dir", tmp_path / "run")
 
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from rlhf_recipes import gguf_cache
+from rlhf_recipes.models import gguf_cache
 from rlhf_recipes.errors import RecipeError
-from rlhf_recipes.recipe_loader import load_recipe
+from rlhf_recipes.config.loader import load_recipe
 
 from .conftest import REPO
 from .gguf_writer import write_llama_gguf

@@ -4,8 +4,8 @@ GPU its header names. The architectures are the published configs of the models 
 import pytest
 from transformers import Qwen2Config
 
-from rlhf_recipes.memory import GIB, count_parameters, stage_footprints
-from rlhf_recipes.recipe_loader import load_recipe
+from rlhf_recipes.models.memory import GIB, count_parameters, stage_footprints
+from rlhf_recipes.config.loader import load_recipe
 
 from .conftest import REPO
 
@@ -41,7 +41,7 @@ MULTI_GPU = {  # the commands docs/benchmarks.md gives for many GPUs, as overrid
 def test_multi_gpu_commands_validate_and_their_batches_split(config, in_repo):
     from accelerate.commands.config.config_args import load_config_from_file
 
-    from rlhf_recipes.launch import check_batches_split, launch_command
+    from rlhf_recipes.run.launch import check_batches_split, launch_command
 
     path = REPO / "recipes" / "accelerate" / config
     assert load_config_from_file(str(path)).num_processes in (4, 8), "accelerate itself reads the file"

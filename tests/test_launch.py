@@ -2,10 +2,10 @@
 
 import pytest
 
-from rlhf_recipes import distributed
+from rlhf_recipes.run import distributed
 from rlhf_recipes.errors import RecipeError
-from rlhf_recipes.launch import launch_command
-from rlhf_recipes.recipe_loader import load_recipe
+from rlhf_recipes.run.launch import launch_command
+from rlhf_recipes.config.loader import load_recipe
 from rlhf_recipes.stages.common import per_process
 
 from .conftest import REPO

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rlhf_recipes.recipe import Compute, Dpo, Lora, Model, Ppo, Reward
+from rlhf_recipes.config.schema import Compute, Dpo, Lora, Model, Ppo, Reward
 from rlhf_recipes.stages.dpo import train_dpo
 from rlhf_recipes.stages.ppo import train_ppo
 from rlhf_recipes.stages.reward import train_reward_model
@@ -44,7 +44,7 @@ def save_preferences(out, rows) -> None:
 
     from datasets import Dataset, DatasetDict
 
-    from rlhf_recipes.formatting import text_of
+    from rlhf_recipes.generation.formatting import text_of
 
     DatasetDict({"train": Dataset.from_list(rows), "heldout": Dataset.from_list(rows[:4])}).save_to_disk(str(out / "dataset"))
     with open(out / "scored_responses.jsonl", "w") as handle:
@@ -58,7 +58,7 @@ def save_preferences(out, rows) -> None:
 @pytest.fixture(scope="module")
 def reward_dir(tiny_model_dir, tmp_path_factory):
     """An (untrained, seeded) reward model in the policy's tokenizer: enough for PPO to run against."""
-    from rlhf_recipes.models import load_reward_model, load_tokenizer
+    from rlhf_recipes.models.loading import load_reward_model, load_tokenizer
 
     out = tmp_path_factory.mktemp("reward")
     tokenizer = load_tokenizer(str(tiny_model_dir))
@@ -119,8 +119,8 @@ def test_full_fine_tuning_ppo_changes_every_policy_weight(tiny_model_dir, reward
 
 def test_chat_models_train_on_conversations(tiny_model_dir, tmp_path):
     """With a chat template, pairs are conversational and every stage formats them through it."""
-    from rlhf_recipes.formatting import preference_row, prompt_ids, scored_ids
-    from rlhf_recipes.models import load_tokenizer
+    from rlhf_recipes.generation.formatting import preference_row, prompt_ids, scored_ids
+    from rlhf_recipes.models.loading import load_tokenizer
 
     chat_dir = tmp_path / "chat_model"
     shutil.copytree(tiny_model_dir, chat_dir)

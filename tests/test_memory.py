@@ -3,8 +3,8 @@
 import pytest
 from transformers import LlamaConfig
 
-from rlhf_recipes.memory import NF4_BYTES, activation_bytes, count_parameters, model_footprint
-from rlhf_recipes.recipe import Lora
+from rlhf_recipes.models.memory import NF4_BYTES, activation_bytes, count_parameters, model_footprint
+from rlhf_recipes.config.schema import Lora
 
 CONFIG = dict(vocab_size=100, hidden_size=8, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2,
               num_key_value_heads=2, tie_word_embeddings=True)

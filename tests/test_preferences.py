@@ -3,9 +3,9 @@ import random
 
 import pytest
 
-from rlhf_recipes.metrics import sigmoid
-from rlhf_recipes.preferences import candidate_pairs, label_pairs, prefers_first
-from rlhf_recipes.recipe import Preferences
+from rlhf_recipes.reporting.metrics import sigmoid
+from rlhf_recipes.labeling.pairs import candidate_pairs, label_pairs, prefers_first
+from rlhf_recipes.config.schema import Preferences
 
 
 def test_best_vs_worst_pairs_the_extremes():

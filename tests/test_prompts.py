@@ -3,8 +3,8 @@ import json
 import pytest
 
 from rlhf_recipes.errors import RecipeError
-from rlhf_recipes.prompts import load_prompts, split_prompts
-from rlhf_recipes.recipe import Prompts
+from rlhf_recipes.stages.prompts import load_prompts, split_prompts
+from rlhf_recipes.config.schema import Prompts
 
 
 def pairs(texts):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from rlhf_recipes.errors import RecipeError
-from rlhf_recipes.recipe_loader import load_recipe
+from rlhf_recipes.config.loader import load_recipe
 
 from .conftest import REPO
 
@@ -104,15 +104,15 @@ def test_missing_recipe_file(tmp_path):
 
 
 def test_recipe_reference_doc_is_current():
-    from rlhf_recipes.recipe_docs import render
+    from rlhf_recipes.config.docs import render
 
     assert (REPO / "docs/recipe.md").read_text(encoding="utf-8") == render(), (
-        "docs/recipe.md is stale: python -m rlhf_recipes.recipe_docs > docs/recipe.md"
+        "docs/recipe.md is stale: python -m rlhf_recipes.config.docs > docs/recipe.md"
     )
 
 
 def test_sweeps_expand_to_validated_variants(in_repo):
-    from rlhf_recipes.recipe_loader import sweep_variant_data
+    from rlhf_recipes.config.loader import sweep_variant_data
 
     recipe = load_recipe(REPO / "recipes/smoke.yaml", ["sweep={key: ppo.kl_coef, values: [0.01, 0.1, 1.0], seeds: [0, 1]}"])
     variants = sweep_variant_data(recipe, recipe.model_dump(mode="json"))

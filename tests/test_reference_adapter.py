@@ -2,9 +2,9 @@
 
 import pytest
 
-from rlhf_recipes.models import load_policy, load_tokenizer
-from rlhf_recipes.policy_set import PolicySet
-from rlhf_recipes.scoring import response_logprobs
+from rlhf_recipes.models.loading import load_policy, load_tokenizer
+from rlhf_recipes.models.policy_set import PolicySet
+from rlhf_recipes.generation.scoring import response_logprobs
 
 
 def test_disabled_adapter_gives_the_base_models_logprobs(tiny_model_dir, tiny_settings, tmp_path):

@@ -4,8 +4,8 @@ import os
 import pytest
 
 from rlhf_recipes.errors import RecipeError
-from rlhf_recipes.recipe_loader import load_recipe
-from rlhf_recipes.run_directory import RunDirectory
+from rlhf_recipes.config.loader import load_recipe
+from rlhf_recipes.run.directory import RunDirectory
 
 from .conftest import REPO
 

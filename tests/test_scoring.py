@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from rlhf_recipes.models import load_policy, load_reward_model, load_tokenizer
-from rlhf_recipes.sampling import cut_at_eos, generate_responses, left_pad
-from rlhf_recipes.scoring import response_logprobs, reward_scores
+from rlhf_recipes.models.loading import load_policy, load_reward_model, load_tokenizer
+from rlhf_recipes.generation.sampling import cut_at_eos, generate_responses, left_pad
+from rlhf_recipes.generation.scoring import response_logprobs, reward_scores
 
 PROMPTS = ["the soup at the mall", "the new phone", "the concert in the small town on sunday"]
 
@@ -38,7 +38,7 @@ def test_generation_is_reproducible_and_grouped_by_prompt(tiny_model_dir, tiny_s
 def test_reading_each_prompt_once_changes_no_response(tiny_model_dir, tiny_settings, monkeypatch, adapter):
     """Responses drawn after a shared prompt cache are the ones drawn when every row reads its own prompt,
     also through a LoRA adapter (as the eval stage and held-out curves sample from policies)."""
-    import rlhf_recipes.sampling as sampling
+    import rlhf_recipes.generation.sampling as sampling
 
     tokenizer, model = load_tokenizer(str(tiny_model_dir)), load_policy(str(tiny_model_dir), tiny_settings)
     if adapter:

@@ -12,10 +12,10 @@ pytestmark = pytest.mark.slow
 
 
 def test_builtin_smollm2_is_a_chat_model_with_a_separate_pad_token():
-    from rlhf_recipes.builtin_models import builtin_gguf_path
-    from rlhf_recipes.formatting import prompt_ids, uses_chat_template
-    from rlhf_recipes.gguf_cache import converted_gguf
-    from rlhf_recipes.models import load_tokenizer
+    from rlhf_recipes.models.builtin import builtin_gguf_path
+    from rlhf_recipes.generation.formatting import prompt_ids, uses_chat_template
+    from rlhf_recipes.models.gguf_cache import converted_gguf
+    from rlhf_recipes.models.loading import load_tokenizer
 
     tokenizer = load_tokenizer(str(converted_gguf(builtin_gguf_path("smollm2-135m-instruct"))))
     assert uses_chat_template(tokenizer)

@@ -5,10 +5,10 @@ import json
 import shutil
 from pathlib import Path
 
-from ..distributed import is_main, world_size
+from ..run.distributed import is_main, world_size
 from ..errors import RecipeError
-from ..models import device_for
-from ..recipe import Compute
+from ..models.loading import device_for
+from ..config.schema import Compute
 
 
 def trainer_arguments(compute: Compute, out_dir: Path, seed: int) -> dict:
@@ -35,7 +35,7 @@ def trainer_arguments(compute: Compute, out_dir: Path, seed: int) -> dict:
 
 def resume_point(out_dir: Path) -> str | None:
     """The checkpoint an interrupted run of this stage left in out_dir/checkpoints, if any."""
-    from ..run_directory import latest_checkpoint
+    from ..run.directory import latest_checkpoint
 
     return latest_checkpoint(out_dir / "checkpoints")
 
@@ -45,7 +45,7 @@ def quiet(trainer) -> None:
     show its steps as a bar of the running stage."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from ..progress import TrainingProgress
+    from ..run.progress import TrainingProgress
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)

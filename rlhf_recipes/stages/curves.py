@@ -9,14 +9,14 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from .. import progress
-from ..distributed import is_main
-from ..formatting import prompt_ids
-from ..labelers import make_labeler, score_all
-from ..metrics import kl_estimates, mean, std
-from ..recipe import Evaluation, Labeler
-from ..sampling import generate_responses
-from ..scoring import response_logprobs, reward_scores
+from ..run import progress
+from ..run.distributed import is_main
+from ..generation.formatting import prompt_ids
+from ..labeling.labelers import make_labeler, score_all
+from ..reporting.metrics import kl_estimates, mean, std
+from ..config.schema import Evaluation, Labeler
+from ..generation.sampling import generate_responses
+from ..generation.scoring import response_logprobs, reward_scores
 
 
 @dataclass

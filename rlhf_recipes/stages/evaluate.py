@@ -4,15 +4,15 @@ and the KL to the reference judge them. Also the best-of-N baselines and DPO's i
 import json
 from pathlib import Path
 
-from ..distributed import is_main
-from ..formatting import prompt_ids, scored_ids, text_of
-from ..labelers import make_labeler, score_all
-from ..metrics import kl_estimates, pair_accuracies
-from ..models import device_for, load_reward_model, load_tokenizer
-from ..policy_set import PolicySet
-from ..recipe import Recipe
-from ..sampling import generate_responses
-from ..scoring import response_logprobs, reward_scores
+from ..run.distributed import is_main
+from ..generation.formatting import prompt_ids, scored_ids, text_of
+from ..labeling.labelers import make_labeler, score_all
+from ..reporting.metrics import kl_estimates, pair_accuracies
+from ..models.loading import device_for, load_reward_model, load_tokenizer
+from ..models.policy_set import PolicySet
+from ..config.schema import Recipe
+from ..generation.sampling import generate_responses
+from ..generation.scoring import response_logprobs, reward_scores
 
 
 def evaluate_policies(recipe: Recipe, policies: dict[str, str], reward_model: str, heldout: list[str], preferences_dir: Path, out_dir: Path):

@@ -4,10 +4,10 @@ import json
 from pathlib import Path
 
 from ..errors import RecipeError
-from ..formatting import preference_row
-from ..labelers import make_labeler, score_all
-from ..preferences import label_pairs
-from ..recipe import Labeler, Preferences
+from ..generation.formatting import preference_row
+from ..labeling.labelers import make_labeler, score_all
+from ..labeling.pairs import label_pairs
+from ..config.schema import Labeler, Preferences
 
 
 def label_responses(

@@ -7,10 +7,10 @@ With LoRA, the reference is the policy with its adapter disabled: no second copy
 
 from pathlib import Path
 
-from ..distributed import is_main
-from ..formatting import prompt_ids
-from ..models import device_for, load_policy, load_reward_model, load_tokenizer, lora_config, save_policy
-from ..recipe import Compute, Model, Ppo, Reward
+from ..run.distributed import is_main
+from ..generation.formatting import prompt_ids
+from ..models.loading import device_for, load_policy, load_reward_model, load_tokenizer, lora_config, save_policy
+from ..config.schema import Compute, Model, Ppo, Reward
 from .common import per_process, quiet, save_logs, save_sharded, shards_parameters, trainer_arguments
 from .curves import CurveSpec, HeldoutCurve
 from .health import FiniteTraining

@@ -7,12 +7,12 @@ it is trained on exactly the tokens PPO will hand it (formatting.scored_ids), re
 import json
 from pathlib import Path
 
-from ..distributed import barrier, is_main
-from ..formatting import scored_ids, text_of
-from ..metrics import pair_accuracies
-from ..models import device_for, load_reward_model, load_tokenizer, lora_config, merge_adapter
-from ..recipe import Compute, Model, Reward
-from ..scoring import reward_scores
+from ..run.distributed import barrier, is_main
+from ..generation.formatting import scored_ids, text_of
+from ..reporting.metrics import pair_accuracies
+from ..models.loading import device_for, load_reward_model, load_tokenizer, lora_config, merge_adapter
+from ..config.schema import Compute, Model, Reward
+from ..generation.scoring import reward_scores
 from .common import per_process, quiet, resume_point, save_logs, save_sharded, shards_parameters, trainer_arguments
 from .health import FiniteTraining
 

@@ -6,11 +6,11 @@ it never saw; they are never trained on.
 
 from pathlib import Path
 
-from ..distributed import is_main
-from ..formatting import prompt_ids
-from ..models import device_for, load_policy, load_tokenizer
-from ..recipe import Compute, Model, Sampling
-from ..sampling import check_context, generate_responses
+from ..run.distributed import is_main
+from ..generation.formatting import prompt_ids
+from ..models.loading import device_for, load_policy, load_tokenizer
+from ..config.schema import Compute, Model, Sampling
+from ..generation.sampling import check_context, generate_responses
 
 
 def sample_responses(

@@ -3,11 +3,11 @@
 import json
 from pathlib import Path
 
-from ..distributed import is_main
+from ..run.distributed import is_main
 from ..errors import RecipeError
-from ..formatting import demonstration_row, uses_chat_template
-from ..models import device_for, load_policy, load_tokenizer, lora_config, merge_adapter
-from ..recipe import Compute, Model, Sft
+from ..generation.formatting import demonstration_row, uses_chat_template
+from ..models.loading import device_for, load_policy, load_tokenizer, lora_config, merge_adapter
+from ..config.schema import Compute, Model, Sft
 from .common import per_process, quiet, resume_point, save_logs, save_sharded, shards_parameters, trainer_arguments
 from .health import FiniteTraining
 

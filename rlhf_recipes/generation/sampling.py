@@ -3,9 +3,9 @@ each distinct prompt of a batch read once however many responses it gets."""
 
 from dataclasses import dataclass
 
-from . import progress
-from .distributed import gather_batches
-from .errors import RecipeError
+from ..run import progress
+from ..run.distributed import gather_batches
+from ..errors import RecipeError
 
 
 @dataclass
@@ -90,7 +90,7 @@ def shared_prompt_cache(model, input_ids, attention_mask, prompt_of_row):
     import torch
     from transformers import DynamicCache
 
-    from .models import takes_logits_to_keep
+    from ..models.loading import takes_logits_to_keep
 
     if len(prompt_of_row) == input_ids.shape[0] or input_ids.shape[1] < 2 or model.generation_config.cache_implementation:
         return None

@@ -3,8 +3,8 @@ GGUF files, built-in models and the tiny model; LoRA and 4-bit settings."""
 
 from pathlib import Path
 
-from .errors import RecipeError
-from .recipe import Compute, Lora, Model
+from ..errors import RecipeError
+from ..config.schema import Compute, Lora, Model
 
 # Tokens tried, in order, as a pad token when a tokenizer has none or pads with EOS.
 PAD_CANDIDATES = ["<|endoftext|>", "<|finetune_right_pad_id|>", "<|pad|>", "<pad>", "[PAD]", "<unk>"]
@@ -14,9 +14,9 @@ def prepare_base_model(config: Model, out_dir: Path, seed: int) -> str:
     """Where the initial policy loads from. A tiny model is built into out_dir (the pipeline does that as
     a stage of its own); a GGUF file (given or built in) is converted once into the cache; a hub id or
     directory is used as is."""
-    from .builtin_models import builtin_gguf_path
+    from .builtin import builtin_gguf_path
     from .gguf_cache import converted_gguf
-    from .tiny_model import build_tiny_model
+    from .tiny import build_tiny_model
 
     if config.tiny is not None:
         build_tiny_model(config.tiny, out_dir, seed)

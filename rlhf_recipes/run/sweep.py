@@ -10,11 +10,11 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
-from .errors import RecipeError
-from .metrics import mean, std
-from .recipe import Recipe
-from .recipe_loader import sweep_variant_data, variant_label
-from .run_directory import hold_lock
+from ..errors import RecipeError
+from ..reporting.metrics import mean, std
+from ..config.schema import Recipe
+from ..config.loader import sweep_variant_data, variant_label
+from .directory import hold_lock
 
 SWEPT_METRICS = [  # (label, path into a variant's metrics.json, per policy?)
     ("gold mean", "gold_mean", True),
@@ -78,7 +78,7 @@ def summarise_sweep(run_dir: Path) -> dict:
 
 
 def write_sweep_report(run_dir: Path) -> dict:
-    from .report import render_html, render_markdown
+    from ..reporting.report import render_html, render_markdown
 
     metrics = summarise_sweep(run_dir)
     sweep = metrics["sweep"]
@@ -111,7 +111,7 @@ def write_sweep_report(run_dir: Path) -> dict:
 
 
 def sweep_frontier(metrics: dict, out: Path) -> None:
-    from .plots import COLORS, _pyplot
+    from ..reporting.plots import COLORS, _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))

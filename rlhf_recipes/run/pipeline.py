@@ -7,22 +7,22 @@ from rich.console import Console
 
 from . import distributed
 from .fingerprints import stage_fingerprints
-from .formatting import uses_chat_template
-from .models import device_for, load_tokenizer, prepare_base_model
-from .prompts import prepare_prompts, read_prompts
-from .recipe import Recipe
-from .report import write_report
-from .run_directory import RunDirectory
-from .stages import STAGES
-from .stages.curves import CurveSpec
-from .stages.dpo import train_dpo
-from .stages.evaluate import evaluate_policies
-from .stages.label import label_responses
-from .stages.ppo import train_ppo
-from .stages.reward import train_reward_model
-from .stages.sample import sample_responses
-from .stages.sft import train_sft
-from .tiny_model import build_tiny_model
+from ..generation.formatting import uses_chat_template
+from ..models.loading import device_for, load_tokenizer, prepare_base_model
+from ..stages.prompts import prepare_prompts, read_prompts
+from ..config.schema import Recipe
+from ..reporting.report import write_report
+from .directory import RunDirectory
+from ..stages import STAGES
+from ..stages.curves import CurveSpec
+from ..stages.dpo import train_dpo
+from ..stages.evaluate import evaluate_policies
+from ..stages.label import label_responses
+from ..stages.ppo import train_ppo
+from ..stages.reward import train_reward_model
+from ..stages.sample import sample_responses
+from ..stages.sft import train_sft
+from ..models.tiny import build_tiny_model
 
 
 def run_recipe(

@@ -7,8 +7,8 @@ are loaded one at a time.
 
 from contextlib import contextmanager
 
-from .models import is_adapter, load_policy
-from .recipe import Model
+from .loading import is_adapter, load_policy
+from ..config.schema import Model
 
 
 class PolicySet:

@@ -1,8 +1,8 @@
 """Batched scores of responses by models: log-probabilities under a policy, rewards from a reward model.
 Batches are shared among processes when there are several (distributed.py); every process gets all scores."""
 
-from . import progress
-from .distributed import gather_batches
+from ..run import progress
+from ..run.distributed import gather_batches
 
 
 def response_logprobs(
@@ -19,7 +19,7 @@ def response_logprobs(
     """
     import torch
 
-    from .models import takes_logits_to_keep
+    from ..models.loading import takes_logits_to_keep
     from .sampling import left_pad, position_ids
 
     device = next(model.parameters()).device

@@ -5,8 +5,8 @@ import json
 import random
 from pathlib import Path
 
-from .errors import RecipeError
-from .recipe import Prompts
+from ..errors import RecipeError
+from ..config.schema import Prompts
 
 
 def load_prompts(config: Prompts) -> list[tuple[str, str]]:

@@ -150,8 +150,8 @@ class Model(Section):
         if self.save_merged and self.lora is None:
             raise ValueError("save_merged needs lora: without adapters there is nothing to merge. Fix: remove save_merged")
         if self.builtin is not None:
-            from .builtin_models import builtin_gguf_path
-            from .errors import RecipeError
+            from ..models.builtin import builtin_gguf_path
+            from ..errors import RecipeError
 
             try:
                 builtin_gguf_path(self.builtin)
@@ -248,7 +248,7 @@ class RegexLabeler(Section):
 
 
 def _importable(target: str) -> str:
-    from .user_functions import import_function
+    from ..labeling.user_functions import import_function
 
     import_function(target)  # raises ValueError naming what is missing
     return target

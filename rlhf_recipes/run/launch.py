@@ -7,7 +7,7 @@ machine without GPUs, the processes train on CPUs and talk through gloo.
 import os
 import sys
 
-from .errors import RecipeError
+from ..errors import RecipeError
 
 
 def launch_command(recipe, launcher: str | None, num_processes: int | None) -> list[str] | None:
@@ -50,7 +50,7 @@ def free_port() -> int:
 
 def processes_in(accelerate_config) -> int:
     """num_processes of an accelerate config file (1 when it does not say)."""
-    from .recipe import read_accelerate_config
+    from ..config.schema import read_accelerate_config
 
     if accelerate_config is None:
         return 1

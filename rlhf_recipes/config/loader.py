@@ -10,8 +10,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .errors import RecipeError
-from .recipe import Dpo, Labeler, Ppo, Recipe
+from ..errors import RecipeError
+from .schema import Dpo, Labeler, Ppo, Recipe
 
 
 class _StrictLoader(yaml.SafeLoader):

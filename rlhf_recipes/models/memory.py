@@ -12,7 +12,7 @@ or 2*s*b*h bytes with gradient checkpointing.
 import os
 from dataclasses import dataclass
 
-from .recipe import Lora, Recipe
+from ..config.schema import Lora, Recipe
 
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -174,7 +174,7 @@ def architecture_config(recipe: Recipe):
     if model.gguf is not None or model.builtin is not None:
         from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
-        from .builtin_models import builtin_gguf_path
+        from .builtin import builtin_gguf_path
 
         path = model.gguf or builtin_gguf_path(model.builtin)
         values = load_gguf_checkpoint(str(path), return_tensors=False)["config"]

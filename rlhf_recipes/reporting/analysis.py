@@ -80,8 +80,8 @@ def summarise_run(run_dir: Path) -> dict:
 def describe_labeler(config: dict) -> str:
     from pydantic import TypeAdapter
 
-    from .labelers import describe
-    from .recipe import Labeler
+    from ..labeling.labelers import describe
+    from ..config.schema import Labeler
 
     return describe(TypeAdapter(Labeler).validate_python(config, strict=False))
 

@@ -9,8 +9,8 @@ import re
 from collections.abc import Callable
 from functools import cache
 
-from .errors import RecipeError
-from .recipe import CompositeLabeler, KeywordsLabeler, Labeler, LengthLabeler, PythonLabeler, RegexLabeler, SentimentLabeler
+from ..errors import RecipeError
+from ..config.schema import CompositeLabeler, KeywordsLabeler, Labeler, LengthLabeler, PythonLabeler, RegexLabeler, SentimentLabeler
 from .user_functions import import_function
 
 

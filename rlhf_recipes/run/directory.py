@@ -18,8 +18,8 @@ import yaml
 
 from . import progress
 from .distributed import barrier, gather_batches, is_main, rank, world_size
-from .errors import RecipeError
-from .recipe import Recipe
+from ..errors import RecipeError
+from ..config.schema import Recipe
 
 PACKAGES = ["rlhf-recipes", "trl", "transformers", "torch", "datasets", "peft", "accelerate", "pydantic"]
 

@@ -1,6 +1,6 @@
 """Render the recipe reference (docs/recipe.md) from the schema, so each field is documented once.
 
-    python -m rlhf_recipes.recipe_docs > docs/recipe.md
+    python -m rlhf_recipes.config.docs > docs/recipe.md
 """
 
 import types
@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from .recipe import Labeler, Recipe
+from .schema import Labeler, Recipe
 
 
 def _type_name(annotation) -> str:
@@ -42,14 +42,14 @@ def _section(title: str, model: type[BaseModel]) -> list[str]:
 
 
 def render() -> str:
-    from .recipe import (
+    from .schema import (
         Compute, Dpo, Evaluation, Lora, Model, Ppo, Preferences, Prompts, Reward, Sampling, Sft, Sweep, TinyModel, WeightedLabeler,
     )
 
     lines = [
         "# Recipe reference",
         "",
-        "Generated from `rlhf_recipes/recipe.py` by `python -m rlhf_recipes.recipe_docs`; a test keeps it current.",
+        "Generated from `rlhf_recipes/config/schema.py` by `python -m rlhf_recipes.config.docs`; a test keeps it current.",
         "Unknown keys are errors everywhere. Relative paths start at the current working directory.",
         "",
     ]

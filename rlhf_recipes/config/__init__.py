@@ -1,0 +1,1 @@
+"""The recipe: its strict schema, how it is read from YAML, and its generated reference."""

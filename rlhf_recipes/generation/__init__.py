@@ -1,0 +1,1 @@
+"""Sampling responses and scoring them with models; how text becomes tokens."""

@@ -1,0 +1,1 @@
+"""Proxy and gold labelers, and how scored responses become preference pairs."""

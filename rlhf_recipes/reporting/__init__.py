@@ -1,0 +1,1 @@
+"""metrics.json, report.md/html and plots, from a run directory's saved artifacts."""

@@ -1,0 +1,1 @@
+"""Running a recipe: the pipeline, the run directory, processes, progress and sweeps."""
