@@ -54,25 +54,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     from rlhf_recipes.cli import _quiet_libraries
-    from rlhf_recipes.models.loading import load_policy, load_tokenizer, prepare_base_model
     from rlhf_recipes.config.loader import load_recipe
+    from rlhf_recipes.models.builtin import builtin_gguf_path
+    from rlhf_recipes.models.gguf_cache import converted_gguf
+    from rlhf_recipes.models.loading import Loading, load_policy, load_tokenizer
 
     _quiet_libraries(False)
     recipe = load_recipe(Path(args.recipe))
-    path = prepare_base_model(recipe.model, Path("/nonexistent"), recipe.seed)
-    tokenizer, model = load_tokenizer(path), load_policy(path, recipe.model)
+    path = str(converted_gguf(recipe.model.gguf or builtin_gguf_path(recipe.model.builtin)))
+    tokenizer, model = load_tokenizer(path), load_policy(path, Loading.of(recipe.model))
     rows = [json.loads(line) for line in Path("data/sentiment/prompts.jsonl").read_text().splitlines()]
     prompts = [row["prompt"] for row in rows][: args.prompts]
-    batch_size = recipe.sampling.batch_size
+    batch_size = recipe.samples.batch_size
     speeds = {"plain model.generate loop": [], "rlhf-recipes generate_responses": []}
     for _ in range(args.repeats):
         for name, function in (("plain model.generate loop", plain_loop), ("rlhf-recipes generate_responses", tool)):
             torch.manual_seed(0)
             started = time.perf_counter()
-            tokens = function(model, tokenizer, prompts, batch_size, recipe.sampling)
+            tokens = function(model, tokenizer, prompts, batch_size, recipe.samples)
             speeds[name].append(tokens / (time.perf_counter() - started))
-    print(f"{len(prompts)} prompts, {recipe.sampling.responses_per_prompt} responses each, batch {batch_size}, "
-          f"up to {recipe.sampling.max_new_tokens} new tokens, "
+    print(f"{len(prompts)} prompts, {recipe.samples.responses_per_prompt} responses each, batch {batch_size}, "
+          f"up to {recipe.samples.max_new_tokens} new tokens, "
           f"{recipe.model.dtype}; median of {args.repeats} on {machine()}\n")
     print("| sampler | new tokens/s (median) | runs |\n|---|---|---|")
     for name, values in speeds.items():

@@ -59,7 +59,7 @@ def reward_model(recipe, policy, preferences, out, seed):
     pairs = load_from_disk(str(preferences), keep_in_memory=True)
     train = Dataset.from_list([{"chosen_ids": ids(p["prompt"], p["chosen"]), "rejected_ids": ids(p["prompt"], p["rejected"])}
                                for p in pairs["train"]])
-    c = recipe["reward"]
+    c = recipe["reward_model"]
     args = RewardConfig(**common(out, seed), num_train_epochs=c["epochs"], learning_rate=c["learning_rate"], lr_scheduler_type="cosine",
                         warmup_steps=0.05, per_device_train_batch_size=c["batch_size"], max_length=c["max_length_tokens"])
     trainer = RewardTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer)
@@ -133,7 +133,7 @@ def main() -> None:
         seconds[name] = round(time.perf_counter() - started, 2)
         return result
 
-    timed("sft", sft, recipe, str(run / "base_model"))
+    timed("sft", sft, recipe, str(run / "model"))
     accuracy = timed("reward_model", reward_model, recipe, str(run / "sft"), preferences)
     timed("ppo", ppo, recipe, str(run / "sft"), str(run / "reward_model"), train_prompts)
     timed("dpo", dpo, recipe, str(run / "sft"), preferences)

@@ -19,9 +19,9 @@ from pathlib import Path
 from time_recipe import machine
 
 VARIANTS = {  # short name: (table row, recipe overrides)
-    "full": ("full fine-tuning", ["model.lora=null", "reward.lora=null"]),
+    "full": ("full fine-tuning", ["model.lora=null", "reward_model.lora=null"]),
     "lora": ("LoRA r=16", []),
-    "qlora": ("LoRA r=16 on a 4-bit NF4 base", ["model.load_in_4bit=true", "reward.load_in_4bit=true"]),
+    "qlora": ("LoRA r=16 on a 4-bit NF4 base", ["model.load_in_4bit=true", "reward_model.load_in_4bit=true"]),
 }
 
 
@@ -30,22 +30,19 @@ def one(run_dir: Path, overrides: list[str], updates: int) -> dict:
     import tempfile
 
     from rlhf_recipes.cli import _quiet_libraries
-    from rlhf_recipes.run.progress import peak_memory_mib, reset_peak_memory
-    from rlhf_recipes.stages.prompts import read_prompts
     from rlhf_recipes.config.loader import load_recipe
-    from rlhf_recipes.stages.ppo import train_ppo
+    from rlhf_recipes.run.pipeline import plan
+    from rlhf_recipes.run.progress import peak_memory_mib, reset_peak_memory
 
     _quiet_libraries(False)
     recipe = load_recipe(Path("recipes/smollm2_sentiment.yaml"), overrides + [
         f"ppo.total_episodes={updates * 32}", "ppo.rollouts_per_update=32", "ppo.eval_every_updates=null"])
-    policy = json.loads((run_dir / "run.json").read_text())["base_model"]
-    train = read_prompts(run_dir / "prompts", "train")
+    step = next(step for step in plan(recipe, run_dir) if step.name == "ppo")  # the pipeline's own PPO call
     reset_peak_memory()
     before = peak_memory_mib()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
-        train_ppo(recipe.ppo, recipe.model, recipe.reward, recipe.compute, policy, str(run_dir / "reward_model"), train,
-                  out_dir=Path(out), seed=0)
+        step.function(**step.arguments, out_dir=Path(out))
     return {"peak_mib": peak_memory_mib(), "before_mib": before, "seconds_per_update": (time.perf_counter() - started) / updates}
 
 

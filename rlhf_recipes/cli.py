@@ -39,24 +39,26 @@ def validate(recipe: Path, overrides: list[str] = OVERRIDES) -> None:
 
 
 def describe_plan(recipe) -> str:
-    """One line per stage that will run, with what it trains and how."""
-    model = recipe.model
+    """One line per stage that will run (the pipeline's own plan), with what it trains and how."""
+    from .run.pipeline import plan
+
+    model, reward = recipe.model, recipe.reward_model
     source = model.name_or_path or (model.gguf and f"GGUF {model.gguf}") or model.builtin or "tiny model (built locally)"
     tuning = "full fine-tuning" if model.lora is None else f"LoRA r={model.lora.rank}" + (" on 4-bit NF4" if model.load_in_4bit else "")
-    reward_tuning = "full" if recipe.reward.lora is None else f"LoRA r={recipe.reward.lora.rank}" + (
-        " on 4-bit NF4" if recipe.reward.load_in_4bit else ""
-    )
+    reward_tuning = "full" if reward.lora is None else f"LoRA r={reward.lora.rank}" + (" on 4-bit NF4" if reward.load_in_4bit else "")
+    what = {
+        "prompts": f"split {recipe.prompts.heldout_fraction:g} of the prompts off for evaluation",
+        "model": "build the tiny model" if model.tiny else "convert the GGUF file (cached)",
+        "sft": recipe.sft and f"{recipe.sft.epochs:g} epoch(s) on {recipe.sft.demonstrations.name}",
+        "samples": f"{recipe.samples.responses_per_prompt} responses per prompt",
+        "preferences": f"pairing {recipe.preferences.pairing}, flip prob {recipe.preferences.label_flip_prob:g}",
+        "reward_model": f"{reward.epochs:g} epoch(s), {reward_tuning}",
+        "ppo": recipe.ppo and f"kl_coef {recipe.ppo.kl_coef:g}, {recipe.ppo.total_episodes or 'one pass of'} episodes",
+        "dpo": recipe.dpo and f"beta {recipe.dpo.beta:g}, loss {recipe.dpo.loss_type}, {recipe.dpo.epochs:g} epoch(s)",
+        "evaluation": f"{recipe.evaluation.responses_per_prompt} responses per held-out prompt per policy",
+    }
     lines = [f"Policy: {source}, {model.dtype}, {tuning}; labeler: {recipe.labeler.kind}", "Stages:"]
-    if recipe.sft:
-        lines.append(f"  sft           {recipe.sft.epochs:g} epoch(s) on {recipe.sft.demonstrations.name}")
-    lines.append(f"  samples       {recipe.sampling.responses_per_prompt} responses per prompt")
-    lines.append(f"  preferences   pairing {recipe.preferences.pairing}, flip prob {recipe.preferences.label_flip_prob:g}")
-    lines.append(f"  reward_model  {recipe.reward.epochs:g} epoch(s), {reward_tuning}")
-    if recipe.ppo:
-        lines.append(f"  ppo           kl_coef {recipe.ppo.kl_coef:g}, {recipe.ppo.total_episodes or 'one pass of'} episodes")
-    if recipe.dpo:
-        lines.append(f"  dpo           beta {recipe.dpo.beta:g}, loss {recipe.dpo.loss_type}, {recipe.dpo.epochs:g} epoch(s)")
-    lines.append(f"  eval          {recipe.evaluation.responses_per_prompt} responses per held-out prompt per policy")
+    lines += [f"  {step.name:<13} {what[step.name]}" for step in plan(recipe, Path("runs") / recipe.name)]
     return "\n".join(lines)
 
 
@@ -65,7 +67,7 @@ def run(
     recipe: Path,
     overrides: list[str] = OVERRIDES,
     output_dir: Path = typer.Option(None, "--output-dir", help="Run directory [default: runs/<name>]."),
-    force: str = typer.Option(None, "--force", help="Rebuild this stage and every later one, even if unchanged."),
+    force: str = typer.Option(None, "--force", help="Rebuild this stage, and every stage that reads its output, even if unchanged."),
     launcher: str = typer.Option(
         None, "--launcher", help="'accelerate': run as several processes with `accelerate launch` [default: accelerate "
         "when the recipe sets compute.accelerate_config, else one process]."
@@ -85,9 +87,6 @@ def run(
     except RecipeError as error:
         _fail(error)
     run_dir = output_dir or Path("runs") / loaded.name
-    from .run.distributed import is_main
-
-    console.quiet = not is_main()  # one voice when several processes run the recipe
     if command is not None:  # this process only launches the processes that run the recipe
         import subprocess
 
@@ -98,6 +97,14 @@ def run(
         except KeyboardInterrupt:
             raise typer.Exit(130)
     _offline_unless_needed(loaded)  # before huggingface_hub is imported: it reads the variable once
+    from .models.loading import device_for
+    from .run.distributed import is_main, start
+
+    try:
+        start(cpu=device_for(loaded.compute) == "cpu")  # join the other processes, if accelerate launched several
+    except RecipeError as error:
+        _fail(error)
+    console.quiet = not is_main()  # one voice when several processes run the recipe
     _quiet_libraries(debug)
     from .run.pipeline import run_recipe
     from .run.sweep import run_sweep
@@ -149,8 +156,8 @@ def report(run_dir: Path, debug: bool = DEBUG) -> None:
         write_sweep_report(run_dir)
         console.print(f"rebuilt {run_dir / 'report.md'} and {run_dir / 'report.html'} of the sweep", highlight=False)
         return
-    if not (run_dir / "eval" / "generations.jsonl").is_file() or not (run_dir / "recipe.resolved.yaml").is_file():
-        _fail(RecipeError(f"{run_dir}: not a finished run (no eval/generations.jsonl). Fix: name a run directory "
+    if not (run_dir / "evaluation" / "generations.jsonl").is_file() or not (run_dir / "recipe.resolved.yaml").is_file():
+        _fail(RecipeError(f"{run_dir}: not a finished run (no evaluation/generations.jsonl). Fix: name a run directory "
                           "that `rlhf run` completed, or finish it with `rlhf run`."))
     _quiet_libraries(debug)
     from .reporting.report import write_report
@@ -189,11 +196,10 @@ def _offline_unless_needed(recipe) -> None:
 
 
 def check_force(stage: str | None, recipe) -> None:
-    from .stages import STAGES
+    """A RecipeError, before anything runs, when --force names no stage of the recipe (or of its sweep's variants)."""
+    from .run.pipeline import checked_force, plan
 
-    planned = [s for s in STAGES if getattr(recipe, {"reward_model": "reward", "eval": "evaluation"}.get(s, s), True) is not None]
-    if stage is not None and stage not in planned:
-        raise RecipeError(f"--force: {stage!r} is not a stage of this recipe. Fix: one of {', '.join(planned)}.")
+    checked_force(stage, plan(recipe, Path("runs") / recipe.name))
 
 
 def _quiet_libraries(debug: bool) -> None:

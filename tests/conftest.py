@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from .helpers import REPO
 
 
 @pytest.fixture(scope="session")
@@ -28,10 +28,10 @@ def in_repo(monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_settings(tiny_model_dir):
-    """The recipe's model section for the tiny model: float32, full weights."""
-    from rlhf_recipes.config.schema import Model
+    """How the tiny model loads: float32, full weights."""
+    from rlhf_recipes.models.loading import Loading
 
-    return Model(name_or_path=str(tiny_model_dir))
+    return Loading()
 
 
 @pytest.fixture(scope="session")
@@ -46,12 +46,3 @@ def smoke_run(tmp_path_factory):
     )
     assert result.returncode == 0, result.stderr
     return run_dir, json.loads((run_dir / "metrics.json").read_text())
-
-
-def without_timing(metrics: dict) -> dict:
-    """metrics.json minus wall-clock times, which no two runs share."""
-    metrics = json.loads(json.dumps(metrics))
-    metrics.pop("stage_seconds", None)
-    for cost in metrics.get("costs", {}).values():
-        cost.pop("training_seconds", None)
-    return metrics

@@ -35,25 +35,27 @@ def test_best_of_n_picks_the_highest_learned_reward_among_the_first_n():
 
 def test_best_of_n_reuses_held_out_samples_only_from_the_same_distribution(in_repo):
     from rlhf_recipes.config.loader import load_recipe
-    from rlhf_recipes.stages.evaluate import samples_serve_best_of_n
+    from rlhf_recipes.stages.evaluation import samples_serve_best_of_n
 
-    from .conftest import REPO
+    from .helpers import REPO
 
     def serve(*overrides):
-        return samples_serve_best_of_n(load_recipe(REPO / "recipes/smoke.yaml", list(overrides)))
+        recipe = load_recipe(REPO / "recipes/smoke.yaml", list(overrides))
+        return samples_serve_best_of_n(recipe.samples, recipe.evaluation)
 
-    same = ["sampling.responses_per_prompt=8", "evaluation.best_of_n=[1, 4, 8]"]
+    same = ["samples.responses_per_prompt=8", "evaluation.best_of_n=[1, 4, 8]"]
     assert serve(*same)
-    assert not serve("sampling.responses_per_prompt=8", "evaluation.best_of_n=[1, 16]"), "too few samples"
+    assert not serve("samples.responses_per_prompt=8", "evaluation.best_of_n=[1, 16]"), "too few samples"
+    assert not serve(*same, "evaluation.best_of_n=[]"), "no best-of-N at all"
     assert not serve(*same, "evaluation.temperature=0.7"), "another temperature"
-    assert not serve(*same, "sampling.top_p=0.9"), "nucleus sampling is another distribution"
+    assert not serve(*same, "samples.top_p=0.9"), "nucleus sampling is another distribution"
     assert not serve(*same, "evaluation.max_new_tokens=48"), "another length limit"
 
 
 def test_scored_held_out_samples_are_numbered_per_prompt(tmp_path):
     import json
 
-    from rlhf_recipes.stages.evaluate import read_scored_heldout_samples
+    from rlhf_recipes.stages.evaluation import read_scored_heldout_samples
 
     rows = [{"prompt_index": i, "gold": 0.0, "reward_model": 0.0} for i in (0, 0, 1, 0, 1)]
     (tmp_path / "scored.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

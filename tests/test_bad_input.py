@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
+from .helpers import REPO
 
 DOC = REPO / "docs" / "bad-input.md"
 QUICK = [  # the smoke recipe cut to seconds: no SFT, few prompts, short responses, DPO only
-    "sft=null", "prompts.max_prompts=30", "sampling.max_new_tokens=8", "reward.epochs=1", "ppo=null", "dpo.epochs=1",
+    "sft=null", "prompts.max_prompts=30", "samples.max_new_tokens=8", "reward_model.epochs=1", "ppo=null", "dpo.epochs=1",
     "dpo.eval_every_steps=null", "evaluation.best_of_n=[]", "evaluation.max_new_tokens=8", "evaluation.responses_per_prompt=1",
 ]
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .conftest import REPO
+from .helpers import REPO
 
 
 def test_ppo_and_dpo_beat_the_reference_on_held_out_gold(smoke_run):
@@ -35,7 +35,6 @@ def test_metrics_json_contract(smoke_run):
             policy
         )
         assert policy["n"] == policy["wins"] + policy["ties"] + policy["losses"] > 0
-    assert 0 <= metrics["reward_model"]["heldout_accuracy"] <= 1
 
 
 def markdown_tables(text: str) -> list[list[list[str]]]:
@@ -144,7 +143,7 @@ def test_a_second_run_reuses_every_unchanged_stage(smoke_run, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     stages = json.loads((copy / "run.json").read_text())["stages"]
-    assert [name for name, info in stages.items() if not info["reused"]] == ["dpo", "eval"]
+    assert [name for name, info in stages.items() if not info["reused"]] == ["dpo", "evaluation"]
     again = json.loads((copy / "metrics.json").read_text())
     assert again["policies"]["ppo"] == metrics["policies"]["ppo"], "PPO was reused, and evaluated with the same seed"
 
@@ -153,9 +152,9 @@ def test_run_directory_holds_every_artifact(smoke_run):
     from datasets import load_from_disk
 
     run_dir, _ = smoke_run
-    for name in ("recipe.resolved.yaml", "versions.json", "run.json", "report.md", "eval/generations.jsonl"):
+    for name in ("recipe.resolved.yaml", "versions.json", "run.json", "report.md", "evaluation/generations.jsonl"):
         assert (run_dir / name).is_file(), name
-    for model in ("base_model", "sft", "reward_model", "ppo", "dpo"):
+    for model in ("model", "sft", "reward_model", "ppo", "dpo"):
         assert (run_dir / model / "model.safetensors").is_file(), model
         assert not list((run_dir / model).glob("*.bin")), "weights are safetensors, nothing is pickled"
     pairs = load_from_disk(str(run_dir / "preferences/dataset"))
@@ -169,7 +168,7 @@ def test_every_trained_parameter_changed(smoke_run):
     from safetensors.torch import load_file
 
     run_dir, _ = smoke_run
-    for before, after in (("base_model", "sft"), ("sft", "ppo"), ("sft", "dpo")):
+    for before, after in (("model", "sft"), ("sft", "ppo"), ("sft", "dpo")):
         old, new = load_file(run_dir / before / "model.safetensors"), load_file(run_dir / after / "model.safetensors")
         unchanged = [name for name in old if (old[name] == new[name]).all()]
         assert not unchanged, f"{after}: {unchanged}"

@@ -7,7 +7,7 @@ from rlhf_recipes.models import gguf_cache
 from rlhf_recipes.errors import RecipeError
 from rlhf_recipes.config.loader import load_recipe
 
-from .conftest import REPO
+from .helpers import REPO
 from .gguf_writer import write_llama_gguf
 
 

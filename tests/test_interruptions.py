@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .conftest import REPO, without_timing
+from .helpers import REPO, without_timing
 
 COMMAND = [sys.executable, "-m", "rlhf_recipes", "run", "recipes/smoke.yaml"]
 
@@ -43,7 +43,7 @@ def test_sigkill_at_random_points_of_every_stage_then_resume_gives_the_same_metr
     rng = random.Random(0)
     # Kill points: a random moment inside each stage, in stage order; the training stages twice and PPO
     # three times. A stage too quick to catch is passed over; the test counts the kills that landed.
-    repeats = {"sft": 2, "reward_model": 2, "ppo": 3, "dpo": 2, "eval": 2}
+    repeats = {"sft": 2, "reward_model": 2, "ppo": 3, "dpo": 2, "evaluation": 2}
     targets = [(stage, rng.uniform(0.05, 0.9)) for stage in seconds for _ in range(repeats.get(stage, 1))]
     run_dir, kills = tmp_path / "run", []
     for stage, fraction in targets:

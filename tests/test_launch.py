@@ -6,9 +6,10 @@ from rlhf_recipes.run import distributed
 from rlhf_recipes.errors import RecipeError
 from rlhf_recipes.run.launch import launch_command
 from rlhf_recipes.config.loader import load_recipe
-from rlhf_recipes.stages.common import per_process
+from rlhf_recipes.training import trainer
+from rlhf_recipes.training.trainer import per_process
 
-from .conftest import REPO
+from .helpers import REPO
 
 
 @pytest.fixture
@@ -38,13 +39,13 @@ def test_a_launched_process_runs_the_recipe_itself(smoke, monkeypatch):
 
 @pytest.mark.parametrize("world, rank, starts", [(1, 0, [0, 10, 20, 30]), (2, 0, [0, 20]), (2, 1, [10, 30]), (3, 2, [20])])
 def test_batches_are_dealt_round_robin(world, rank, starts, monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", str(world))
-    monkeypatch.setenv("RANK", str(rank))
+    monkeypatch.setattr(distributed, "world_size", lambda: world)
+    monkeypatch.setattr(distributed, "rank", lambda: rank)
     assert list(distributed.batch_starts(35, 10)) == starts
 
 
 def test_a_batch_is_split_evenly_or_refused(monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setattr(trainer, "world_size", lambda: 4)
     assert per_process(32, "dpo.batch_size") == 8
     with pytest.raises(RecipeError, match="dpo.batch_size: 30 cannot be split evenly among 4 processes"):
         per_process(30, "dpo.batch_size")

@@ -4,16 +4,18 @@ Each asserts that training moved every adapter: LoRA's B matrices start at exact
 B that is non-zero everywhere after training proves every adapted layer received updates.
 """
 
+import json
 import shutil
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from rlhf_recipes.config.schema import Compute, Dpo, Lora, Model, Ppo, Reward
-from rlhf_recipes.stages.dpo import train_dpo
-from rlhf_recipes.stages.ppo import train_ppo
-from rlhf_recipes.stages.reward import train_reward_model
+from rlhf_recipes.config.schema import Compute, Dpo, Lora, Ppo, RewardModel
+from rlhf_recipes.models.loading import Loading, Tuning
+from rlhf_recipes.stages.dpo import dpo
+from rlhf_recipes.stages.ppo import ppo
+from rlhf_recipes.stages.reward_model import reward_model
 
 PROMPTS = [f"{item} {place}" for item in ("the soup", "the phone", "the hotel room", "the movie") for place in ("at the mall", "in the city")]
 CPU = Compute(device="cpu")
@@ -56,6 +58,17 @@ def save_preferences(out, rows) -> None:
 
 
 @pytest.fixture(scope="module")
+def prompts_dir(tmp_path_factory):
+    """The prompts stage's output: PROMPTS to train on, two held out."""
+    import json
+
+    out = tmp_path_factory.mktemp("prompts")
+    for name, rows in (("train", PROMPTS), ("heldout", PROMPTS[:2])):
+        (out / f"{name}.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n" for p in rows))
+    return out
+
+
+@pytest.fixture(scope="module")
 def reward_dir(tiny_model_dir, tmp_path_factory):
     """An (untrained, seeded) reward model in the policy's tokenizer: enough for PPO to run against."""
     from rlhf_recipes.models.loading import load_reward_model, load_tokenizer
@@ -63,13 +76,14 @@ def reward_dir(tiny_model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("reward")
     tokenizer = load_tokenizer(str(tiny_model_dir))
     torch.manual_seed(0)
-    load_reward_model(str(tiny_model_dir), tokenizer.pad_token_id, Model(name_or_path=str(tiny_model_dir))).save_pretrained(out)
+    load_reward_model(str(tiny_model_dir), tokenizer.pad_token_id, Loading()).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 
 
-def settings(tiny_model_dir, four_bit: bool) -> Model:
-    return Model(name_or_path=str(tiny_model_dir), lora=LORA, load_in_4bit=four_bit, dtype="bfloat16" if four_bit else "float32")
+def loading(four_bit: bool) -> Loading:
+    """LoRA trains in float32; QLoRA loads 4-bit NF4 weights and trains its adapters in bfloat16."""
+    return Loading(dtype="bfloat16" if four_bit else "float32", load_in_4bit=four_bit)
 
 
 def assert_every_adapter_trained(adapter_dir):
@@ -82,37 +96,39 @@ def assert_every_adapter_trained(adapter_dir):
 
 @pytest.mark.parametrize("four_bit", [False, True], ids=["lora", "qlora"])
 def test_reward_model_with_lora(tiny_model_dir, preferences_dir, tmp_path, four_bit):
-    config = Reward(epochs=2, learning_rate=1e-2, batch_size=4, lora=LORA, load_in_4bit=four_bit)
-    metrics = train_reward_model(config, settings(tiny_model_dir, four_bit), CPU, str(tiny_model_dir), preferences_dir, tmp_path, 0)
+    config = RewardModel(epochs=2, learning_rate=1e-2, batch_size=4, lora=LORA, load_in_4bit=four_bit)
+    reward_model(reward_model=config, loading=loading(four_bit), compute=CPU, policy=tiny_model_dir, preferences=preferences_dir,
+                 seed=0, out_dir=tmp_path)
     assert_every_adapter_trained(tmp_path / "adapter")
     adapter = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
     head = next(w for name, w in adapter.items() if "score" in name)
     merged = load_file(tmp_path / "model.safetensors")
     assert torch.allclose(merged["score.weight"].float(), head.float(), atol=1e-2), "the trained head is merged in"
-    assert 0 <= metrics["heldout_accuracy"] <= 1
 
 
 @pytest.mark.parametrize("four_bit", [False, True], ids=["lora", "qlora"])
 def test_dpo_with_lora(tiny_model_dir, preferences_dir, tmp_path, four_bit):
     config = Dpo(epochs=1, learning_rate=1e-2, batch_size=4, max_length_tokens=32)
-    train_dpo(config, settings(tiny_model_dir, four_bit), Reward(), CPU, str(tiny_model_dir), preferences_dir, tmp_path, 0)
+    dpo(dpo=config, loading=loading(four_bit), tuning=Tuning(LORA), compute=CPU, policy=tiny_model_dir, preferences=preferences_dir,
+        curve=None, seed=0, out_dir=tmp_path)
     assert_every_adapter_trained(tmp_path)
     assert not (tmp_path / "model.safetensors").exists(), "a LoRA policy is saved as an adapter"
 
 
 @pytest.mark.parametrize("four_bit", [False, True], ids=["lora", "qlora"])
-def test_ppo_with_lora_policy_and_value_model(tiny_model_dir, reward_dir, tmp_path, four_bit):
+def test_ppo_with_lora_policy_and_value_model(tiny_model_dir, reward_dir, prompts_dir, tmp_path, four_bit):
     config = Ppo(learning_rate=1e-2, total_episodes=8, rollouts_per_update=4, mini_batch_size=2, ppo_epochs=1, max_new_tokens=6)
-    reward = Reward(lora=LORA, load_in_4bit=four_bit)
-    model = settings(tiny_model_dir, four_bit).model_copy(update={"save_merged": True})
-    train_ppo(config, model, reward, CPU, str(tiny_model_dir), str(reward_dir), PROMPTS, tmp_path, 0)
+    ppo(ppo=config, loading=loading(four_bit), tuning=Tuning(LORA, save_merged=True), compute=CPU, policy=tiny_model_dir,
+        reward_model=reward_dir, reward_loading=loading(four_bit), value_model_lora=LORA, prompts=prompts_dir, curve=None, seed=0,
+        out_dir=tmp_path)
     assert_every_adapter_trained(tmp_path)
     assert (tmp_path / "merged" / "model.safetensors").is_file(), "save_merged writes full weights too"
 
 
-def test_full_fine_tuning_ppo_changes_every_policy_weight(tiny_model_dir, reward_dir, tmp_path):
+def test_full_fine_tuning_ppo_changes_every_policy_weight(tiny_model_dir, reward_dir, prompts_dir, tmp_path):
     config = Ppo(learning_rate=1e-2, total_episodes=8, rollouts_per_update=4, mini_batch_size=2, ppo_epochs=1, max_new_tokens=6)
-    train_ppo(config, Model(name_or_path=str(tiny_model_dir)), Reward(), CPU, str(tiny_model_dir), str(reward_dir), PROMPTS, tmp_path, 0)
+    ppo(ppo=config, loading=Loading(), tuning=Tuning(), compute=CPU, policy=tiny_model_dir, reward_model=reward_dir,
+        reward_loading=Loading(), value_model_lora=None, prompts=prompts_dir, curve=None, seed=0, out_dir=tmp_path)
     before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(tmp_path / "model.safetensors")
     assert not [name for name in before if torch.equal(before[name], after[name])]
 
@@ -137,9 +153,13 @@ def test_chat_models_train_on_conversations(tiny_model_dir, tmp_path):
     prefs = tmp_path / "prefs"
     prefs.mkdir()
     save_preferences(prefs, rows)
-    model = Model(name_or_path=str(chat_dir))
     (tmp_path / "rm").mkdir()
-    metrics = train_reward_model(Reward(epochs=3, learning_rate=1e-2, batch_size=4), model, CPU, str(chat_dir), prefs, tmp_path / "rm", 0)
+    metrics = reward_model(reward_model=RewardModel(epochs=3, learning_rate=1e-2, batch_size=4), loading=Loading(), compute=CPU,
+                           policy=chat_dir, preferences=prefs, seed=0, out_dir=tmp_path / "rm")
     assert metrics["train_accuracy"] == 1.0, "one repeated pair is learned exactly"
     (tmp_path / "dpo").mkdir()
-    train_dpo(Dpo(epochs=1, learning_rate=1e-3, batch_size=4), model, Reward(), CPU, str(chat_dir), prefs, tmp_path / "dpo", 0)
+    summary = dpo(dpo=Dpo(epochs=2, learning_rate=1e-2, batch_size=4), loading=Loading(), tuning=Tuning(), compute=CPU,
+                  policy=chat_dir, preferences=prefs, curve=None, seed=0, out_dir=tmp_path / "dpo")
+    log = json.loads((tmp_path / "dpo" / "log_history.json").read_text())
+    margins = [entry["rewards/margins"] for entry in log if "rewards/margins" in entry]
+    assert summary["steps"] == 4 and margins[-1] > margins[0], "DPO learned to prefer the chosen reply of the conversation"

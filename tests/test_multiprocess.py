@@ -9,7 +9,7 @@ import sys
 
 import yaml
 
-from .conftest import REPO
+from .helpers import REPO
 
 
 def losses(run_dir, stage) -> list[float]:
@@ -20,7 +20,7 @@ def test_reward_and_dpo_stages_on_two_processes_match_one_process(smoke_run, tmp
     single, single_metrics = smoke_run
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    for stage in ("prompts", "base_model", "sft", "samples", "preferences"):  # the inputs, reused by fingerprint
+    for stage in ("prompts", "model", "sft", "samples", "preferences"):  # the inputs, reused by fingerprint
         shutil.copytree(single / stage, run_dir / stage)
     shutil.copy(single / "run.json", run_dir / "run.json")
     command = [sys.executable, "-m", "rlhf_recipes", "run", "recipes/smoke.yaml", "ppo=null",
@@ -31,8 +31,8 @@ def test_reward_and_dpo_stages_on_two_processes_match_one_process(smoke_run, tmp
     run = json.loads((run_dir / "run.json").read_text())
     assert run["processes"] == 2
     assert {stage: info["reused"] for stage, info in run["stages"].items()} == {
-        "prompts": True, "base_model": True, "sft": True, "samples": True, "preferences": True,
-        "reward_model": False, "dpo": False, "eval": False,
+        "prompts": True, "model": True, "sft": True, "samples": True, "preferences": True,
+        "reward_model": False, "dpo": False, "evaluation": False,
     }
     assert result.stderr.count("dpo done") == 1, "one process speaks"
     assert not list(run_dir.glob(".*.partial")), "everything was published"
@@ -44,10 +44,10 @@ def test_reward_and_dpo_stages_on_two_processes_match_one_process(smoke_run, tmp
     # another order (and at an epoch's last, uneven batch, which accelerate pads).
     pairs = json.loads((single / "preferences" / "stats.json").read_text())["train"]["pairs"]
     recipe = yaml.safe_load((single / "recipe.resolved.yaml").read_text())
-    for stage, section in (("reward_model", "reward"), ("dpo", "dpo")):
+    for stage in ("reward_model", "dpo"):
         one, two = losses(single, stage), losses(run_dir, stage)
         assert len(one) == len(two)
-        first_uneven = math.ceil(pairs / recipe[section]["batch_size"])
+        first_uneven = math.ceil(pairs / recipe[stage]["batch_size"])
         assert max(abs(a - b) for a, b in zip(one[: min(20, first_uneven - 1)], two)) < 1e-3, stage
         assert abs(sum(one) - sum(two)) / len(one) < 0.05, stage
 

@@ -7,7 +7,7 @@ import pytest
 from rlhf_recipes.errors import RecipeError
 from rlhf_recipes.config.loader import load_recipe
 
-from .conftest import REPO
+from .helpers import REPO
 
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))  # recipes/accelerate/ holds accelerate configs, not recipes
 
@@ -52,9 +52,9 @@ def test_ppo_key_under_dpo_and_dpo_key_under_ppo(in_repo):
 
 
 def test_all_problems_are_reported_at_once(in_repo):
-    message = smoke_with(["seed=-1", "sampling.top_p=2", "labeler.kind=sentimen", "foo=1"])
+    message = smoke_with(["seed=-1", "samples.top_p=2", "labeler.kind=sentimen", "foo=1"])
     assert message.startswith(str(REPO / "recipes/smoke.yaml") + ": 4 problem(s)")
-    assert "seed: got -1" in message and "sampling.top_p: got 2" in message
+    assert "seed: got -1" in message and "samples.top_p: got 2" in message
     assert "Did you mean 'sentiment'?" in message and "foo: unknown key" in message
 
 
@@ -132,3 +132,22 @@ def test_every_sweep_variant_is_validated(in_repo):
 def test_a_separate_gold_labeler(in_repo):
     recipe = load_recipe(REPO / "recipes/smoke.yaml", ["gold_labeler={kind: length, target_words: 8}"])
     assert recipe.gold_labeler.kind == "length" and recipe.labeler.kind == "sentiment"
+
+
+def test_empty_sweep_values_are_an_error(in_repo):
+    assert "sweep.values: got [] (list); list should have at least 1 item" in smoke_with(["sweep={key: ppo.kl_coef, values: []}"])
+
+
+def test_old_section_names_still_validate_as_the_new_ones(tmp_path, in_repo):
+    """`sampling:` and `reward:` were renamed `samples:` and `reward_model:`, after their stages."""
+    text = (REPO / "recipes/smoke.yaml").read_text().replace("\nsamples:", "\nsampling:").replace("\nreward_model:", "\nreward:")
+    old = tmp_path / "old.yaml"
+    old.write_text(text)
+    assert load_recipe(old) == load_recipe(REPO / "recipes/smoke.yaml")
+    assert load_recipe(old, ["reward.epochs=2", "sampling.top_k=5"]) == load_recipe(
+        REPO / "recipes/smoke.yaml", ["reward_model.epochs=2", "samples.top_k=5"]
+    )
+    both = tmp_path / "both.yaml"
+    both.write_text(text + "\nsamples: {top_k: 3}\n")
+    with pytest.raises(RecipeError, match="sampling: is the old name of samples:, and the recipe has both"):
+        load_recipe(both)

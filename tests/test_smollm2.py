@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from .conftest import REPO
+from .helpers import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +26,8 @@ def test_builtin_smollm2_is_a_chat_model_with_a_separate_pad_token():
 def test_a_shrunken_smollm2_recipe_runs_end_to_end(tmp_path):
     """The main job's recipe on 24 prompts with one PPO update: every stage on the real chat model."""
     overrides = [
-        "prompts.max_prompts=24", "sampling.responses_per_prompt=2", "sampling.max_new_tokens=12",
-        "reward.epochs=1", "ppo.total_episodes=8", "ppo.rollouts_per_update=8", "ppo.max_new_tokens=12",
+        "prompts.max_prompts=24", "samples.responses_per_prompt=2", "samples.max_new_tokens=12",
+        "reward_model.epochs=1", "ppo.total_episodes=8", "ppo.rollouts_per_update=8", "ppo.max_new_tokens=12",
         "dpo.epochs=1", "evaluation.responses_per_prompt=1", "evaluation.max_new_tokens=12", "model.save_merged=true",
     ]
     run_dir = tmp_path / "run"

@@ -43,7 +43,7 @@ def _section(title: str, model: type[BaseModel]) -> list[str]:
 
 def render() -> str:
     from .schema import (
-        Compute, Dpo, Evaluation, Lora, Model, Ppo, Preferences, Prompts, Reward, Sampling, Sft, Sweep, TinyModel, WeightedLabeler,
+        Compute, Dpo, Evaluation, Lora, Model, Ppo, Preferences, Prompts, RewardModel, Samples, Sft, Sweep, TinyModel, WeightedLabeler,
     )
 
     lines = [
@@ -54,13 +54,13 @@ def render() -> str:
         "",
     ]
     lines += _section("(top level)", Recipe)
-    for title, model in (("model", Model), ("model.tiny", TinyModel), ("model.lora` and `reward.lora", Lora), ("prompts", Prompts), ("sft", Sft), ("sampling", Sampling)):
+    for title, model in (("model", Model), ("model.tiny", TinyModel), ("model.lora` and `reward_model.lora", Lora), ("prompts", Prompts), ("sft", Sft), ("samples", Samples)):
         lines += _section(title, model)
     for member in typing.get_args(typing.get_args(Labeler)[0]):
         kind = typing.get_args(member.model_fields["kind"].annotation)[0]
         lines += _section(f"labeler` with `kind: {kind}", member)
     lines += _section("parts[]", WeightedLabeler)
-    for title, model in (("preferences", Preferences), ("reward", Reward), ("ppo", Ppo), ("dpo", Dpo)):
+    for title, model in (("preferences", Preferences), ("reward_model", RewardModel), ("ppo", Ppo), ("dpo", Dpo)):
         lines += _section(title, model)
     for title, model in (("evaluation", Evaluation), ("compute", Compute), ("sweep", Sweep)):
         lines += _section(title, model)

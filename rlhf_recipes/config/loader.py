@@ -1,5 +1,6 @@
 """Read a recipe: strict YAML, dotted overrides, validation, and error messages a person can act on."""
 
+import copy
 import difflib
 import re
 import types
@@ -70,7 +71,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
     `ppo.kl_coef=0.1` sets a float, `dpo=null` removes the DPO section, `ppo={}` adds PPO with defaults.
     """
-    data = yaml.safe_load(yaml.safe_dump(data))  # a deep copy of plain YAML data
+    data = copy.deepcopy(data)
     problems = []
     for override in overrides:
         key, sep, raw_value = override.partition("=")
@@ -81,7 +82,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             value = yaml.load(raw_value, Loader=_StrictLoader)
         except yaml.YAMLError:
             value = raw_value
-        problem = set_key(data, key.strip(), value)
+        problem = set_key(data, current_key(key.strip()), value)
         if problem:
             problems.append(f"override {override!r}: {problem}")
     if problems:
@@ -103,10 +104,34 @@ def set_key(data: dict, dotted_key: str, value) -> str | None:
     return None
 
 
+# Sections renamed so that each stage has one name; recipes written with the old names stay valid.
+RENAMED_SECTIONS = {"sampling": "samples", "reward": "reward_model"}
+
+
+def current_key(dotted_key: str) -> str:
+    """A dotted key with an old section name replaced by the current one: reward.epochs -> reward_model.epochs."""
+    section, dot, rest = dotted_key.partition(".")
+    return RENAMED_SECTIONS.get(section, section) + dot + rest
+
+
+def rename_old_sections(data: dict) -> dict:
+    """The raw recipe with old section names (and a sweep key that uses one) replaced by the current ones."""
+    data = dict(data)
+    for old, new in RENAMED_SECTIONS.items():
+        if old in data:
+            if new in data:
+                raise RecipeError(f"{old}: is the old name of {new}:, and the recipe has both. Fix: merge them into {new}:.")
+            data[new] = data.pop(old)
+    sweep = data.get("sweep")
+    if isinstance(sweep, dict) and isinstance(sweep.get("key"), str):
+        data["sweep"] = sweep | {"key": current_key(sweep["key"])}
+    return data
+
+
 def load_recipe(path: Path, overrides: list[str] = ()) -> Recipe:
     """Read, override and validate a recipe (and every variant of its sweep); raise one RecipeError
     listing every problem."""
-    data = apply_overrides(read_yaml(path), list(overrides))
+    data = apply_overrides(rename_old_sections(read_yaml(path)), list(overrides))
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as error:
@@ -139,7 +164,7 @@ def sweep_variant_data(recipe: Recipe, data: dict) -> list[tuple[str, dict]]:
     variants = []
     for value in values:
         for seed in seeds:
-            variant = yaml.safe_load(yaml.safe_dump(base))
+            variant = copy.deepcopy(base)
             variant["seed"] = seed
             if sweep.key:
                 problem = set_key(variant, sweep.key, value)

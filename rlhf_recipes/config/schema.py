@@ -200,8 +200,8 @@ class Sft(Section):
     max_length_tokens: PositiveInt = Field(256, description="Longer demonstrations are truncated.")
 
 
-class Sampling(Section):
-    """How responses are sampled from the initial policy for labeling."""
+class Samples(Section):
+    """How responses are sampled from the initial policy for labeling (the `samples` stage)."""
 
     responses_per_prompt: Annotated[int, Field(ge=2)] = Field(4, description="K responses per prompt (K >= 2).")
     max_new_tokens: PositiveInt = Field(48, description="Longest response in tokens.")
@@ -263,6 +263,12 @@ class PythonLabeler(Section):
         description="module:function, e.g. my_labelers:politeness."
     )
 
+    def fingerprint_extra(self) -> dict:
+        """The source of the function's module: editing the function rebuilds the labels made with it."""
+        from ..labeling.user_functions import source_digest
+
+        return {"module_source": source_digest(self.function)}
+
 
 class WeightedLabeler(Section):
     """One part of a composite labeler."""
@@ -305,7 +311,7 @@ class Preferences(Section):
     )
 
 
-class Reward(Section):
+class RewardModel(Section):
     """The Bradley-Terry reward model, trained with TRL's RewardTrainer from the (SFT) policy's weights.
 
     With lora, PPO's value model (initialised from the reward model) is trained with LoRA too.
@@ -397,7 +403,9 @@ class Evaluation(Section):
     max_new_tokens: PositiveInt = Field(48, description="Longest response in tokens.")
     temperature: PositiveFloat = Field(1.0, description="Sampling temperature; KL is measured at it too.")
     batch_size: PositiveInt = Field(32, description="Sequences generated or scored at once.")
-    examples_in_report: Annotated[int, Field(ge=0)] = Field(3, description="Sample generations per policy shown.")
+    examples_in_report: Annotated[int, Field(ge=0)] = Field(
+        3, description="Sample generations per policy shown in the report.", json_schema_extra={"output_neutral": True}
+    )
     best_of_n: list[PositiveInt] = Field(
         [1, 2, 4, 8, 16],
         description="N of the best-of-N baselines: the reference's best of N samples by learned reward; [] for none.",
@@ -415,6 +423,7 @@ class Compute(Section):
         None,
         description="Save a resumable checkpoint of SFT, reward and DPO training every this many optimizer steps; "
         "an interrupted stage then resumes from its last one (TRL's PPO cannot resume: it restarts its stage).",
+        json_schema_extra={"output_neutral": True},  # where training may resume from, not what it computes
     )
     accelerate_config: ExistingFile | None = Field(
         None,
@@ -427,7 +436,9 @@ class Sweep(Section):
     """Train one variant of the recipe per value of one key, and per seed; the report sets them side by side."""
 
     key: str | None = Field(None, description="Dotted recipe key to vary, e.g. ppo.kl_coef or dpo.beta.")
-    values: list[float | int | str | bool] | None = Field(None, description="The values of key, one variant each.")
+    values: Annotated[list[float | int | str | bool], Field(min_length=1)] | None = Field(
+        None, description="The values of key, one variant each."
+    )
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] | None = Field(
         None, description="Run every value with each of these seeds (mean and std in the report); default: seed."
     )
@@ -455,13 +466,13 @@ class Recipe(Section):
     model: Model = Field(description="The initial policy: name_or_path or tiny.")
     prompts: Prompts = Field(description="Prompt source and the train/held-out split.")
     sft: Sft | None = Field(None, description="Optional SFT warm start; omit to start from the model as is.")
-    sampling: Sampling = Field(Sampling(), description="Sampling of responses to label.")
+    samples: Samples = Field(Samples(), description="Sampling of responses to label (formerly `sampling:`).")
     labeler: Labeler = Field(description="The proxy labeler that makes training pairs (before noise).")
     gold_labeler: Labeler | None = Field(
         None, description="The judge of evaluation; default: the labeler itself, without noise."
     )
     preferences: Preferences = Field(Preferences(), description="Pairing and label noise.")
-    reward: Reward = Field(Reward(), description="Reward-model training.")
+    reward_model: RewardModel = Field(RewardModel(), description="Reward-model training (formerly `reward:`).")
     ppo: Ppo | None = Field(None, description="PPO training; omit to skip PPO.")
     dpo: Dpo | None = Field(None, description="DPO training; omit to skip DPO.")
     evaluation: Evaluation = Field(Evaluation(), description="Held-out evaluation.")
@@ -479,7 +490,7 @@ class Recipe(Section):
         sharding = sharded_training(self.compute.accelerate_config)
         curves = [key for key, on in (("ppo.eval_every_updates", self.ppo and self.ppo.eval_every_updates),
                                       ("dpo.eval_every_steps", self.dpo and self.dpo.eval_every_steps)) if on]
-        if sharding and (self.model.lora or self.reward.lora):
+        if sharding and (self.model.lora or self.reward_model.lora):
             raise ValueError(
                 f"compute.accelerate_config shards the model across processes ({sharding}), which this tool "
                 "supports for full fine-tuning. Fix: with LoRA, use DDP or DeepSpeed ZeRO-2 (recipes/accelerate/)"
@@ -493,7 +504,7 @@ class Recipe(Section):
 
     @model_validator(mode="after")
     def _four_bit_trains_in_bfloat16(self):
-        quantized = self.model.load_in_4bit or self.reward.load_in_4bit
+        quantized = self.model.load_in_4bit or self.reward_model.load_in_4bit
         if quantized and self.model.dtype != "bfloat16" and not self.compute.bf16:
             raise ValueError(
                 "4-bit loading trains its adapters in bfloat16 (TRL casts them), so the rest of the model must "

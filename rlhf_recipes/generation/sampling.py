@@ -139,9 +139,9 @@ def left_pad(sequences: list[list[int]], pad_token_id: int):
     return input_ids, attention_mask
 
 
-def check_context(model, prompts: list[str], prompt_ids: list[list[int]], max_new_tokens: dict[str, int]) -> None:
-    """Refuse prompts that, with the longest response a recipe asks for, do not fit the model's context."""
-    context = getattr(model.config, "max_position_embeddings", None)
+def check_context(context: int | None, prompts: list[str], prompt_ids: list[list[int]], max_new_tokens: dict[str, int]) -> None:
+    """Refuse prompts that, with the longest response a recipe asks for, do not fit the model's context
+    (`context` tokens, None when the model has no limit). max_new_tokens: response lengths by recipe key."""
     if not context:
         return
     longest = max(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))

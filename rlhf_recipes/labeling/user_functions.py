@@ -1,6 +1,8 @@
 """Import a user's function named `module:function`, only when a recipe names it."""
 
+import hashlib
 import importlib
+import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,3 +26,12 @@ def import_function(target: str) -> Callable:
     if not callable(function):
         raise ValueError(f"module {module_name!r} has no function {function_name!r}. Fix: name a function it defines")
     return function
+
+
+def source_digest(target: str) -> str:
+    """sha256 of the source file of the module that defines `target` ("module:function")."""
+    module = inspect.getmodule(import_function(target))
+    source = inspect.getsourcefile(module) if module is not None else None
+    if source is None:  # a built-in or compiled module: its version stands for its source
+        return f"{module.__name__} {getattr(module, '__version__', 'unknown version')}"
+    return hashlib.sha256(Path(source).read_bytes()).hexdigest()

@@ -1,31 +1,45 @@
-"""Every way the pipeline gets a model or tokenizer: one loading path for hub ids, local directories,
-GGUF files, built-in models and the tiny model; LoRA and 4-bit settings."""
+"""Every way the pipeline gets a model or tokenizer: one loading path for hub ids and local model
+directories (the tiny model and GGUF conversions are local directories too); LoRA and 4-bit settings."""
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import RecipeError
 from ..config.schema import Compute, Lora, Model
+from ..errors import RecipeError
 
 # Tokens tried, in order, as a pad token when a tokenizer has none or pads with EOS.
 PAD_CANDIDATES = ["<|endoftext|>", "<|finetune_right_pad_id|>", "<|pad|>", "<pad>", "[PAD]", "<unk>"]
 
 
-def prepare_base_model(config: Model, out_dir: Path, seed: int) -> str:
-    """Where the initial policy loads from. A tiny model is built into out_dir (the pipeline does that as
-    a stage of its own); a GGUF file (given or built in) is converted once into the cache; a hub id or
-    directory is used as is."""
-    from .builtin import builtin_gguf_path
-    from .gguf_cache import converted_gguf
-    from .tiny import build_tiny_model
+@dataclass(frozen=True)
+class Loading:
+    """How one model's weights are loaded: what a stage that loads the policy (or the reward model) reads
+    of the recipe. The policy's comes from the model section; the reward model's too, but for its own
+    reward_model.load_in_4bit."""
 
-    if config.tiny is not None:
-        build_tiny_model(config.tiny, out_dir, seed)
-        return str(out_dir)
-    if config.gguf is not None:
-        return str(converted_gguf(config.gguf))
-    if config.builtin is not None:
-        return str(converted_gguf(builtin_gguf_path(config.builtin)))
-    return config.name_or_path
+    dtype: str = "float32"
+    trust_remote_code: bool = False
+    load_in_4bit: bool = False
+
+    @classmethod
+    def of(cls, model: Model, load_in_4bit: bool | None = None) -> "Loading":
+        return cls(model.dtype, model.trust_remote_code, model.load_in_4bit if load_in_4bit is None else load_in_4bit)
+
+    def unquantized(self) -> "Loading":
+        return replace(self, load_in_4bit=False)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How a training stage tunes the policy, from the model section: LoRA adapters (None: full
+    fine-tuning), and whether a LoRA policy is also saved with its adapter merged in."""
+
+    lora: Lora | None = None
+    save_merged: bool = False
+
+    @classmethod
+    def of(cls, model: Model) -> "Tuning":
+        return cls(model.lora, model.save_merged)
 
 
 def device_for(compute: Compute) -> str:
@@ -72,29 +86,28 @@ def torch_dtype(name: str):
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
-def _load_kwargs(settings: Model, load_in_4bit: bool, device: str) -> dict:
+def _load_kwargs(loading: Loading, device: str) -> dict:
     # safetensors only: a pickled checkpoint (.bin) can run code when loaded
-    kwargs = {"dtype": torch_dtype(settings.dtype), "trust_remote_code": settings.trust_remote_code, "use_safetensors": True}
-    if load_in_4bit:
+    kwargs = {"dtype": torch_dtype(loading.dtype), "trust_remote_code": loading.trust_remote_code, "use_safetensors": True}
+    if loading.load_in_4bit:
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch_dtype(settings.dtype),
+            bnb_4bit_compute_dtype=torch_dtype(loading.dtype),
         )
         kwargs["device_map"] = {"": device}
     return kwargs
 
 
-def load_policy(name_or_path: str, settings: Model, device: str = "cpu", load_in_4bit: bool | None = None):
-    """A causal LM in eval mode, in settings.dtype, 4-bit NF4 when settings.load_in_4bit (or the override)."""
+def load_policy(name_or_path: str, loading: Loading, device: str = "cpu"):
+    """A causal LM in eval mode, in loading.dtype, 4-bit NF4 when loading.load_in_4bit."""
     from transformers import AutoModelForCausalLM
 
-    quantized = settings.load_in_4bit if load_in_4bit is None else load_in_4bit
     try:
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, **_load_kwargs(settings, quantized, device))
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, **_load_kwargs(loading, device))
     except OSError as error:
         raise RecipeError(
             f"model: cannot load a causal LM from {name_or_path!r} (safetensors weights are required): {error}"
@@ -102,7 +115,7 @@ def load_policy(name_or_path: str, settings: Model, device: str = "cpu", load_in
     head = model.get_output_embeddings()
     if head is not None:
         head.register_forward_pre_hook(_contiguous_input)
-    return (model if quantized else model.to(device)).eval()
+    return (model if loading.load_in_4bit else model.to(device)).eval()
 
 
 def takes_logits_to_keep(model) -> bool:
@@ -126,18 +139,16 @@ def _contiguous_input(head, args):
     return (args[0].contiguous(), *args[1:])
 
 
-def load_reward_model(name_or_path: str, pad_token_id: int, settings: Model, device: str = "cpu", load_in_4bit: bool = False):
+def load_reward_model(name_or_path: str, pad_token_id: int, loading: Loading, device: str = "cpu"):
     """A sequence-classification model with one output (num_labels=1): a reward or value model.
 
     Loaded from a causal LM, the score head is new and drawn from torch's current seed.
     """
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(
-        name_or_path, num_labels=1, **_load_kwargs(settings, load_in_4bit, device)
-    )
+    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, num_labels=1, **_load_kwargs(loading, device))
     model.config.pad_token_id = pad_token_id
-    return (model if load_in_4bit else model.to(device)).eval()
+    return (model if loading.load_in_4bit else model.to(device)).eval()
 
 
 def lora_config(config: Lora, task_type: str):
@@ -159,9 +170,9 @@ def is_adapter(path: str | Path) -> bool:
     return (Path(path) / "adapter_config.json").is_file()
 
 
-def save_policy(model, tokenizer, out_dir: Path, base: str, settings: Model, merged: bool) -> None:
+def save_policy(model, tokenizer, out_dir: Path, base: str, loading: Loading, merged: bool) -> None:
     """Save a trained policy: full weights, or its LoRA adapter; with `merged`, also (or, for an
-    adapter, additionally in out_dir/merged) the base with the adapter merged in, in settings.dtype."""
+    adapter, additionally in out_dir/merged) the base with the adapter merged in, in loading.dtype."""
     from peft import PeftModel
 
     tokenizer.save_pretrained(out_dir)
@@ -170,16 +181,16 @@ def save_policy(model, tokenizer, out_dir: Path, base: str, settings: Model, mer
         return
     model.save_pretrained(out_dir)
     if merged:
-        merge_adapter(base, out_dir, out_dir / "merged", settings)
+        merge_adapter(base, out_dir, out_dir / "merged", loading)
         tokenizer.save_pretrained(out_dir / "merged")
 
 
-def merge_adapter(base: str, adapter_dir: Path, out_dir: Path, settings: Model, reward_pad_token_id: int | None = None):
+def merge_adapter(base: str, adapter_dir: Path, out_dir: Path, loading: Loading, reward_pad_token_id: int | None = None):
     """Load `base` unquantized, apply the adapter in adapter_dir, merge, save full weights to out_dir."""
     from peft import PeftModel
 
     if reward_pad_token_id is None:
-        model = load_policy(base, settings, load_in_4bit=False)
+        model = load_policy(base, loading.unquantized())
     else:
-        model = load_reward_model(base, reward_pad_token_id, settings, load_in_4bit=False)
+        model = load_reward_model(base, reward_pad_token_id, loading.unquantized())
     PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload().save_pretrained(out_dir)

@@ -115,7 +115,7 @@ def kv_cache_bytes(counts: Counts, sequences: int, tokens: int, dtype: str) -> f
 
 def stage_footprints(recipe: Recipe, policy: Counts, reward: Counts) -> dict[str, Footprint]:
     """Peak memory of each stage of `recipe`, by component."""
-    m, r, ckpt = recipe.model, recipe.reward, recipe.compute.gradient_checkpointing
+    m, r, ckpt = recipe.model, recipe.reward_model, recipe.compute.gradient_checkpointing
     lora, rlora = m.lora is not None, r.lora is not None
     head = reward.hidden  # the score head: hidden -> 1
     frozen_policy = model_footprint(policy, m.dtype, m.load_in_4bit, False, trained=False)
@@ -124,7 +124,7 @@ def stage_footprints(recipe: Recipe, policy: Counts, reward: Counts) -> dict[str
         stages["sft"] = model_footprint(policy, m.dtype, m.load_in_4bit, lora, trained=True) + Footprint(
             0, activations=activation_bytes(policy, recipe.sft.batch_size, recipe.sft.max_length_tokens, ckpt)
         )
-    s = recipe.sampling
+    s = recipe.samples
     stages["samples"] = frozen_policy + Footprint(
         0, activations=kv_cache_bytes(policy, s.batch_size, PROMPT_TOKENS_ASSUMED + s.max_new_tokens, m.dtype)
     )
@@ -149,7 +149,7 @@ def stage_footprints(recipe: Recipe, policy: Counts, reward: Counts) -> dict[str
             + Footprint(0, activations=activation_bytes(policy, 2 * d.batch_size, d.max_length_tokens, ckpt))
         )
     e = recipe.evaluation
-    stages["eval"] = (
+    stages["evaluation"] = (
         frozen_policy
         + (Footprint(0) if lora else frozen_policy)
         + model_footprint(reward, m.dtype, r.load_in_4bit, False, trained=False)
@@ -197,7 +197,7 @@ def memory_table(recipe: Recipe) -> str:
     if config is None:
         return f"Memory estimate: unavailable; the config of {recipe.model.name_or_path!r} is not in the local cache (offline?)."
     policy = count_parameters(config, recipe.model.lora)
-    reward = count_parameters(config, recipe.reward.lora, for_reward=True)
+    reward = count_parameters(config, recipe.reward_model.lora, for_reward=True)
     stages = stage_footprints(recipe, policy, reward)
     unit, size = ("GiB", GIB) if max(f.total for f in stages.values()) >= GIB else ("MiB", 1024**2)
     lines = [

@@ -7,15 +7,14 @@ are loaded one at a time.
 
 from contextlib import contextmanager
 
-from .loading import is_adapter, load_policy
-from ..config.schema import Model
+from .loading import Loading, is_adapter, load_policy
 
 
 class PolicySet:
-    def __init__(self, paths: dict[str, str], settings: Model, device: str):
+    def __init__(self, paths: dict[str, str], loading: Loading, device: str):
         """paths: policy name -> model or adapter directory; paths["reference"] is the base of every adapter."""
-        self.paths, self.settings, self.device = paths, settings, device
-        self.base = load_policy(paths["reference"], settings, device)
+        self.paths, self.loading, self.device = paths, loading, device
+        self.base = load_policy(paths["reference"], loading, device)
         self.adapters = [name for name, path in paths.items() if name != "reference" and is_adapter(path)]
         self.shared = None
         if self.adapters:
@@ -45,6 +44,6 @@ class PolicySet:
             self.shared.set_adapter(name)
             yield self.shared
         else:
-            model = load_policy(self.paths[name], self.settings, self.device)
+            model = load_policy(self.paths[name], self.loading, self.device)
             yield model
             del model

@@ -38,13 +38,13 @@ def summarise_run(run_dir: Path) -> dict:
     """Every number of the report, from run_dir's files."""
     resolved = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text())  # read as data: files may have moved
     gold_config = resolved.get("gold_labeler") or resolved["labeler"]
-    generations = read_jsonl(run_dir / "eval" / "generations.jsonl")
+    generations = read_jsonl(run_dir / "evaluation" / "generations.jsonl")
     by_policy: dict[str, list[dict]] = {}
     for row in generations:
         by_policy.setdefault(row["policy"], []).append(row)
     reference = by_policy["reference"]
     policies = {name: policy_summary(rows, reference) for name, rows in by_policy.items()}
-    bon_path = run_dir / "eval" / "best_of_n.jsonl"
+    bon_path = run_dir / "evaluation" / "best_of_n.jsonl"
     bon_rows = read_jsonl(bon_path) if bon_path.exists() else []
     best_of_n = best_of_n_summary(bon_rows, reference, resolved["evaluation"]["best_of_n"]) if bon_rows else {}
     stats = read_json(run_dir / "preferences" / "stats.json")
@@ -195,7 +195,7 @@ def reward_model_summary(run_dir: Path, preferences: dict) -> dict:
 
 
 def implicit_summary(run_dir: Path) -> dict:
-    saved = read_json(run_dir / "eval" / "dpo_implicit_reward.json")
+    saved = read_json(run_dir / "evaluation" / "dpo_implicit_reward.json")
     if saved is None:
         return {}
     return {

@@ -239,7 +239,7 @@ def write_report(run_dir: Path) -> dict:
     from .analysis import read_json, read_jsonl, summarise_run
 
     metrics = summarise_run(run_dir)
-    generations = read_jsonl(run_dir / "eval" / "generations.jsonl")
+    generations = read_jsonl(run_dir / "evaluation" / "generations.jsonl")
     staging = run_dir / ".plots.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()

@@ -18,20 +18,33 @@ import yaml
 
 from . import progress
 from .distributed import barrier, gather_batches, is_main, rank, world_size
+from .stage import Step
+from .stage import fingerprint as stage_fingerprint
 from ..errors import RecipeError
 from ..config.schema import Recipe
 
 PACKAGES = ["rlhf-recipes", "trl", "transformers", "torch", "datasets", "peft", "accelerate", "pydantic"]
+# The libraries whose version can change what a stage computes: each stage records them.
+STAGE_LIBRARIES = ["torch", "transformers", "trl", "peft", "datasets"]
 
 
 def package_versions() -> dict[str, str]:
-    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    return {"python": sys.version.split()[0], "platform": platform.platform()} | {name: _version(name) for name in PACKAGES}
+
+
+def library_versions() -> dict[str, str]:
+    return {name: _version(name) for name in STAGE_LIBRARIES}
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 class RunDirectory:
@@ -40,6 +53,8 @@ class RunDirectory:
     def __init__(self, root: Path, siblings: list[Path] = ()):
         self.root, self.siblings = root, list(siblings)
         self.console = self.lock = None
+        self.fingerprints: dict[str, str] = {}  # stage name -> fingerprint, for every stage handled so far
+        self.rebuilt: set[str] = set()  # the stages this invocation built (rather than reused)
 
     @classmethod
     def open(cls, root: Path, recipe: Recipe, siblings: list[Path] = (), console=None) -> "RunDirectory":
@@ -86,6 +101,12 @@ class RunDirectory:
         self.write_json("versions.json", package_versions())
         self.write_json("run.json", {"name": recipe.name, "seed": recipe.seed, "processes": world_size(), "stages": {}})
 
+    def close(self) -> None:
+        """Release the run directory's lock (it is released anyway when the process ends)."""
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
+
     def path(self, name: str) -> Path:
         return self.root / name
 
@@ -93,21 +114,25 @@ class RunDirectory:
         record = directory / "stage.json"
         return json.loads(record.read_text())["fingerprint"] if record.is_file() else None
 
-    def step(
-        self, name: str, fingerprint: str, function, *args, force: bool = False, main_only: bool = False, **kwargs
-    ) -> tuple[dict, bool]:
-        """Run `function(*args, out_dir=<temporary dir>, **kwargs)` and publish its directory as `name`,
-        unless (and `force` is off) this run or a sibling run already holds `name` with this fingerprint.
+    def step(self, step: Step, force: str | None = None) -> tuple[dict, bool]:
+        """Run `step` and publish its directory as run_dir/<step.name>, or reuse what this run or a sibling
+        run (another variant of a sweep) already holds with the step's fingerprint.
 
-        The temporary directory survives an interruption when it holds a training checkpoint of the
-        same fingerprint, so that the stage can resume from it. With several processes, all of them run
-        `function` (its writes are the main process's alone), or only the main one when `main_only`;
-        the main process publishes. Returns (summary, whether it was reused).
+        A step is run anyway when it is the stage named by `force`, or reads the output of a stage
+        rebuilt by this invocation. The temporary directory survives an interruption when it holds a
+        training checkpoint of the same fingerprint, so that the stage can resume from it. With several
+        processes, all of them run the stage (its writes are the main process's alone), or only the main
+        one for a `main_only` stage; the main process publishes. Returns (summary, whether it was reused).
         """
+        name, function = step.name, step.function
+        outputs = {self.path(done): done for done in self.fingerprints}
+        fingerprint = stage_fingerprint(step, {self.path(done): value for done, value in self.fingerprints.items()})
+        rebuild = name == force or bool(step.upstream(outputs) & self.rebuilt)
         final = self.path(name)
         barrier()  # every process decides on the same files
-        source = None if force else next((s for s in [self.root] + self.siblings if self.fingerprint_of(s / name) == fingerprint), None)
+        source = None if rebuild else next((r for r in [self.root] + self.siblings if self.fingerprint_of(r / name) == fingerprint), None)
         barrier()
+        self.fingerprints[name] = fingerprint
         if source is not None:
             if is_main() and source != self.root:  # a sibling run (another variant of a sweep) built it: link to it
                 self._discard(final)
@@ -115,7 +140,9 @@ class RunDirectory:
             barrier()
             record = json.loads((final / "stage.json").read_text())
             self._record(name, record, reused=True)
+            self._announce(name, record, reused=True)
             return record["summary"], True
+        self.rebuilt.add(name)
         temporary = self.path(f".{name}.partial")
         if is_main() and not (self.fingerprint_of_partial(temporary) == fingerprint and latest_checkpoint(temporary / "checkpoints")):
             shutil.rmtree(temporary, ignore_errors=True)
@@ -125,16 +152,20 @@ class RunDirectory:
         started = time.time()
         try:
             with progress.stage(name, self.console) as counters:
-                summary = function(*args, out_dir=temporary, **kwargs) if is_main() or not main_only else None
+                runs_here = is_main() or not function.main_only
+                summary = function(**step.arguments, out_dir=temporary) if runs_here else None
             record = {
                 "fingerprint": fingerprint,
+                "stage_version": function.version,
                 "summary": summary,
                 "seconds": round(time.time() - started, 2),
                 "peak_rss_mib": progress.peak_memory_mib(),
                 "generated_tokens": sum(gather_batches({rank(): [counters.generated_tokens]})),
+                "versions": library_versions(),
             }
             if is_main():
                 (temporary / "partial.json").unlink()
+                shutil.rmtree(temporary / "checkpoints", ignore_errors=True)
                 (temporary / "stage.json").write_text(json.dumps(record, indent=2) + "\n")
         except BaseException:
             if is_main() and not latest_checkpoint(temporary / "checkpoints"):  # nothing to resume from
@@ -147,7 +178,21 @@ class RunDirectory:
         barrier()
         record = json.loads((final / "stage.json").read_text())  # the main process's summary, on every process
         self._record(name, record, reused=False)
+        self._announce(name, record, reused=False)
         return record["summary"], False
+
+    def _announce(self, name: str, record: dict, reused: bool) -> None:
+        """One line per stage; a reused stage built with other library versions says so, and how to rebuild it."""
+        if self.console is None:
+            return
+        shown = ", ".join(f"{key}={_short(value)}" for key, value in (record["summary"] or {}).items())
+        self.console.print(f"[bold]{name}[/bold] {'reused' if reused else 'done'}: {shown}")
+        built_with, now = record.get("versions"), library_versions()
+        if reused and built_with != now:
+            changed = ", ".join(f"{package} {built_with.get(package) if built_with else '?'} (now {now[package]})"
+                                for package in now if not built_with or built_with.get(package) != now[package])
+            self.console.print(f"  [yellow]note:[/yellow] {name} was built with {changed}; it is reused as its fingerprint "
+                               f"matches. To rebuild it with the installed versions: --force {name}", highlight=False)
 
     @staticmethod
     def fingerprint_of_partial(directory: Path) -> str | None:

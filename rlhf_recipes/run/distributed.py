@@ -1,4 +1,5 @@
-"""Several processes, one run: the facts the pipeline needs about a launch by `accelerate launch`.
+"""Several processes, one run: the facts the pipeline needs about a launch by `accelerate launch`,
+from accelerate's PartialState.
 
 Every process runs the whole pipeline. TRL's trainers split their batches across processes by
 themselves (accelerate); the loops the tool owns (sampling, scoring, log-probabilities) split their
@@ -7,34 +8,35 @@ and a batch's numbers do not depend on how many processes there are. Only the ma
 writes to the run directory. With one process, every function here is free.
 """
 
-import os
+
+def start(cpu: bool) -> None:
+    """Join the process group that `accelerate launch` set up (gloo on CPUs), before anything else asks
+    about processes: PartialState keeps the settings of its first construction."""
+    from accelerate import PartialState
+
+    PartialState(cpu=cpu)
+
+
+def _state():
+    from accelerate import PartialState
+
+    return PartialState()
 
 
 def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    return _state().num_processes
 
 
 def rank() -> int:
-    return int(os.environ.get("RANK", "0"))
+    return _state().process_index
 
 
 def is_main() -> bool:
-    return rank() == 0
-
-
-def start(cpu: bool) -> None:
-    """Join the process group that `accelerate launch` set up (gloo on CPUs), before any stage runs."""
-    if world_size() > 1:
-        from accelerate import PartialState
-
-        PartialState(cpu=cpu)
+    return _state().is_main_process
 
 
 def barrier() -> None:
-    if world_size() > 1:
-        import torch.distributed
-
-        torch.distributed.barrier()
+    _state().wait_for_everyone()
 
 
 def batch_starts(total: int, batch_size: int) -> range:
@@ -44,21 +46,14 @@ def batch_starts(total: int, batch_size: int) -> range:
 
 def gather_batches(local: dict[int, list]) -> list:
     """Every process's {batch start: results} merged, concatenated in batch order, on every process."""
-    if world_size() > 1:
-        import torch.distributed
+    from accelerate.utils import gather_object
 
-        parts: list[dict[int, list] | None] = [None] * world_size()
-        torch.distributed.all_gather_object(parts, local)
-        local = {start: results for part in parts for start, results in part.items()}
-    return [result for start in sorted(local) for result in local[start]]
+    merged = {start: results for part in gather_object([local]) for start, results in part.items()}
+    return [result for start in sorted(merged) for result in merged[start]]
 
 
 def broadcast(value):
     """The main process's `value`, on every process."""
-    if world_size() == 1:
-        return value
-    import torch.distributed
+    from accelerate.utils import broadcast_object_list
 
-    holder = [value]
-    torch.distributed.broadcast_object_list(holder, src=0)
-    return holder[0]
+    return broadcast_object_list([value])[0]

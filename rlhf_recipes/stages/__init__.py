@@ -1,4 +1,6 @@
-"""One module per pipeline stage; each training stage builds exactly one TRL trainer."""
+"""One module per stage, each holding one function of the stage's name, declared with `@stage`.
 
-# Every stage, in the order run_recipe runs them (a recipe may skip sft, ppo or dpo).
-STAGES = ["prompts", "base_model", "sft", "samples", "preferences", "reward_model", "ppo", "dpo", "eval"]
+A stage's name is the same everywhere: recipe section, module, function, run-directory folder and
+`--force` argument. The training stages each build exactly one TRL trainer; what they share lives
+in rlhf_recipes/training.
+"""

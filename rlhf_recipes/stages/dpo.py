@@ -5,72 +5,62 @@ With LoRA, the reference is the policy with its adapter disabled: no second copy
 
 from pathlib import Path
 
-from ..run.distributed import is_main
-from ..models.loading import device_for, load_policy, load_reward_model, load_tokenizer, lora_config, save_policy
-from ..config.schema import Compute, Dpo, Model, Reward
-from .common import per_process, quiet, resume_point, save_logs, save_sharded, shards_parameters, trainer_arguments
-from .curves import CurveSpec, HeldoutCurve
-from .health import FiniteTraining
+from ..config.schema import Compute, Dpo
+from ..models.loading import Loading, Tuning, device_for, load_policy, load_tokenizer, lora_config
+from ..run.stage import stage
+from ..training.curve import Curve, HeldoutCurve
+from ..training.trainer import final_loss, fit, per_process, save_trained_policy, trainer_arguments
 
 
-def train_dpo(
-    config: Dpo,
-    settings: Model,
-    reward_config: Reward,
+@stage(version=1)
+def dpo(
+    *,
+    dpo: Dpo,
+    loading: Loading,
+    tuning: Tuning,
     compute: Compute,
-    policy: str,
-    preferences_dir: Path,
-    out_dir: Path,
+    policy: Path | str,
+    preferences: Path,
+    curve: Curve | None,
     seed: int,
-    curve: CurveSpec | None = None,
+    out_dir: Path,
 ):
     """Train on the train pairs with the initial policy as the frozen reference; save the policy to out_dir.
 
-    With config.eval_every_steps and a CurveSpec, also write the held-out curve to out_dir/curve.json.
+    preferences: the preferences stage's output. With a curve, also write the held-out curve to
+    out_dir/curve.json.
     """
     from datasets import load_from_disk
     from transformers import set_seed
     from trl import DPOConfig, DPOTrainer
 
     set_seed(seed)
-    device = device_for(compute)
-    tokenizer = load_tokenizer(policy, settings.trust_remote_code)
-    model = load_policy(policy, settings, device)
-    reference = None if settings.lora else load_policy(policy, settings, device)
-    pairs = load_from_disk(str(preferences_dir / "dataset"), keep_in_memory=True)["train"].select_columns(["prompt", "chosen", "rejected"])
+    base, device = str(policy), device_for(compute)
+    tokenizer = load_tokenizer(base, loading.trust_remote_code)
+    network = load_policy(base, loading, device)
+    reference = None if tuning.lora else load_policy(base, loading, device)
+    pairs = load_from_disk(str(preferences / "dataset"), keep_in_memory=True)["train"].select_columns(["prompt", "chosen", "rejected"])
     args = DPOConfig(
         **trainer_arguments(compute, out_dir, seed),
-        num_train_epochs=config.epochs,
-        learning_rate=config.learning_rate,
+        num_train_epochs=dpo.epochs,
+        learning_rate=dpo.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=0.05,
-        per_device_train_batch_size=per_process(config.batch_size, "dpo.batch_size"),
-        beta=config.beta,
-        loss_type=[config.loss_type],
-        max_length=config.max_length_tokens,
+        per_device_train_batch_size=per_process(dpo.batch_size, "dpo.batch_size"),
+        beta=dpo.beta,
+        loss_type=[dpo.loss_type],
+        max_length=dpo.max_length_tokens,
     )
     trainer = DPOTrainer(
-        model=model,
+        model=network,
         ref_model=reference,
         args=args,
         train_dataset=pairs,
         processing_class=tokenizer,
-        peft_config=lora_config(settings.lora, "CAUSAL_LM") if settings.lora else None,
+        peft_config=lora_config(tuning.lora, "CAUSAL_LM") if tuning.lora else None,
     )
-    quiet(trainer)
-    trainer.add_callback(FiniteTraining("dpo", config.learning_rate))
-    tracker = None
-    if config.eval_every_steps and curve is not None:
-        scorer = load_reward_model(curve.reward_model, tokenizer.pad_token_id, settings, device, reward_config.load_in_4bit)
-        tracker = HeldoutCurve(config.eval_every_steps, curve.evaluation, curve.gold, tokenizer, scorer, curve.heldout, seed)
-        policy_model = trainer.accelerator.unwrap_model(trainer.model)
-        trainer.add_callback(tracker.attach(policy_model, reference, out_dir / "curve.json", resume_point(out_dir)))
-    trainer.train(resume_from_checkpoint=resume_point(out_dir))
-    trained = trainer.accelerator.unwrap_model(trainer.model).eval()
-    if shards_parameters(trainer):
-        save_sharded(trainer, tokenizer, out_dir)
-    elif is_main():
-        save_policy(trained, tokenizer, out_dir, policy, settings, merged=settings.save_merged)
-    history = save_logs(trainer, out_dir)
-    losses = [entry["loss"] for entry in history if "loss" in entry]
-    return {"pairs": len(pairs), "steps": trainer.state.global_step, "final_loss": losses[-1] if losses else None}
+    trained = trainer.accelerator.unwrap_model(trainer.model)
+    tracker = HeldoutCurve.start(curve, tokenizer, device, trained, reference, seed)
+    history = fit(trainer, stage="dpo", out_dir=out_dir, learning_rate=dpo.learning_rate, curve=tracker)
+    save_trained_policy(trainer, trained.eval(), tokenizer, out_dir, base, loading, tuning)
+    return {"pairs": len(pairs), "steps": trainer.state.global_step, "final_loss": final_loss(history)}

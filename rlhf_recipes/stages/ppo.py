@@ -7,104 +7,103 @@ With LoRA, the reference is the policy with its adapter disabled: no second copy
 
 from pathlib import Path
 
-from ..run.distributed import is_main
+from ..config.schema import Compute, Lora, Ppo
 from ..generation.formatting import prompt_ids
-from ..models.loading import device_for, load_policy, load_reward_model, load_tokenizer, lora_config, save_policy
-from ..config.schema import Compute, Model, Ppo, Reward
-from .common import per_process, quiet, save_logs, save_sharded, shards_parameters, trainer_arguments
-from .curves import CurveSpec, HeldoutCurve
-from .health import FiniteTraining
+from ..models.loading import Loading, Tuning, device_for, load_policy, load_reward_model, load_tokenizer, lora_config
+from ..run.stage import stage
+from ..training.curve import Curve, HeldoutCurve
+from ..training.trainer import fit, per_process, save_trained_policy, trainer_arguments
+from .prompts import read_prompts
 
 
-def train_ppo(
-    config: Ppo,
-    settings: Model,
-    reward_config: Reward,
+@stage(version=1)
+def ppo(
+    *,
+    ppo: Ppo,
+    loading: Loading,
+    tuning: Tuning,
     compute: Compute,
-    policy: str,
-    reward_model: str,
-    train: list[str],
-    out_dir: Path,
+    policy: Path | str,
+    reward_model: Path,
+    reward_loading: Loading,
+    value_model_lora: Lora | None,
+    prompts: Path,
+    curve: Curve | None,
     seed: int,
-    curve: CurveSpec | None = None,
+    out_dir: Path,
 ):
-    """Run PPO on the train prompts against `reward_model`; save the tuned policy (or adapter) to out_dir.
+    """Run PPO on the train prompts against the reward model; save the tuned policy (or adapter) to out_dir.
 
-    With config.eval_every_updates and a CurveSpec, also write the held-out curve to out_dir/curve.json.
+    reward_model: the reward_model stage's output, also the value model's start (with LoRA on its backbone
+    when value_model_lora is set); prompts: the prompts stage's output. With a curve, also write the
+    held-out curve to out_dir/curve.json.
     """
     from datasets import Dataset
     from peft import get_peft_model
     from transformers import set_seed
     from trl.experimental.ppo import PPOConfig, PPOTrainer
 
+    base = str(policy)
     set_seed(seed)
     device = device_for(compute)
-    tokenizer = load_tokenizer(policy, settings.trust_remote_code)
-    model = load_policy(policy, settings, device)
-    reference = None if settings.lora else load_policy(policy, settings, device)
-    reward = load_reward_model(reward_model, tokenizer.pad_token_id, settings, device, reward_config.load_in_4bit)
-    value = load_reward_model(reward_model, tokenizer.pad_token_id, settings, device, reward_config.load_in_4bit)
-    if reward_config.lora:  # adapt the value model's backbone; its score head stays fully trainable
-        value.model = get_peft_model(value.model, lora_config(reward_config.lora, "FEATURE_EXTRACTION"))
-    rollouts_here = per_process(config.rollouts_per_update, "ppo.rollouts_per_update")
+    tokenizer = load_tokenizer(base, loading.trust_remote_code)
+    network = load_policy(base, loading, device)
+    reference = None if tuning.lora else load_policy(base, loading, device)
+    reward = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)
+    value = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)
+    if value_model_lora:  # adapt the value model's backbone; its score head stays fully trainable
+        value.model = get_peft_model(value.model, lora_config(value_model_lora, "FEATURE_EXTRACTION"))
+    train = read_prompts(prompts, "train")
+    rollouts_here = per_process(ppo.rollouts_per_update, "ppo.rollouts_per_update")
     args = PPOConfig(
         **(trainer_arguments(compute, out_dir, seed) | {"save_strategy": "no"}),  # TRL's PPO cannot resume
-        learning_rate=config.learning_rate,
-        total_episodes=config.total_episodes or len(train),
+        learning_rate=ppo.learning_rate,
+        total_episodes=ppo.total_episodes or len(train),
         # TRL steps the optimizer once per gradient_accumulation_steps micro-batches, across mini-batch
         # boundaries; so one rollout batch per device, no accumulation, and PPO's minibatches as
         # num_mini_batches give rollouts_per_update / mini_batch_size optimizer steps per PPO epoch.
         # With several processes each takes an equal share of every rollout batch and of every minibatch.
         per_device_train_batch_size=rollouts_here,
         gradient_accumulation_steps=1,
-        num_mini_batches=config.rollouts_per_update // config.mini_batch_size,
+        num_mini_batches=ppo.rollouts_per_update // ppo.mini_batch_size,
         local_rollout_forward_batch_size=rollouts_here,
-        num_ppo_epochs=config.ppo_epochs,
-        kl_coef=config.kl_coef,
-        kl_estimator=config.kl_estimator,
-        cliprange=config.cliprange,
-        vf_coef=config.vf_coef,
-        cliprange_value=config.cliprange_value,
-        gamma=config.gamma,
-        lam=config.lam,
-        whiten_rewards=config.whiten_rewards,
-        response_length=config.max_new_tokens,
-        temperature=config.temperature,
-        missing_eos_penalty=config.missing_eos_penalty,
+        num_ppo_epochs=ppo.ppo_epochs,
+        kl_coef=ppo.kl_coef,
+        kl_estimator=ppo.kl_estimator,
+        cliprange=ppo.cliprange,
+        vf_coef=ppo.vf_coef,
+        cliprange_value=ppo.cliprange_value,
+        gamma=ppo.gamma,
+        lam=ppo.lam,
+        whiten_rewards=ppo.whiten_rewards,
+        response_length=ppo.max_new_tokens,
+        temperature=ppo.temperature,
+        missing_eos_penalty=ppo.missing_eos_penalty,
         stop_token="eos",
         num_sample_generations=0,
     )
     dataset = Dataset.from_dict({"input_ids": [prompt_ids(tokenizer, prompt) for prompt in train]})
-    peft = lora_config(settings.lora, "CAUSAL_LM") if settings.lora else None
-    if peft is not None and settings.load_in_4bit:
+    peft = lora_config(tuning.lora, "CAUSAL_LM") if tuning.lora else None
+    if peft is not None and loading.load_in_4bit:
         # Given a peft_config, TRL's PPO casts every norm of a 4-bit policy to float32, and its rollout
         # generation then feeds float32 into the bfloat16 head and fails; so wrap the policy here.
-        model, peft = get_peft_model(model, peft), None
+        network, peft = get_peft_model(network, peft), None
     trainer = PPOTrainer(
         args=args,
         processing_class=tokenizer,
-        model=model,
+        model=network,
         ref_model=reference,
         reward_model=reward,
         value_model=value,
         train_dataset=dataset,
-        eval_dataset=dataset.select(range(min(len(dataset), config.mini_batch_size))),  # unused: no sample tables
+        eval_dataset=dataset.select(range(min(len(dataset), ppo.mini_batch_size))),  # unused: no sample tables
         peft_config=peft,
     )
-    quiet(trainer)
     trainer.accelerator.print = _silent  # PPOTrainer's one print is a "===training policy===" banner on stdout
-    trainer.add_callback(FiniteTraining("ppo", config.learning_rate))
-    tracker = None
-    if config.eval_every_updates and curve is not None:
-        tracker = HeldoutCurve(config.eval_every_updates, curve.evaluation, curve.gold, tokenizer, reward, curve.heldout, seed)
-        trainer.add_callback(tracker.attach(trainer.accelerator.unwrap_model(trainer.model).policy, reference, out_dir / "curve.json"))
-    trainer.train()
-    trained = trainer.accelerator.unwrap_model(trainer.model).policy.eval()
-    if shards_parameters(trainer):  # TRL's PPO save_model saves the policy alone
-        save_sharded(trainer, tokenizer, out_dir)
-    elif is_main():
-        save_policy(trained, tokenizer, out_dir, policy, settings, merged=settings.save_merged)
-    history = save_logs(trainer, out_dir)
+    trained = trainer.accelerator.unwrap_model(trainer.model).policy
+    tracker = HeldoutCurve.start(curve, tokenizer, device, trained, reference, seed, scorer=reward)
+    history = fit(trainer, stage="ppo", out_dir=out_dir, learning_rate=ppo.learning_rate, curve=tracker, resumable=False)
+    save_trained_policy(trainer, trained.eval(), tokenizer, out_dir, base, loading, tuning)
     last = history[-1] if history else {}
     return {"updates": trainer.state.global_step, "final_score": last.get("objective/scores"), "final_kl": last.get("objective/kl")}
 

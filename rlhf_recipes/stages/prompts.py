@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 from ..errors import RecipeError
+from ..run.stage import stage
 from ..config.schema import Prompts
 
 
@@ -93,9 +94,10 @@ def split_prompts(prompts: list[tuple[str, str]], heldout_fraction: float, seed:
     return train, heldout
 
 
-def prepare_prompts(config: Prompts, seed: int, out_dir: Path) -> dict:
-    """The prompts stage: load, split, and write train.jsonl and heldout.jsonl to out_dir."""
-    train, heldout = split_prompts(load_prompts(config), config.heldout_fraction, seed, config.max_prompts)
+@stage(version=1, main_only=True)
+def prompts(*, prompts: Prompts, seed: int, out_dir: Path) -> dict:
+    """Load the prompts, split them, and write train.jsonl and heldout.jsonl to out_dir."""
+    train, heldout = split_prompts(load_prompts(prompts), prompts.heldout_fraction, seed, prompts.max_prompts)
     for name, rows in (("train", train), ("heldout", heldout)):
         with open(out_dir / f"{name}.jsonl", "w", encoding="utf-8") as out:
             for prompt in rows:

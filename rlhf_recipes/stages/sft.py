@@ -3,13 +3,13 @@
 import json
 from pathlib import Path
 
-from ..run.distributed import is_main
+from ..config.schema import Compute, Lora, Sft
 from ..errors import RecipeError
 from ..generation.formatting import demonstration_row, uses_chat_template
-from ..models.loading import device_for, load_policy, load_tokenizer, lora_config, merge_adapter
-from ..config.schema import Compute, Model, Sft
-from .common import per_process, quiet, resume_point, save_logs, save_sharded, shards_parameters, trainer_arguments
-from .health import FiniteTraining
+from ..models.loading import Loading, device_for, load_policy, load_tokenizer, lora_config, merge_adapter
+from ..run.distributed import is_main
+from ..run.stage import stage
+from ..training.trainer import fit, final_loss, per_process, save_sharded, shards_parameters, trainer_arguments
 
 
 def read_demonstrations(path: Path) -> list[tuple[str, str]]:
@@ -30,44 +30,42 @@ def read_demonstrations(path: Path) -> list[tuple[str, str]]:
     return rows
 
 
-def train_sft(config: Sft, settings: Model, compute: Compute, base_model: str, out_dir: Path, seed: int) -> dict:
-    """Fine-tune `base_model` on the demonstrations (loss on completions only) and save full weights
-    to out_dir: with LoRA, the adapter goes to out_dir/adapter and is merged into the saved weights,
+@stage(version=1)
+def sft(*, sft: Sft, loading: Loading, lora: Lora | None, compute: Compute, policy: Path | str, seed: int, out_dir: Path) -> dict:
+    """Fine-tune `policy` on the demonstrations (loss on completions only) and save full weights to
+    out_dir: with LoRA, the adapter goes to out_dir/adapter and is merged into the saved weights,
     because the SFT policy is the base (and the reference) of every later stage."""
     from datasets import Dataset
     from transformers import set_seed
     from trl import SFTConfig, SFTTrainer
 
     set_seed(seed)
-    tokenizer = load_tokenizer(base_model, settings.trust_remote_code)
+    base = str(policy)
+    tokenizer = load_tokenizer(base, loading.trust_remote_code)
     chat = uses_chat_template(tokenizer)
-    model = load_policy(base_model, settings, device_for(compute))
+    network = load_policy(base, loading, device_for(compute))
     args = SFTConfig(
         **trainer_arguments(compute, out_dir, seed),
-        num_train_epochs=config.epochs,
-        learning_rate=config.learning_rate,
+        num_train_epochs=sft.epochs,
+        learning_rate=sft.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=0.05,
-        per_device_train_batch_size=per_process(config.batch_size, "sft.batch_size"),
-        max_length=config.max_length_tokens,
+        per_device_train_batch_size=per_process(sft.batch_size, "sft.batch_size"),
+        max_length=sft.max_length_tokens,
         completion_only_loss=True,
     )
-    dataset = Dataset.from_list([demonstration_row(p, c, chat) for p, c in read_demonstrations(config.demonstrations)])
-    peft = lora_config(settings.lora, "CAUSAL_LM") if settings.lora else None
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft)
-    quiet(trainer)
-    trainer.add_callback(FiniteTraining("sft", config.learning_rate))
-    trainer.train(resume_from_checkpoint=resume_point(out_dir))
+    dataset = Dataset.from_list([demonstration_row(p, c, chat) for p, c in read_demonstrations(sft.demonstrations)])
+    peft = lora_config(lora, "CAUSAL_LM") if lora else None
+    trainer = SFTTrainer(model=network, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft)
+    history = fit(trainer, stage="sft", out_dir=out_dir, learning_rate=sft.learning_rate)
     trained = trainer.accelerator.unwrap_model(trainer.model)
     if shards_parameters(trainer):
         save_sharded(trainer, tokenizer, out_dir)
     elif is_main():
-        if settings.lora:
+        if lora:
             trained.save_pretrained(out_dir / "adapter")
-            merge_adapter(base_model, out_dir / "adapter", out_dir, settings)
+            merge_adapter(base, out_dir / "adapter", out_dir, loading)
         else:
             trained.save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)
-    history = save_logs(trainer, out_dir)
-    losses = [entry["loss"] for entry in history if "loss" in entry]
-    return {"demonstrations": len(dataset), "steps": trainer.state.global_step, "final_loss": losses[-1]}
+    return {"demonstrations": len(dataset), "steps": trainer.state.global_step, "final_loss": final_loss(history)}

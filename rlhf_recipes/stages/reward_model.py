@@ -7,14 +7,14 @@ it is trained on exactly the tokens PPO will hand it (formatting.scored_ids), re
 import json
 from pathlib import Path
 
-from ..run.distributed import barrier, is_main
+from ..config.schema import Compute, RewardModel
 from ..generation.formatting import scored_ids, text_of
-from ..reporting.metrics import pair_accuracies
-from ..models.loading import device_for, load_reward_model, load_tokenizer, lora_config, merge_adapter
-from ..config.schema import Compute, Model, Reward
 from ..generation.scoring import reward_scores
-from .common import per_process, quiet, resume_point, save_logs, save_sharded, shards_parameters, trainer_arguments
-from .health import FiniteTraining
+from ..models.loading import Loading, device_for, load_reward_model, load_tokenizer, lora_config, merge_adapter
+from ..reporting.metrics import pair_accuracies
+from ..run.distributed import barrier, is_main
+from ..run.stage import stage
+from ..training.trainer import fit, per_process, save_sharded, shards_parameters, trainer_arguments
 
 
 def pairwise_accuracy(reward_model, tokenizer, pairs, batch_size: int) -> dict:
@@ -61,60 +61,60 @@ def tokenized_pairs(tokenizer, pairs):
     return Dataset.from_list(rows)
 
 
-def train_reward_model(
-    config: Reward, settings: Model, compute: Compute, policy: str, preferences_dir: Path, out_dir: Path, seed: int
+@stage(version=1)
+def reward_model(
+    *, reward_model: RewardModel, loading: Loading, compute: Compute, policy: Path | str, preferences: Path, seed: int, out_dir: Path
 ):
     """Train on the train pairs, measure held-out pairwise accuracy, save model and metrics to out_dir.
 
-    With LoRA the adapter (and score head) go to out_dir/adapter and full merged weights to out_dir,
-    which is what PPO loads.
+    preferences: the preferences stage's output; loading: the model section's dtype and remote-code
+    setting, with reward_model.load_in_4bit. With LoRA the adapter (and score head) go to
+    out_dir/adapter and full merged weights to out_dir, which is what later stages load.
     """
     from datasets import load_from_disk
     from transformers import set_seed
     from trl import RewardConfig, RewardTrainer
 
+    base = str(policy)
     set_seed(seed)  # the new score head is drawn from this seed
-    tokenizer = load_tokenizer(policy, settings.trust_remote_code)
+    tokenizer = load_tokenizer(base, loading.trust_remote_code)
     device = device_for(compute)
-    model = load_reward_model(policy, tokenizer.pad_token_id, settings, device, load_in_4bit=config.load_in_4bit)
-    pairs = load_from_disk(str(preferences_dir / "dataset"), keep_in_memory=True)
+    network = load_reward_model(base, tokenizer.pad_token_id, loading, device)
+    pairs = load_from_disk(str(preferences / "dataset"), keep_in_memory=True)
     args = RewardConfig(
         **trainer_arguments(compute, out_dir, seed),
-        num_train_epochs=config.epochs,
-        learning_rate=config.learning_rate,
+        num_train_epochs=reward_model.epochs,
+        learning_rate=reward_model.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=0.05,
-        per_device_train_batch_size=per_process(config.batch_size, "reward.batch_size"),
-        max_length=config.max_length_tokens,
+        per_device_train_batch_size=per_process(reward_model.batch_size, "reward_model.batch_size"),
+        max_length=reward_model.max_length_tokens,
     )
-    peft = lora_config(config.lora, "SEQ_CLS") if config.lora else None
+    peft = lora_config(reward_model.lora, "SEQ_CLS") if reward_model.lora else None
     trainer = RewardTrainer(
-        model=model, args=args, train_dataset=tokenized_pairs(tokenizer, pairs["train"]), processing_class=tokenizer, peft_config=peft
+        model=network, args=args, train_dataset=tokenized_pairs(tokenizer, pairs["train"]), processing_class=tokenizer, peft_config=peft
     )
-    quiet(trainer)
-    trainer.add_callback(FiniteTraining("reward", config.learning_rate))
-    trainer.train(resume_from_checkpoint=resume_point(out_dir))
+    fit(trainer, stage="reward_model", out_dir=out_dir, learning_rate=reward_model.learning_rate)
     sharded = shards_parameters(trainer)
     if sharded:  # gather the shards into a saved model, and measure that
         save_sharded(trainer, tokenizer, out_dir)
         barrier()
-        trained = load_reward_model(str(out_dir), tokenizer.pad_token_id, settings, device)
+        trained = load_reward_model(str(out_dir), tokenizer.pad_token_id, loading.unquantized(), device)
     else:
         trained = trainer.accelerator.unwrap_model(trainer.model).eval()
     metrics = {
-        "train": pairwise_accuracy(trained, tokenizer, train_sample(pairs["train"], len(pairs["heldout"]), seed), config.batch_size),
-        "heldout": pairwise_accuracy(trained, tokenizer, pairs["heldout"], config.batch_size),
+        "train": pairwise_accuracy(trained, tokenizer, train_sample(pairs["train"], len(pairs["heldout"]), seed), reward_model.batch_size),
+        "heldout": pairwise_accuracy(trained, tokenizer, pairs["heldout"], reward_model.batch_size),
         "steps": trainer.state.global_step,
     }
-    score_heldout_responses(trained, tokenizer, preferences_dir, out_dir / "heldout_responses.jsonl", config.batch_size)
+    score_heldout_responses(trained, tokenizer, preferences, out_dir / "heldout_responses.jsonl", reward_model.batch_size)
     if is_main() and not sharded:
-        if config.lora:
+        if reward_model.lora:
             trained.save_pretrained(out_dir / "adapter")
-            merge_adapter(policy, out_dir / "adapter", out_dir, settings, reward_pad_token_id=tokenizer.pad_token_id)
+            merge_adapter(base, out_dir / "adapter", out_dir, loading, reward_pad_token_id=tokenizer.pad_token_id)
         else:
             trained.save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)
     if is_main():
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    save_logs(trainer, out_dir)
     return {"heldout_accuracy": metrics["heldout"]["vs_gold"], "train_accuracy": metrics["train"]["vs_gold"], "steps": metrics["steps"]}

@@ -1,28 +1,41 @@
-"""Label stage: the proxy labeler scores every response; responses become noisy preference pairs."""
+"""Preferences stage: the proxy labeler scores every response; responses become noisy preference pairs."""
 
 import json
 from pathlib import Path
 
+from ..config.schema import Labeler, Preferences
 from ..errors import RecipeError
-from ..generation.formatting import preference_row
+from ..generation.formatting import preference_row, uses_chat_template
 from ..labeling.labelers import make_labeler, score_all
 from ..labeling.pairs import label_pairs
-from ..config.schema import Labeler, Preferences
+from ..models.loading import load_tokenizer
+from ..run.stage import stage
 
 
-def label_responses(
-    labeler_config: Labeler, gold_config: Labeler, config: Preferences, samples_dir: Path, chat: bool, out_dir: Path, seed: int
+@stage(version=1, main_only=True)
+def preferences(
+    *,
+    labeler: Labeler,
+    gold_labeler: Labeler,
+    preferences: Preferences,
+    samples: Path,
+    policy: Path | str,
+    trust_remote_code: bool,
+    seed: int,
+    out_dir: Path,
 ):
     """Write a DatasetDict (train, heldout) in TRL's preference format to out_dir/dataset, plus
     preview.jsonl, stats.json and scored_responses.jsonl (every response with its labeler and gold score).
 
-    With `chat`, prompt/chosen/rejected are conversations (one user turn, one assistant turn).
+    samples: the samples stage's output. When the policy's tokenizer has a chat template,
+    prompt/chosen/rejected are conversations (one user turn, one assistant turn).
     """
     from datasets import Dataset, DatasetDict, load_from_disk
 
-    samples = load_from_disk(str(samples_dir), keep_in_memory=True)
-    scores = score_all(make_labeler(labeler_config), samples["response"])
-    gold = scores if gold_config == labeler_config else score_all(make_labeler(gold_config), samples["response"])
+    chat = uses_chat_template(load_tokenizer(str(policy), trust_remote_code))
+    samples = load_from_disk(str(samples), keep_in_memory=True)
+    scores = score_all(make_labeler(labeler), samples["response"])
+    gold = scores if gold_labeler == labeler else score_all(make_labeler(gold_labeler), samples["response"])
     with open(out_dir / "scored_responses.jsonl", "w", encoding="utf-8") as out:
         for row, score, gold_score in zip(samples, scores, gold):
             record = {key: row[key] for key in ("split", "prompt_index", "prompt", "response")}
@@ -36,11 +49,11 @@ def label_responses(
                 group["responses"].append(row["response"])
                 group["scores"].append(score)
                 group["gold"].append(gold_score)
-        rows, ties = label_pairs(list(groups.values()), config, seed + offset)
+        rows, ties = label_pairs(list(groups.values()), preferences, seed + offset)
         if not rows:
             raise RecipeError(
-                f"label: every {split} pair was a tie (all {ties} of them), so there is nothing to learn from. "
-                "Fix: sample more varied responses (sampling.temperature, responses_per_prompt), lower "
+                f"preferences: every {split} pair was a tie (all {ties} of them), so there is nothing to learn from. "
+                "Fix: sample more varied responses (samples.temperature, responses_per_prompt), lower "
                 "preferences.tie_margin, or choose a labeler that separates them."
             )
         rows = [row | preference_row(row["prompt"], row["chosen"], row["rejected"], chat) for row in rows]

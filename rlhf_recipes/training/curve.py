@@ -9,42 +9,62 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from ..run import progress
-from ..run.distributed import is_main
+from ..config.schema import Labeler
 from ..generation.formatting import prompt_ids
-from ..labeling.labelers import make_labeler, score_all
-from ..reporting.metrics import kl_estimates, mean, std
-from ..config.schema import Evaluation, Labeler
 from ..generation.sampling import generate_responses
 from ..generation.scoring import response_logprobs, reward_scores
+from ..labeling.labelers import make_labeler, score_all
+from ..models.loading import Loading, load_reward_model
+from ..reporting.metrics import kl_estimates, mean, std
+from ..run import progress
+from ..run.distributed import is_main
 
 
-@dataclass
-class CurveSpec:
-    """What a training stage needs to draw its held-out curve."""
+@dataclass(frozen=True)
+class Curve:
+    """A held-out curve as a training stage is handed it (and fingerprinted): every `every` optimizer
+    steps (PPO: updates), the first `prompts` held-out prompts of the prompts stage's output `heldout`
+    answered once each, as evaluation samples them, judged by `gold` and the reward model (the
+    reward_model stage's output, loaded as `reward_loading` says)."""
 
-    evaluation: Evaluation
+    every: int
+    heldout: Path
+    prompts: int
+    max_new_tokens: int
+    temperature: float
+    batch_size: int
     gold: Labeler
-    heldout: list[str]
-    reward_model: str
+    reward_model: Path
+    reward_loading: Loading
 
 
 class HeldoutCurve(TrainerCallback):
-    def __init__(self, every: int, evaluation: Evaluation, gold: Labeler, tokenizer, reward_model, heldout: list[str], seed: int):
-        self.every, self.evaluation, self.seed = every, evaluation, seed
-        self.gold, self.tokenizer, self.reward_model = make_labeler(gold), tokenizer, reward_model
-        self.prompts = heldout[: evaluation.curve_prompts]
+    def __init__(self, curve: Curve, tokenizer, scorer, policy, reference, seed: int):
+        """scorer: the loaded reward model; policy: the model being trained; reference: the reference model,
+        or None for the policy with its LoRA adapter disabled."""
+        from ..stages.prompts import read_prompts
+
+        self.curve, self.seed = curve, seed
+        self.gold, self.tokenizer, self.scorer = make_labeler(curve.gold), tokenizer, scorer
+        self.policy, self.reference = policy, reference
+        self.prompts = read_prompts(curve.heldout, "heldout")[: curve.prompts]
         self.encoded = [prompt_ids(tokenizer, prompt) for prompt in self.prompts]
-        self.policy = self.reference = self.path = self.resumed_step = None  # set by attach()
+        self.path = self.resumed_step = None
         self.points: list[dict] = []
 
-    def attach(self, policy, reference=None, path: Path | None = None, resumed_from: str | None = None) -> "HeldoutCurve":
-        """The policy being trained and its reference (a model, or None for the policy's disabled adapter).
+    @classmethod
+    def start(cls, curve: Curve | None, tokenizer, device: str, policy, reference, seed: int, scorer=None):
+        """The callback for `curve` (None when the stage draws none); loads the reward model unless given."""
+        if curve is None:
+            return None
+        if scorer is None:
+            scorer = load_reward_model(str(curve.reward_model), tokenizer.pad_token_id, curve.reward_loading, device)
+        return cls(curve, tokenizer, scorer, policy, reference, seed)
 
-        With `path`, every point is saved there as it is measured; resuming from a checkpoint keeps the
-        points measured up to that checkpoint's step instead of measuring step 0 again.
-        """
-        self.policy, self.reference, self.path = policy, reference, path
+    def saved_to(self, path: Path, resumed_from: str | None = None) -> "HeldoutCurve":
+        """Save every point to `path` as it is measured; resuming from a checkpoint keeps the points
+        measured up to that checkpoint's step instead of measuring step 0 again."""
+        self.path = path
         self.resumed_step = int(resumed_from.rsplit("-", 1)[-1]) if resumed_from else None
         return self
 
@@ -55,7 +75,7 @@ class HeldoutCurve(TrainerCallback):
             self.measure(0)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step % self.every == 0:
+        if state.global_step % self.curve.every == 0:
             self.measure(state.global_step)
 
     def on_train_end(self, args, state, control, **kwargs):
@@ -72,7 +92,7 @@ class HeldoutCurve(TrainerCallback):
         rng = torch.get_rng_state()  # leave training's random stream as it was
         was_training = self.policy.training
         self.policy.eval()
-        e = self.evaluation
+        e = self.curve
         groups = generate_responses(self.policy, self.tokenizer, self.encoded, 1, e.max_new_tokens, e.temperature, e.batch_size, self.seed)
         responses = [group[0] for group in groups]
         ids, tokens = self.encoded, [r.token_ids for r in responses]
@@ -86,7 +106,7 @@ class HeldoutCurve(TrainerCallback):
                 "step": step,
                 "gold_mean": mean(gold),
                 "gold_std": std(gold),
-                "reward_model_mean": mean(reward_scores(self.reward_model, self.tokenizer, self.prompts, texts, e.batch_size)),
+                "reward_model_mean": mean(reward_scores(self.scorer, self.tokenizer, self.prompts, texts, e.batch_size)),
                 "kl_mean": mean(kl_estimates(own, base)),
                 "n": len(texts),
             }

@@ -1,51 +1,70 @@
-"""Evaluate stage: every policy answers the held-out prompts; the gold labeler, the learned reward model
+"""Evaluation stage: every policy answers the held-out prompts; the gold labeler, the learned reward model
 and the KL to the reference judge them. Also the best-of-N baselines and DPO's implicit reward."""
 
 import json
 from pathlib import Path
 
-from ..run.distributed import is_main
+from ..config.schema import Evaluation, Labeler, Samples
 from ..generation.formatting import prompt_ids, scored_ids, text_of
-from ..labeling.labelers import make_labeler, score_all
-from ..reporting.metrics import kl_estimates, pair_accuracies
-from ..models.loading import device_for, load_reward_model, load_tokenizer
-from ..models.policy_set import PolicySet
-from ..config.schema import Recipe
 from ..generation.sampling import generate_responses
 from ..generation.scoring import response_logprobs, reward_scores
+from ..labeling.labelers import make_labeler, score_all
+from ..models.loading import Loading, load_reward_model, load_tokenizer
+from ..models.policy_set import PolicySet
+from ..reporting.metrics import kl_estimates, pair_accuracies
+from ..run.distributed import is_main
+from ..run.stage import stage
+from .prompts import read_prompts
 
 
-def evaluate_policies(recipe: Recipe, policies: dict[str, str], reward_model: str, heldout: list[str], preferences_dir: Path, out_dir: Path):
+@stage(version=1)
+def evaluation(
+    *,
+    evaluation: Evaluation,
+    gold_labeler: Labeler,
+    loading: Loading,
+    reward_loading: Loading,
+    device: str,
+    policies: dict[str, Path | str],
+    reward_model: Path,
+    best_of_n_from_samples: bool,
+    prompts: Path,
+    preferences: Path,
+    dpo_beta: float | None,
+    seed: int,
+    out_dir: Path,
+):
     """policies: name -> model or adapter directory; policies["reference"] is what every other is compared with.
 
     Every policy samples with the same seed. Writes to out_dir: generations.jsonl (a row per
     response: gold, reward_model, kl, words), best_of_n.jsonl (the reference's samples for the
-    best-of-N baselines, with their scores) and, when DPO ran, dpo_implicit_reward.json.
+    best-of-N baselines, with their scores: the reward_model stage's scored held-out samples when
+    best_of_n_from_samples) and, when a DPO policy is among them (dpo_beta), dpo_implicit_reward.json.
     """
-    config, settings, seed = recipe.evaluation, recipe.model, recipe.seed
-    device = device_for(recipe.compute)
-    tokenizer = load_tokenizer(policies["reference"], settings.trust_remote_code)
-    models = PolicySet(policies, settings, device)
-    scorer = load_reward_model(reward_model, tokenizer.pad_token_id, settings, device, recipe.reward.load_in_4bit)
-    gold = make_labeler(recipe.gold_labeler or recipe.labeler)
+    paths = {name: str(path) for name, path in policies.items()}
+    heldout = read_prompts(prompts, "heldout")
+    tokenizer = load_tokenizer(paths["reference"], loading.trust_remote_code)
+    models = PolicySet(paths, loading, device)
+    scorer = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)
+    gold = make_labeler(gold_labeler)
     encoded = [prompt_ids(tokenizer, prompt) for prompt in heldout]
-    rows = [row for name in policies for row in answer(name, models, tokenizer, scorer, gold, heldout, encoded, config, seed)]
+    rows = [row for name in paths for row in answer(name, models, tokenizer, scorer, gold, heldout, encoded, evaluation, seed)]
     write_jsonl(out_dir / "generations.jsonl", rows)
-    if config.best_of_n:
-        if samples_serve_best_of_n(recipe):
-            rows = read_scored_heldout_samples(Path(reward_model) / "heldout_responses.jsonl")
+    if evaluation.best_of_n:
+        if best_of_n_from_samples:
+            rows = read_scored_heldout_samples(reward_model / "heldout_responses.jsonl")
         else:
             with models.reference() as reference:
-                rows = best_of_n_samples(reference, tokenizer, scorer, gold, heldout, encoded, max(config.best_of_n), config, seed + 1)
+                rows = best_of_n_samples(reference, tokenizer, scorer, gold, heldout, encoded, max(evaluation.best_of_n), evaluation, seed + 1)
         write_jsonl(out_dir / "best_of_n.jsonl", rows)
-    if "dpo" in policies:
+    if dpo_beta is not None:
         from datasets import load_from_disk
 
-        pairs = load_from_disk(str(preferences_dir / "dataset"), keep_in_memory=True)["heldout"]
-        implicit = dpo_implicit_accuracy(models, tokenizer, pairs, recipe.dpo.beta, config.batch_size)
+        pairs = load_from_disk(str(preferences / "dataset"), keep_in_memory=True)["heldout"]
+        implicit = dpo_implicit_accuracy(models, tokenizer, pairs, dpo_beta, evaluation.batch_size)
         if is_main():
             (out_dir / "dpo_implicit_reward.json").write_text(json.dumps(implicit, indent=2) + "\n")
-    return {"policies": len(policies), "responses_each": len(heldout) * config.responses_per_prompt}
+    return {"policies": len(paths), "responses_each": len(heldout) * evaluation.responses_per_prompt}
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -109,13 +128,13 @@ def best_of_n_samples(reference, tokenizer, scorer, gold, heldout, encoded, n: i
     return rows
 
 
-def samples_serve_best_of_n(recipe: Recipe) -> bool:
+def samples_serve_best_of_n(samples: Samples, evaluation: Evaluation) -> bool:
     """Are the samples stage's held-out responses draws of the very distribution evaluation samples from
     (same policy, temperature, length; no top-p or top-k), and enough of them per prompt for every N?
     Then best-of-N reuses them, already scored by gold and by the reward model, instead of sampling anew."""
-    s, e = recipe.sampling, recipe.evaluation
+    s, e = samples, evaluation
     same = (s.temperature, s.max_new_tokens, s.top_p, s.top_k) == (e.temperature, e.max_new_tokens, 1.0, 0)
-    return same and max(e.best_of_n) <= s.responses_per_prompt
+    return same and bool(e.best_of_n) and max(e.best_of_n) <= s.responses_per_prompt
 
 
 def read_scored_heldout_samples(path: Path) -> list[dict]:

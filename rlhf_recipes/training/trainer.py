@@ -1,0 +1,121 @@
+"""The shape every training stage follows around its one TRL trainer:
+
+1. `trainer_arguments`: what every TRL config gets, set explicitly (TRL's own defaults, bf16 and
+   gradient checkpointing on and logging to every installed tracker, are wrong for a CPU and for a
+   quiet tool);
+2. `fit`: train with one progress bar and no printed dicts, a stop at the first NaN or infinity,
+   the held-out curve, resume from the stage's last checkpoint, and the log history saved;
+3. `save_trained_policy`: full weights or a LoRA adapter (gathered first when sharded).
+
+A stage builds its TRL config by hand from its recipe section (never `**`-splatting YAML into TRL),
+loads its models, builds the trainer, and calls these.
+"""
+
+import json
+from pathlib import Path
+
+from ..config.schema import Compute
+from ..errors import RecipeError
+from ..models.loading import Loading, Tuning, device_for, save_policy
+from ..run.distributed import is_main, world_size
+from ..run.directory import latest_checkpoint
+from .curve import HeldoutCurve
+from .health import FiniteTraining
+
+
+def trainer_arguments(compute: Compute, out_dir: Path, seed: int) -> dict:
+    """Keyword arguments shared by every TRL config (SFTConfig, RewardConfig, DPOConfig, PPOConfig, ...)."""
+    return {
+        "output_dir": str(out_dir / "checkpoints"),
+        "use_cpu": device_for(compute) == "cpu",
+        "bf16": compute.bf16,
+        "gradient_checkpointing": compute.gradient_checkpointing,
+        "report_to": [],
+        "seed": seed,
+        "data_seed": seed,
+        "save_strategy": "steps" if compute.checkpoint_every_steps else "no",
+        "save_steps": compute.checkpoint_every_steps or 500,
+        "save_total_limit": 2,
+        "logging_steps": 1,
+        "disable_tqdm": True,
+        "log_level": "passive",  # leave library logging as the CLI set it (a Trainer sets every
+        "log_level_replica": "passive",  # process but the main one to "warning" by default)
+        "dataloader_num_workers": 0,
+        "push_to_hub": False,
+    }
+
+
+def per_process(batch_size: int, key: str) -> int:
+    """A recipe's batch size is the whole batch of one optimizer step; each of several processes takes
+    an equal share, so that any number of processes trains on the same batches."""
+    processes = world_size()
+    if batch_size % processes:
+        raise RecipeError(
+            f"{key}: {batch_size} cannot be split evenly among {processes} processes. Fix: make it a multiple of {processes}."
+        )
+    return batch_size // processes
+
+
+def resume_point(out_dir: Path) -> str | None:
+    """The checkpoint an interrupted run of this stage left in out_dir/checkpoints, if any."""
+    return latest_checkpoint(out_dir / "checkpoints")
+
+
+def fit(
+    trainer, *, stage: str, out_dir: Path, learning_rate: float, curve: HeldoutCurve | None = None, resumable: bool = True
+) -> list[dict]:
+    """Train `trainer` as every stage does and return its log history (also saved to out_dir/log_history.json).
+
+    stage: the recipe section named in a divergence message; curve: a held-out curve already attached
+    to the policy and reference (saved to out_dir/curve.json as it grows); resumable: the trainer can
+    resume from a Trainer checkpoint (TRL's PPO cannot).
+    """
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from ..run.progress import TrainingProgress
+
+    trainer.remove_callback(PrinterCallback)  # the logs are saved instead of printed as dicts
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(TrainingProgress())
+    trainer.add_callback(FiniteTraining(stage, learning_rate))
+    checkpoint = resume_point(out_dir) if resumable else None
+    if curve is not None:
+        trainer.add_callback(curve.saved_to(out_dir / "curve.json", resumed_from=checkpoint))
+    if resumable:
+        trainer.train(resume_from_checkpoint=checkpoint)
+    else:  # TRL's PPOTrainer.train takes no checkpoint
+        trainer.train()
+    history = trainer.state.log_history
+    if is_main():  # checkpoints stay until the stage is published: a crash before that resumes from them
+        (out_dir / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
+    return history
+
+
+def shards_parameters(trainer) -> bool:
+    """Under DeepSpeed ZeRO-3 or FSDP no process holds the whole model, and saving it gathers the shards."""
+    if getattr(trainer, "is_fsdp_enabled", False):
+        return True
+    plugin = trainer.accelerator.state.deepspeed_plugin if getattr(trainer, "is_deepspeed_enabled", False) else None
+    return plugin is not None and plugin.zero_stage == 3
+
+
+def save_sharded(trainer, tokenizer, out_dir: Path) -> None:
+    """Gather a sharded model and save full weights to out_dir: every process takes part, the main one writes."""
+    trainer.save_model(str(out_dir))
+    if is_main():
+        tokenizer.save_pretrained(out_dir)
+
+
+def save_trained_policy(trainer, trained, tokenizer, out_dir: Path, base: str, loading: Loading, tuning: Tuning) -> None:
+    """Save a tuned policy to out_dir: full weights, or its LoRA adapter on `base` (and merged too with
+    model.save_merged); gathered from every process first when the trainer shards parameters."""
+    if shards_parameters(trainer):
+        save_sharded(trainer, tokenizer, out_dir)
+    elif is_main():
+        save_policy(trained, tokenizer, out_dir, base, loading, merged=tuning.save_merged)
+
+
+def final_loss(history: list[dict]) -> float | None:
+    """The last logged training loss."""
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    return losses[-1] if losses else None
