@@ -18,22 +18,33 @@ import time
 from pathlib import Path
 
 import torch
-
 from time_recipe import machine
 
 
 def plain_loop(model, tokenizer, prompts, batch_size, sampling):
     tokens, per_batch = 0, max(1, batch_size // sampling.responses_per_prompt)
     for start in range(0, len(prompts), per_batch):
-        texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
-                 for p in prompts[start : start + per_batch]]
+        texts = [
+            tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
+            for p in prompts[start : start + per_batch]
+        ]
         batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.no_grad():
-            output = model.generate(**batch, do_sample=True, temperature=sampling.temperature, top_p=1.0, top_k=0,
-                                    max_new_tokens=sampling.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                    num_return_sequences=sampling.responses_per_prompt)
+            output = model.generate(
+                **batch,
+                do_sample=True,
+                temperature=sampling.temperature,
+                top_p=1.0,
+                top_k=0,
+                max_new_tokens=sampling.max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+                num_return_sequences=sampling.responses_per_prompt,
+            )
         for row in output[:, batch["input_ids"].shape[1] :].tolist():
-            tokens += next((i + 1 for i, t in enumerate(row) if t == tokenizer.eos_token_id), len(row) - row.count(tokenizer.pad_token_id))
+            tokens += next(
+                (i + 1 for i, t in enumerate(row) if t == tokenizer.eos_token_id),
+                len(row) - row.count(tokenizer.pad_token_id),
+            )
         tokenizer.batch_decode(output[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
     return tokens
 
@@ -42,8 +53,16 @@ def tool(model, tokenizer, prompts, batch_size, sampling):
     from rlhf_recipes.generation.formatting import prompt_ids
     from rlhf_recipes.generation.sampling import generate_responses
 
-    groups = generate_responses(model, tokenizer, [prompt_ids(tokenizer, p) for p in prompts], sampling.responses_per_prompt,
-                                sampling.max_new_tokens, sampling.temperature, batch_size, seed=0)
+    groups = generate_responses(
+        model,
+        tokenizer,
+        [prompt_ids(tokenizer, p) for p in prompts],
+        sampling.responses_per_prompt,
+        sampling.max_new_tokens,
+        sampling.temperature,
+        batch_size,
+        seed=0,
+    )
     return sum(len(response.token_ids) for group in groups for response in group)
 
 
@@ -73,9 +92,11 @@ def main() -> None:
             started = time.perf_counter()
             tokens = function(model, tokenizer, prompts, batch_size, recipe.samples)
             speeds[name].append(tokens / (time.perf_counter() - started))
-    print(f"{len(prompts)} prompts, {recipe.samples.responses_per_prompt} responses each, batch {batch_size}, "
-          f"up to {recipe.samples.max_new_tokens} new tokens, "
-          f"{recipe.model.dtype}; median of {args.repeats} on {machine()}\n")
+    print(
+        f"{len(prompts)} prompts, {recipe.samples.responses_per_prompt} responses each, batch {batch_size}, "
+        f"up to {recipe.samples.max_new_tokens} new tokens, "
+        f"{recipe.model.dtype}; median of {args.repeats} on {machine()}\n"
+    )
     print("| sampler | new tokens/s (median) | runs |\n|---|---|---|")
     for name, values in speeds.items():
         print(f"| {name} | {statistics.median(values):,.0f} | {', '.join(f'{v:,.0f}' for v in values)} |")

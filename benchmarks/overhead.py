@@ -36,8 +36,17 @@ def main() -> None:
             stages = json.loads((run_dir / "run.json").read_text())["stages"]
             for stage in STAGES:
                 wrapper[stage].append(stages[stage]["seconds"])
-            out = subprocess.run([sys.executable, str(Path(__file__).with_name("plain_trl.py")), str(run_dir),
-                                  str(Path(scratch) / f"plain{repeat}")], check=True, capture_output=True, text=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    str(Path(__file__).with_name("plain_trl.py")),
+                    str(run_dir),
+                    str(Path(scratch) / f"plain{repeat}"),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             result = json.loads(out.stdout.strip().splitlines()[-1])
             for stage in STAGES:
                 plain[stage].append(result["seconds"][stage])
@@ -49,8 +58,10 @@ def main() -> None:
     w_total = statistics.median(sum(wrapper[s][i] for s in STAGES) for i in range(args.repeats))
     p_total = statistics.median(sum(plain[s][i] for s in STAGES) for i in range(args.repeats))
     print(f"| **total** | **{w_total:.2f}** | **{p_total:.2f}** | **{w_total / p_total:.3f}** |")
-    print(f"\nRuns: wrapper {[round(sum(wrapper[s][i] for s in STAGES), 2) for i in range(args.repeats)]}, "
-          f"plain {[round(sum(plain[s][i] for s in STAGES), 2) for i in range(args.repeats)]}")
+    print(
+        f"\nRuns: wrapper {[round(sum(wrapper[s][i] for s in STAGES), 2) for i in range(args.repeats)]}, "
+        f"plain {[round(sum(plain[s][i] for s in STAGES), 2) for i in range(args.repeats)]}"
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,18 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 
 
 def common(out: Path, seed: int) -> dict:
-    return dict(output_dir=str(out / "checkpoints"), use_cpu=True, bf16=False, gradient_checkpointing=False, report_to=[],
-                seed=seed, data_seed=seed, save_strategy="no", logging_steps=1, disable_tqdm=True)
+    return {
+        "output_dir": str(out / "checkpoints"),
+        "use_cpu": True,
+        "bf16": False,
+        "gradient_checkpointing": False,
+        "report_to": [],
+        "seed": seed,
+        "data_seed": seed,
+        "save_strategy": "no",
+        "logging_steps": 1,
+        "disable_tqdm": True,
+    }
 
 
 def sft(recipe, base, out, seed):
@@ -36,9 +46,16 @@ def sft(recipe, base, out, seed):
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     c = recipe["sft"]
     rows = [json.loads(line) for line in Path(c["demonstrations"]).read_text().splitlines() if line.strip()]
-    args = SFTConfig(**common(out, seed), num_train_epochs=c["epochs"], learning_rate=c["learning_rate"], lr_scheduler_type="cosine",
-                     warmup_steps=0.05, per_device_train_batch_size=c["batch_size"], max_length=c["max_length_tokens"],
-                     completion_only_loss=True)
+    args = SFTConfig(
+        **common(out, seed),
+        num_train_epochs=c["epochs"],
+        learning_rate=c["learning_rate"],
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        per_device_train_batch_size=c["batch_size"],
+        max_length=c["max_length_tokens"],
+        completion_only_loss=True,
+    )
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
     trainer.train()
     trainer.model.save_pretrained(out)
@@ -54,14 +71,29 @@ def reward_model(recipe, policy, preferences, out, seed):
     model.config.pad_token_id = tokenizer.pad_token_id
 
     def ids(prompt, response):
-        return tokenizer(prompt)["input_ids"] + tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        return (
+            tokenizer(prompt)["input_ids"]
+            + tokenizer(response, add_special_tokens=False)["input_ids"]
+            + [tokenizer.eos_token_id]
+        )
 
     pairs = load_from_disk(str(preferences), keep_in_memory=True)
-    train = Dataset.from_list([{"chosen_ids": ids(p["prompt"], p["chosen"]), "rejected_ids": ids(p["prompt"], p["rejected"])}
-                               for p in pairs["train"]])
+    train = Dataset.from_list(
+        [
+            {"chosen_ids": ids(p["prompt"], p["chosen"]), "rejected_ids": ids(p["prompt"], p["rejected"])}
+            for p in pairs["train"]
+        ]
+    )
     c = recipe["reward_model"]
-    args = RewardConfig(**common(out, seed), num_train_epochs=c["epochs"], learning_rate=c["learning_rate"], lr_scheduler_type="cosine",
-                        warmup_steps=0.05, per_device_train_batch_size=c["batch_size"], max_length=c["max_length_tokens"])
+    args = RewardConfig(
+        **common(out, seed),
+        num_train_epochs=c["epochs"],
+        learning_rate=c["learning_rate"],
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        per_device_train_batch_size=c["batch_size"],
+        max_length=c["max_length_tokens"],
+    )
     trainer = RewardTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer)
     trainer.train()
     model = trainer.model.eval()
@@ -71,7 +103,7 @@ def reward_model(recipe, policy, preferences, out, seed):
             batch = heldout.select(range(start, min(start + c["batch_size"], len(heldout))))
             scores = []
             for key in ("chosen", "rejected"):
-                encoded = [ids(p, r) for p, r in zip(batch["prompt"], batch[key])]
+                encoded = [ids(p, r) for p, r in zip(batch["prompt"], batch[key], strict=True)]
                 padded = tokenizer.pad({"input_ids": encoded}, padding=True, return_tensors="pt", padding_side="right")
                 scores.append(model(**padded).logits[:, 0])
             correct += int((scores[0] > scores[1]).sum())
@@ -86,18 +118,45 @@ def ppo(recipe, policy, reward_path, train_prompts, out, seed):
     set_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(policy, padding_side="left")
     model, reference = (AutoModelForCausalLM.from_pretrained(policy, dtype=torch.float32) for _ in range(2))
-    reward, value = (AutoModelForSequenceClassification.from_pretrained(reward_path, num_labels=1, dtype=torch.float32) for _ in range(2))
+    reward, value = (
+        AutoModelForSequenceClassification.from_pretrained(reward_path, num_labels=1, dtype=torch.float32)
+        for _ in range(2)
+    )
     c = recipe["ppo"]
-    args = PPOConfig(**common(out, seed), learning_rate=c["learning_rate"], total_episodes=c["total_episodes"],
-                     per_device_train_batch_size=c["rollouts_per_update"], gradient_accumulation_steps=1,
-                     num_mini_batches=c["rollouts_per_update"] // c["mini_batch_size"],
-                     local_rollout_forward_batch_size=c["rollouts_per_update"], num_ppo_epochs=c["ppo_epochs"], kl_coef=c["kl_coef"],
-                     kl_estimator=c["kl_estimator"], cliprange=c["cliprange"], vf_coef=c["vf_coef"], cliprange_value=c["cliprange_value"],
-                     gamma=c["gamma"], lam=c["lam"], whiten_rewards=c["whiten_rewards"], response_length=c["max_new_tokens"],
-                     temperature=c["temperature"], missing_eos_penalty=c["missing_eos_penalty"], stop_token="eos", num_sample_generations=0)
+    args = PPOConfig(
+        **common(out, seed),
+        learning_rate=c["learning_rate"],
+        total_episodes=c["total_episodes"],
+        per_device_train_batch_size=c["rollouts_per_update"],
+        gradient_accumulation_steps=1,
+        num_mini_batches=c["rollouts_per_update"] // c["mini_batch_size"],
+        local_rollout_forward_batch_size=c["rollouts_per_update"],
+        num_ppo_epochs=c["ppo_epochs"],
+        kl_coef=c["kl_coef"],
+        kl_estimator=c["kl_estimator"],
+        cliprange=c["cliprange"],
+        vf_coef=c["vf_coef"],
+        cliprange_value=c["cliprange_value"],
+        gamma=c["gamma"],
+        lam=c["lam"],
+        whiten_rewards=c["whiten_rewards"],
+        response_length=c["max_new_tokens"],
+        temperature=c["temperature"],
+        missing_eos_penalty=c["missing_eos_penalty"],
+        stop_token="eos",
+        num_sample_generations=0,
+    )
     dataset = Dataset.from_dict({"input_ids": [tokenizer(p)["input_ids"] for p in train_prompts]})
-    trainer = PPOTrainer(args=args, processing_class=tokenizer, model=model, ref_model=reference, reward_model=reward,
-                         value_model=value, train_dataset=dataset, eval_dataset=dataset.select(range(c["mini_batch_size"])))
+    trainer = PPOTrainer(
+        args=args,
+        processing_class=tokenizer,
+        model=model,
+        ref_model=reference,
+        reward_model=reward,
+        value_model=value,
+        train_dataset=dataset,
+        eval_dataset=dataset.select(range(c["mini_batch_size"])),
+    )
     trainer.train()
     trainer.model.policy.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -110,10 +169,20 @@ def dpo(recipe, policy, preferences, out, seed):
     tokenizer = AutoTokenizer.from_pretrained(policy, padding_side="left")
     model, reference = (AutoModelForCausalLM.from_pretrained(policy, dtype=torch.float32) for _ in range(2))
     c = recipe["dpo"]
-    pairs = load_from_disk(str(preferences), keep_in_memory=True)["train"].select_columns(["prompt", "chosen", "rejected"])
-    args = DPOConfig(**common(out, seed), num_train_epochs=c["epochs"], learning_rate=c["learning_rate"], lr_scheduler_type="cosine",
-                     warmup_steps=0.05, per_device_train_batch_size=c["batch_size"], beta=c["beta"], loss_type=[c["loss_type"]],
-                     max_length=c["max_length_tokens"])
+    pairs = load_from_disk(str(preferences), keep_in_memory=True)["train"].select_columns(
+        ["prompt", "chosen", "rejected"]
+    )
+    args = DPOConfig(
+        **common(out, seed),
+        num_train_epochs=c["epochs"],
+        learning_rate=c["learning_rate"],
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        per_device_train_batch_size=c["batch_size"],
+        beta=c["beta"],
+        loss_type=[c["loss_type"]],
+        max_length=c["max_length_tokens"],
+    )
     trainer = DPOTrainer(model=model, ref_model=reference, args=args, train_dataset=pairs, processing_class=tokenizer)
     trainer.train()
     trainer.model.save_pretrained(out)

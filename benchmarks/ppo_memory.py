@@ -35,15 +35,21 @@ def one(run_dir: Path, overrides: list[str], updates: int) -> dict:
     from rlhf_recipes.run.progress import peak_memory_mib, reset_peak_memory
 
     _quiet_libraries(False)
-    recipe = load_recipe(Path("recipes/smollm2_sentiment.yaml"), overrides + [
-        f"ppo.total_episodes={updates * 32}", "ppo.rollouts_per_update=32", "ppo.eval_every_updates=null"])
+    recipe = load_recipe(
+        Path("recipes/smollm2_sentiment.yaml"),
+        overrides + [f"ppo.total_episodes={updates * 32}", "ppo.rollouts_per_update=32", "ppo.eval_every_updates=null"],
+    )
     step = next(step for step in plan(recipe, run_dir) if step.name == "ppo")  # the pipeline's own PPO call
     reset_peak_memory()
     before = peak_memory_mib()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         step.function(**step.arguments, out_dir=Path(out))
-    return {"peak_mib": peak_memory_mib(), "before_mib": before, "seconds_per_update": (time.perf_counter() - started) / updates}
+    return {
+        "peak_mib": peak_memory_mib(),
+        "before_mib": before,
+        "seconds_per_update": (time.perf_counter() - started) / updates,
+    }
 
 
 def main() -> None:
@@ -57,13 +63,21 @@ def main() -> None:
         print(json.dumps(one(args.run_dir, args.child, args.updates)))
         return
     print(f"PPO on SmolLM2-135M-Instruct, 32 rollouts a update, {args.updates} updates, on {machine()}\n")
-    print("| policy, reward and value models | peak RSS (MiB) | of which before PPO (MiB) | PPO's own (MiB) | s / update |")
+    print(
+        "| policy, reward and value models | peak RSS (MiB) | of which before PPO (MiB) | PPO's own (MiB) "
+        "| s / update |"
+    )
     print("|---|---|---|---|---|")
     for name, overrides in (VARIANTS[variant] for variant in args.variants):
         command = [sys.executable, __file__, str(args.run_dir), "--updates", str(args.updates), "--child", *overrides]
-        result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-        print(f"| {name} | {result['peak_mib']:,.0f} | {result['before_mib']:,.0f} | {result['peak_mib'] - result['before_mib']:,.0f} "
-              f"| {result['seconds_per_update']:.1f} |")
+        result = json.loads(
+            subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        )
+        print(
+            f"| {name} | {result['peak_mib']:,.0f} | {result['before_mib']:,.0f} "
+            f"| {result['peak_mib'] - result['before_mib']:,.0f} "
+            f"| {result['seconds_per_update']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

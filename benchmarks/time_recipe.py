@@ -23,7 +23,11 @@ from pathlib import Path
 
 def machine() -> str:
     model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
         platform.processor(),
     )
     return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -34,14 +38,25 @@ def main() -> None:
     parser.add_argument("recipe")
     parser.add_argument("overrides", nargs="*")
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--keep", type=Path, help="keep the last run, and what it printed (output.txt), in this (new) directory")
+    parser.add_argument(
+        "--keep", type=Path, help="keep the last run, and what it printed (output.txt), in this (new) directory"
+    )
     args = parser.parse_args()
     totals, stages = [], []
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as scratch:
             run_dir = Path(scratch) / "run"
             started = time.perf_counter()
-            command = [sys.executable, "-m", "rlhf_recipes", "run", args.recipe, *args.overrides, "--output-dir", str(run_dir)]
+            command = [
+                sys.executable,
+                "-m",
+                "rlhf_recipes",
+                "run",
+                args.recipe,
+                *args.overrides,
+                "--output-dir",
+                str(run_dir),
+            ]
             output = subprocess.run(command, check=True, capture_output=True, text=True)
             totals.append(time.perf_counter() - started)
             (run_dir / "output.txt").write_text(output.stdout + output.stderr)  # what `rlhf run` printed
@@ -59,12 +74,19 @@ def main() -> None:
         speed = f"{tokens / seconds:,.0f}" if tokens and seconds else ""
         peak = max(run[name].get("peak_rss_mib") or 0 for run in stages)
         print(f"| {name} | {seconds:.1f} | {speed} | {peak:,.0f} |")
-    print(f"| **whole command (wall)** | **{statistics.median(totals):.1f}** (min {min(totals):.1f}, max {max(totals):.1f}) | | "
-          f"{peak_mib:,.0f} |")
-    print("\nLast run's results: " + ", ".join(
-        f"{name} gold {p['gold_mean']:+.3f} (win rate {p['win_rate_vs_reference']:.2f}, KL {p['kl_mean']:.2f})"
-        for name, p in metrics["policies"].items()
-    ) + f"; reward model held-out accuracy {metrics['reward_model']['heldout_accuracy']:.3f}")
+    print(
+        f"| **whole command (wall)** | **{statistics.median(totals):.1f}** "
+        f"(min {min(totals):.1f}, max {max(totals):.1f}) | | "
+        f"{peak_mib:,.0f} |"
+    )
+    print(
+        "\nLast run's results: "
+        + ", ".join(
+            f"{name} gold {p['gold_mean']:+.3f} (win rate {p['win_rate_vs_reference']:.2f}, KL {p['kl_mean']:.2f})"
+            for name, p in metrics["policies"].items()
+        )
+        + f"; reward model held-out accuracy {metrics['reward_model']['heldout_accuracy']:.3f}"
+    )
 
 
 if __name__ == "__main__":

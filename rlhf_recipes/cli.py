@@ -43,9 +43,19 @@ def describe_plan(recipe) -> str:
     from .run.pipeline import plan
 
     model, reward = recipe.model, recipe.reward_model
-    source = model.name_or_path or (model.gguf and f"GGUF {model.gguf}") or model.builtin or "tiny model (built locally)"
-    tuning = "full fine-tuning" if model.lora is None else f"LoRA r={model.lora.rank}" + (" on 4-bit NF4" if model.load_in_4bit else "")
-    reward_tuning = "full" if reward.lora is None else f"LoRA r={reward.lora.rank}" + (" on 4-bit NF4" if reward.load_in_4bit else "")
+    source = (
+        model.name_or_path or (model.gguf and f"GGUF {model.gguf}") or model.builtin or "tiny model (built locally)"
+    )
+    tuning = (
+        "full fine-tuning"
+        if model.lora is None
+        else f"LoRA r={model.lora.rank}" + (" on 4-bit NF4" if model.load_in_4bit else "")
+    )
+    reward_tuning = (
+        "full"
+        if reward.lora is None
+        else f"LoRA r={reward.lora.rank}" + (" on 4-bit NF4" if reward.load_in_4bit else "")
+    )
     what = {
         "prompts": f"split {recipe.prompts.heldout_fraction:g} of the prompts off for evaluation",
         "model": "build the tiny model" if model.tiny else "convert the GGUF file (cached)",
@@ -67,18 +77,26 @@ def run(
     recipe: Path,
     overrides: list[str] = OVERRIDES,
     output_dir: Path = typer.Option(None, "--output-dir", help="Run directory [default: runs/<name>]."),
-    force: str = typer.Option(None, "--force", help="Rebuild this stage, and every stage that reads its output, even if unchanged."),
-    launcher: str = typer.Option(
-        None, "--launcher", help="'accelerate': run as several processes with `accelerate launch` [default: accelerate "
-        "when the recipe sets compute.accelerate_config, else one process]."
+    force: str = typer.Option(
+        None, "--force", help="Rebuild this stage, and every stage that reads its output, even if unchanged."
     ),
-    num_processes: int = typer.Option(None, "--num-processes", min=1, help="Processes for --launcher accelerate "
-                                      "[default: the accelerate config's, else 1]."),
+    launcher: str = typer.Option(
+        None,
+        "--launcher",
+        help="'accelerate': run as several processes with `accelerate launch` [default: accelerate "
+        "when the recipe sets compute.accelerate_config, else one process].",
+    ),
+    num_processes: int = typer.Option(
+        None,
+        "--num-processes",
+        min=1,
+        help="Processes for --launcher accelerate [default: the accelerate config's, else 1].",
+    ),
     debug: bool = DEBUG,
 ) -> None:
     """Run a recipe end to end into one run directory; rerun it to resume (unchanged stages are reused)."""
-    from .run.launch import launch_command
     from .config.loader import load_recipe
+    from .run.launch import launch_command
 
     try:
         loaded = load_recipe(recipe, overrides or [])
@@ -95,7 +113,7 @@ def run(
         try:
             raise typer.Exit(subprocess.run([*command, *arguments]).returncode)
         except KeyboardInterrupt:
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
     _offline_unless_needed(loaded)  # before huggingface_hub is imported: it reads the variable once
     from .models.loading import device_for
     from .run.distributed import is_main, start
@@ -112,7 +130,9 @@ def run(
     try:
         if loaded.sweep is not None:
             run_sweep(loaded, run_dir, console, force=force)
-            console.print(f"[green]done:[/green] {run_dir / 'report.md'} (variants in {run_dir / 'variants'})", highlight=False)
+            console.print(
+                f"[green]done:[/green] {run_dir / 'report.md'} (variants in {run_dir / 'variants'})", highlight=False
+            )
             return
         metrics = run_recipe(loaded, run_dir, console, force=force)
     except RecipeError as error:
@@ -125,18 +145,22 @@ def run(
             "command again: unchanged stages are reused, and a training stage with a checkpoint resumes from it.",
             highlight=False,
         )
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     except OSError as error:
         if debug or error.errno != errno.ENOSPC:
             raise
-        _fail(RecipeError(f"no space left on device while writing {error.filename or 'the run'}. Fix: free some space, "
-                          f"or pass --output-dir on another disk; the finished stages in {run_dir} are kept and a rerun resumes."))
+        _fail(
+            RecipeError(
+                f"no space left on device while writing {error.filename or 'the run'}. Fix: free some space, "
+                f"or pass --output-dir on another disk; the finished stages in {run_dir} are kept and a rerun resumes."
+            )
+        )
     except Exception as error:
         if debug:
             raise
         console.print(f"[red]internal error:[/red] {type(error).__name__}: {error}", highlight=False)
         console.print("Rerun with --debug for the traceback, and please report it.")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from error
     console.print(f"[green]done:[/green] {run_dir / 'report.md'}", highlight=False)
     for name, policy in metrics["policies"].items():
         console.print(
@@ -144,7 +168,9 @@ def run(
             f"KL {policy['kl_mean']:.2f}",
             highlight=False,
         )
-    console.print(f"  reward model held-out accuracy {metrics['reward_model']['heldout_accuracy']:.3f}", highlight=False)
+    console.print(
+        f"  reward model held-out accuracy {metrics['reward_model']['heldout_accuracy']:.3f}", highlight=False
+    )
 
 
 @app.command()
@@ -157,13 +183,19 @@ def report(run_dir: Path, debug: bool = DEBUG) -> None:
         console.print(f"rebuilt {run_dir / 'report.md'} and {run_dir / 'report.html'} of the sweep", highlight=False)
         return
     if not (run_dir / "evaluation" / "generations.jsonl").is_file() or not (run_dir / "recipe.resolved.yaml").is_file():
-        _fail(RecipeError(f"{run_dir}: not a finished run (no evaluation/generations.jsonl). Fix: name a run directory "
-                          "that `rlhf run` completed, or finish it with `rlhf run`."))
+        _fail(
+            RecipeError(
+                f"{run_dir}: not a finished run (no evaluation/generations.jsonl). Fix: name a run directory "
+                "that `rlhf run` completed, or finish it with `rlhf run`."
+            )
+        )
     _quiet_libraries(debug)
     from .reporting.report import write_report
 
     write_report(run_dir)
-    console.print(f"rebuilt {run_dir / 'report.md'}, {run_dir / 'report.html'}, {run_dir / 'metrics.json'}", highlight=False)
+    console.print(
+        f"rebuilt {run_dir / 'report.md'}, {run_dir / 'report.html'}, {run_dir / 'metrics.json'}", highlight=False
+    )
 
 
 @app.command()
@@ -171,7 +203,10 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories (or
     """Print one markdown table of every policy of several runs."""
     import json
 
-    rows = ["| run | policy | gold mean | gold 95% CI | KL (nats) | win rate | reward-model accuracy |", "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| run | policy | gold mean | gold 95% CI | KL (nats) | win rate | reward-model accuracy |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for run_dir in run_dirs:
         path = run_dir if run_dir.suffix == ".json" else run_dir / "metrics.json"
         if not path.is_file():
@@ -180,8 +215,10 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories (or
         accuracy = metrics["reward_model"]["heldout_accuracy"]
         for name, m in metrics["policies"].items():
             low, high = m.get("gold_ci95", [float("nan")] * 2)
-            rows.append(f"| {metrics['name']} | {name} | {m['gold_mean']:.3f} | [{low:.3f}, {high:.3f}] | {m['kl_mean']:.3f} "
-                        f"| {m['win_rate_vs_reference']:.3f} | {accuracy:.3f} |")
+            rows.append(
+                f"| {metrics['name']} | {name} | {m['gold_mean']:.3f} | [{low:.3f}, {high:.3f}] | {m['kl_mean']:.3f} "
+                f"| {m['win_rate_vs_reference']:.3f} | {accuracy:.3f} |"
+            )
     typer.echo("\n".join(rows))
 
 
@@ -189,10 +226,10 @@ def _offline_unless_needed(recipe) -> None:
     """No network unless the recipe names something on the Hugging Face Hub (a model or a dataset)."""
     import os
 
-    if recipe.model.name_or_path is None or Path(recipe.model.name_or_path).is_dir():
-        if recipe.prompts.hub_dataset is None:
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            os.environ["HF_DATASETS_OFFLINE"] = "1"
+    local_model = recipe.model.name_or_path is None or Path(recipe.model.name_or_path).is_dir()
+    if local_model and recipe.prompts.hub_dataset is None:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 
 def check_force(stage: str | None, recipe) -> None:

@@ -9,7 +9,9 @@ import numpy as np
 
 def permute(weight: np.ndarray, heads: int) -> np.ndarray:
     """llama.cpp stores q/k rows interleaved for its rotary layout; transformers undoes this on load."""
-    return weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+    return (
+        weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+    )
 
 
 def write_llama_gguf(model_dir: Path, out: Path) -> None:
@@ -33,7 +35,9 @@ def write_llama_gguf(model_dir: Path, out: Path) -> None:
     special = {token["content"] for token in tokenizer["added_tokens"]}
     writer.add_tokenizer_model("gpt2")
     writer.add_token_list([token for token, _ in vocab])
-    writer.add_token_types([gguf.TokenType.CONTROL if token in special else gguf.TokenType.NORMAL for token, _ in vocab])
+    writer.add_token_types(
+        [gguf.TokenType.CONTROL if token in special else gguf.TokenType.NORMAL for token, _ in vocab]
+    )
     merges = tokenizer["model"]["merges"]
     writer.add_token_merges([" ".join(merge) if isinstance(merge, list) else merge for merge in merges])
     writer.add_eos_token_id(config["eos_token_id"])

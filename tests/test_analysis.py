@@ -60,5 +60,9 @@ def test_scored_held_out_samples_are_numbered_per_prompt(tmp_path):
     rows = [{"prompt_index": i, "gold": 0.0, "reward_model": 0.0} for i in (0, 0, 1, 0, 1)]
     (tmp_path / "scored.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert [(r["prompt_index"], r["sample"]) for r in read_scored_heldout_samples(tmp_path / "scored.jsonl")] == [
-        (0, 0), (0, 1), (1, 0), (0, 2), (1, 1)
+        (0, 0),
+        (0, 1),
+        (1, 0),
+        (0, 2),
+        (1, 1),
     ]

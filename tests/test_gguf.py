@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from rlhf_recipes.models import gguf_cache
-from rlhf_recipes.errors import RecipeError
 from rlhf_recipes.config.loader import load_recipe
+from rlhf_recipes.errors import RecipeError
+from rlhf_recipes.models import gguf_cache
 
-from .helpers import REPO
 from .gguf_writer import write_llama_gguf
+from .helpers import REPO
 
 
 @pytest.fixture
@@ -27,8 +27,15 @@ def test_conversion_keeps_the_model_and_is_cached(tiny_gguf, tiny_model_dir, mon
     assert converted.parent.parent == tiny_gguf.parent.parent / "cache"
     original = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     loaded = AutoModelForCausalLM.from_pretrained(converted)
-    ids = AutoTokenizer.from_pretrained(tiny_model_dir)("the soup at the mall was great .", return_tensors="pt").input_ids
-    assert AutoTokenizer.from_pretrained(converted)("the soup at the mall was great .", return_tensors="pt").input_ids.tolist() == ids.tolist()
+    ids = AutoTokenizer.from_pretrained(tiny_model_dir)(
+        "the soup at the mall was great .", return_tensors="pt"
+    ).input_ids
+    assert (
+        AutoTokenizer.from_pretrained(converted)(
+            "the soup at the mall was great .", return_tensors="pt"
+        ).input_ids.tolist()
+        == ids.tolist()
+    )
     assert torch.allclose(original(ids).logits, loaded(ids).logits, atol=1e-5)
     assert "quantization_config" not in loaded.config.to_dict(), "a converted model must be trainable"
 

@@ -6,15 +6,29 @@ that grew past its GPU on paper, not an allocator's overhead."""
 import pytest
 from transformers import Qwen2Config
 
-from rlhf_recipes.models.memory import GIB, count_parameters, stage_footprints
 from rlhf_recipes.config.loader import load_recipe
+from rlhf_recipes.models.memory import GIB, count_parameters, stage_footprints
 
 from .helpers import REPO
 
-QWEN_1_5B = dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
-                 num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True)
-QWEN_7B = dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
-               num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False)
+QWEN_1_5B = {
+    "hidden_size": 1536,
+    "intermediate_size": 8960,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 12,
+    "num_key_value_heads": 2,
+    "vocab_size": 151936,
+    "tie_word_embeddings": True,
+}
+QWEN_7B = {
+    "hidden_size": 3584,
+    "intermediate_size": 18944,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 28,
+    "num_key_value_heads": 4,
+    "vocab_size": 152064,
+    "tie_word_embeddings": False,
+}
 
 
 @pytest.mark.parametrize(
@@ -34,8 +48,18 @@ def test_gpu_recipe_fits_its_gpu_by_our_estimate(recipe, architecture, parameter
 MULTI_GPU = {  # the commands docs/benchmarks.md gives for many GPUs, as overrides of the 1.5B recipe
     "ddp_4gpu.yaml": [],
     "deepspeed_zero2.yaml": [],
-    "deepspeed_zero3.yaml": ["model.lora=null", "reward_model.lora=null", "ppo.eval_every_updates=null", "dpo.eval_every_steps=null"],
-    "fsdp.yaml": ["model.lora=null", "reward_model.lora=null", "ppo.eval_every_updates=null", "dpo.eval_every_steps=null"],
+    "deepspeed_zero3.yaml": [
+        "model.lora=null",
+        "reward_model.lora=null",
+        "ppo.eval_every_updates=null",
+        "dpo.eval_every_steps=null",
+    ],
+    "fsdp.yaml": [
+        "model.lora=null",
+        "reward_model.lora=null",
+        "ppo.eval_every_updates=null",
+        "dpo.eval_every_steps=null",
+    ],
 }
 
 
@@ -51,4 +75,8 @@ def test_multi_gpu_commands_validate_and_their_batches_split(config, in_repo):
     loaded = load_recipe(REPO / "recipes" / "qwen2.5-1.5b_sentiment_lora.yaml", overrides)
     check_batches_split(loaded, load_config_from_file(str(path)).num_processes)
     command = launch_command(loaded, None, None)
-    assert command[command.index("--config_file") + 1].endswith(config) and command[-3:] == ["-m", "rlhf_recipes", "run"]
+    assert command[command.index("--config_file") + 1].endswith(config) and command[-3:] == [
+        "-m",
+        "rlhf_recipes",
+        "run",
+    ]

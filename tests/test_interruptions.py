@@ -14,8 +14,13 @@ COMMAND = [sys.executable, "-m", "rlhf_recipes", "run", "recipes/smoke.yaml"]
 
 
 def start(run_dir: Path, *extra) -> subprocess.Popen:
-    return subprocess.Popen([*COMMAND, *extra, "--output-dir", str(run_dir)], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [*COMMAND, *extra, "--output-dir", str(run_dir)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(condition, process: subprocess.Popen, timeout: float = 300) -> bool:
@@ -51,7 +56,7 @@ def test_sigkill_at_random_points_of_every_stage_then_resume_gives_the_same_metr
         partial, published = run_dir / f".{stage}.partial", run_dir / stage
         # A stage quicker than the 5 ms poll may be published before its partial is seen: then the kill
         # lands in whatever runs next, which is a kill point too.
-        if wait_for(lambda: partial.exists() or published.exists(), process):
+        if wait_for(lambda partial=partial, published=published: partial.exists() or published.exists(), process):
             time.sleep(fraction * seconds[stage]["seconds"])
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
@@ -68,17 +73,23 @@ def test_sigkill_at_random_points_of_every_stage_then_resume_gives_the_same_metr
 
 def test_the_same_seed_gives_byte_identical_preferences_and_metrics(smoke_run, tmp_path):
     reference_dir, reference_metrics = smoke_run
-    again = subprocess.run([*COMMAND, "--output-dir", str(tmp_path / "again")], cwd=REPO, capture_output=True, text=True)
+    again = subprocess.run(
+        [*COMMAND, "--output-dir", str(tmp_path / "again")], cwd=REPO, capture_output=True, text=True
+    )
     assert again.returncode == 0, again.stderr
     original = sorted(p.relative_to(reference_dir) for p in (reference_dir / "preferences").rglob("*") if p.is_file())
-    assert original == sorted(p.relative_to(tmp_path / "again") for p in (tmp_path / "again" / "preferences").rglob("*") if p.is_file())
+    assert original == sorted(
+        p.relative_to(tmp_path / "again") for p in (tmp_path / "again" / "preferences").rglob("*") if p.is_file()
+    )
     for name in original:
         if name.name == "stage.json":  # fingerprints and counts must agree; wall time and memory cannot
             stage, stage_again = (json.loads((root / name).read_text()) for root in (reference_dir, tmp_path / "again"))
             assert (stage["fingerprint"], stage["summary"]) == (stage_again["fingerprint"], stage_again["summary"])
         else:
             assert (reference_dir / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
-    assert without_timing(json.loads((tmp_path / "again" / "metrics.json").read_text())) == without_timing(reference_metrics)
+    assert without_timing(json.loads((tmp_path / "again" / "metrics.json").read_text())) == without_timing(
+        reference_metrics
+    )
 
 
 def test_a_second_run_on_a_busy_directory_is_refused_and_a_killed_runs_lock_is_taken_over(tmp_path):
@@ -89,8 +100,12 @@ def test_a_second_run_on_a_busy_directory_is_refused_and_a_killed_runs_lock_is_t
     assert second.returncode == 2 and f"is in use by another rlhf run (pid {first.pid})" in second.stderr
     first.send_signal(signal.SIGKILL)
     first.wait()
-    third = subprocess.run([*COMMAND, "dpo=null", "ppo.total_episodes=128", "--output-dir", str(run_dir)],
-                           cwd=REPO, capture_output=True, text=True)
+    third = subprocess.run(
+        [*COMMAND, "dpo=null", "ppo.total_episodes=128", "--output-dir", str(run_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert third.returncode == 0, third.stderr
 
 

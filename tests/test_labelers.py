@@ -2,9 +2,9 @@ import math
 
 import pytest
 
+from rlhf_recipes.config.labelers import KeywordsLabeler, LengthLabeler, SentimentLabeler
 from rlhf_recipes.errors import RecipeError
 from rlhf_recipes.labeling.labelers import keywords_score, length_score, make_labeler, score_all, sentiment_score
-from rlhf_recipes.config.schema import KeywordsLabeler, LengthLabeler, SentimentLabeler
 
 
 def test_sentiment_is_vader_compound_by_hand():
@@ -44,7 +44,7 @@ def test_a_labeler_that_raises_or_returns_nan_is_named():
 
 
 def test_regex_counts_matches():
-    from rlhf_recipes.config.schema import RegexLabeler
+    from rlhf_recipes.config.labelers import RegexLabeler
 
     assert make_labeler(RegexLabeler(kind="regex", pattern=r"\bplease\b"))("Please, please help") == 2.0
     assert make_labeler(RegexLabeler(kind="regex", pattern=r"\bplease\b", ignore_case=False))("Please, please") == 1.0
@@ -52,17 +52,22 @@ def test_regex_counts_matches():
 
 def test_composite_is_the_weighted_sum():
     """1.0 * sentiment('good') + (-0.5) * length(2 words from 1) = 0.4404 - 0.5 * (-1) = 0.9404."""
-    from rlhf_recipes.config.schema import CompositeLabeler
+    from rlhf_recipes.config.labelers import CompositeLabeler
 
     config = CompositeLabeler.model_validate(
-        {"kind": "composite", "parts": [{"weight": 1.0, "labeler": {"kind": "sentiment"}},
-                                        {"weight": -0.5, "labeler": {"kind": "length", "target_words": 2}}]}
+        {
+            "kind": "composite",
+            "parts": [
+                {"weight": 1.0, "labeler": {"kind": "sentiment"}},
+                {"weight": -0.5, "labeler": {"kind": "length", "target_words": 2}},
+            ],
+        }
     )
     assert make_labeler(config)("good") == pytest.approx(0.4404 + 0.5, abs=1e-4)
 
 
 def test_python_labeler_is_imported_only_by_name(tmp_path, monkeypatch):
-    from rlhf_recipes.config.schema import PythonLabeler
+    from rlhf_recipes.config.labelers import PythonLabeler
 
     (tmp_path / "my_labelers.py").write_text("def shouting(text):\n    return float(text.count('!'))\n")
     monkeypatch.chdir(tmp_path)
@@ -72,7 +77,7 @@ def test_python_labeler_is_imported_only_by_name(tmp_path, monkeypatch):
 def test_bad_python_and_regex_labelers_are_recipe_errors(tmp_path, monkeypatch):
     from pydantic import ValidationError
 
-    from rlhf_recipes.config.schema import PythonLabeler, RegexLabeler
+    from rlhf_recipes.config.labelers import PythonLabeler, RegexLabeler
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValidationError, match="cannot import module 'nowhere'"):

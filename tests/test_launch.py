@@ -2,10 +2,10 @@
 
 import pytest
 
-from rlhf_recipes.run import distributed
-from rlhf_recipes.errors import RecipeError
-from rlhf_recipes.run.launch import launch_command
 from rlhf_recipes.config.loader import load_recipe
+from rlhf_recipes.errors import RecipeError
+from rlhf_recipes.run import distributed
+from rlhf_recipes.run.launch import launch_command
 from rlhf_recipes.training import trainer
 from rlhf_recipes.training.trainer import per_process
 
@@ -37,7 +37,9 @@ def test_a_launched_process_runs_the_recipe_itself(smoke, monkeypatch):
     assert launch_command(smoke, "accelerate", 2) is None
 
 
-@pytest.mark.parametrize("world, rank, starts", [(1, 0, [0, 10, 20, 30]), (2, 0, [0, 20]), (2, 1, [10, 30]), (3, 2, [20])])
+@pytest.mark.parametrize(
+    "world, rank, starts", [(1, 0, [0, 10, 20, 30]), (2, 0, [0, 20]), (2, 1, [10, 30]), (3, 2, [20])]
+)
 def test_batches_are_dealt_round_robin(world, rank, starts, monkeypatch):
     monkeypatch.setattr(distributed, "world_size", lambda: world)
     monkeypatch.setattr(distributed, "rank", lambda: rank)

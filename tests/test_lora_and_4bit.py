@@ -11,13 +11,19 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rlhf_recipes.config.schema import Compute, Dpo, Lora, Ppo, RewardModel
+from rlhf_recipes.config.base import Lora
+from rlhf_recipes.config.methods import Dpo, Ppo
+from rlhf_recipes.config.schema import Compute, RewardModel
 from rlhf_recipes.models.loading import Loading, Tuning
 from rlhf_recipes.stages.dpo import dpo
 from rlhf_recipes.stages.ppo import ppo
 from rlhf_recipes.stages.reward_model import reward_model
 
-PROMPTS = [f"{item} {place}" for item in ("the soup", "the phone", "the hotel room", "the movie") for place in ("at the mall", "in the city")]
+PROMPTS = [
+    f"{item} {place}"
+    for item in ("the soup", "the phone", "the hotel room", "the movie")
+    for place in ("at the mall", "in the city")
+]
 CPU = Compute(device="cpu")
 LORA = Lora(rank=4, alpha=8, dropout=0.0)
 
@@ -36,8 +42,16 @@ def preferences_dir(tmp_path_factory):
 
 def scored_pair(prompt, chosen, rejected) -> dict:
     """A preference row as the label stage writes it (gold = the labeler, no noise)."""
-    return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "chosen_score": 0.6, "rejected_score": -0.5,
-            "chosen_gold": 0.6, "rejected_gold": -0.5, "noise_free": True}
+    return {
+        "prompt": prompt,
+        "chosen": chosen,
+        "rejected": rejected,
+        "chosen_score": 0.6,
+        "rejected_score": -0.5,
+        "chosen_gold": 0.6,
+        "rejected_gold": -0.5,
+        "noise_free": True,
+    }
 
 
 def save_preferences(out, rows) -> None:
@@ -48,13 +62,26 @@ def save_preferences(out, rows) -> None:
 
     from rlhf_recipes.generation.formatting import text_of
 
-    DatasetDict({"train": Dataset.from_list(rows), "heldout": Dataset.from_list(rows[:4])}).save_to_disk(str(out / "dataset"))
+    DatasetDict({"train": Dataset.from_list(rows), "heldout": Dataset.from_list(rows[:4])}).save_to_disk(
+        str(out / "dataset")
+    )
     with open(out / "scored_responses.jsonl", "w") as handle:
         for row in rows[:4]:
             for side in ("chosen", "rejected"):
-                handle.write(json.dumps({"split": "heldout", "prompt_index": 0, "prompt": text_of(row["prompt"]),
-                                         "response": text_of(row[side]), "score": row[f"{side}_score"],
-                                         "gold": row[f"{side}_gold"], "words": 3}) + "\n")
+                handle.write(
+                    json.dumps(
+                        {
+                            "split": "heldout",
+                            "prompt_index": 0,
+                            "prompt": text_of(row["prompt"]),
+                            "response": text_of(row[side]),
+                            "score": row[f"{side}_score"],
+                            "gold": row[f"{side}_gold"],
+                            "words": 3,
+                        }
+                    )
+                    + "\n"
+                )
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +124,15 @@ def assert_every_adapter_trained(adapter_dir):
 @pytest.mark.parametrize("four_bit", [False, True], ids=["lora", "qlora"])
 def test_reward_model_with_lora(tiny_model_dir, preferences_dir, tmp_path, four_bit):
     config = RewardModel(epochs=2, learning_rate=1e-2, batch_size=4, lora=LORA, load_in_4bit=four_bit)
-    reward_model(reward_model=config, loading=loading(four_bit), compute=CPU, policy=tiny_model_dir, preferences=preferences_dir,
-                 seed=0, out_dir=tmp_path)
+    reward_model(
+        reward_model=config,
+        loading=loading(four_bit),
+        compute=CPU,
+        policy=tiny_model_dir,
+        preferences=preferences_dir,
+        seed=0,
+        out_dir=tmp_path,
+    )
     assert_every_adapter_trained(tmp_path / "adapter")
     adapter = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
     head = next(w for name, w in adapter.items() if "score" in name)
@@ -109,26 +143,62 @@ def test_reward_model_with_lora(tiny_model_dir, preferences_dir, tmp_path, four_
 @pytest.mark.parametrize("four_bit", [False, True], ids=["lora", "qlora"])
 def test_dpo_with_lora(tiny_model_dir, preferences_dir, tmp_path, four_bit):
     config = Dpo(epochs=1, learning_rate=1e-2, batch_size=4, max_length_tokens=32)
-    dpo(dpo=config, loading=loading(four_bit), tuning=Tuning(LORA), compute=CPU, policy=tiny_model_dir, preferences=preferences_dir,
-        curve=None, seed=0, out_dir=tmp_path)
+    dpo(
+        dpo=config,
+        loading=loading(four_bit),
+        tuning=Tuning(LORA),
+        compute=CPU,
+        policy=tiny_model_dir,
+        preferences=preferences_dir,
+        curve=None,
+        seed=0,
+        out_dir=tmp_path,
+    )
     assert_every_adapter_trained(tmp_path)
     assert not (tmp_path / "model.safetensors").exists(), "a LoRA policy is saved as an adapter"
 
 
 @pytest.mark.parametrize("four_bit", [False, True], ids=["lora", "qlora"])
 def test_ppo_with_lora_policy_and_value_model(tiny_model_dir, reward_dir, prompts_dir, tmp_path, four_bit):
-    config = Ppo(learning_rate=1e-2, total_episodes=8, rollouts_per_update=4, mini_batch_size=2, ppo_epochs=1, max_new_tokens=6)
-    ppo(ppo=config, loading=loading(four_bit), tuning=Tuning(LORA, save_merged=True), compute=CPU, policy=tiny_model_dir,
-        reward_model=reward_dir, reward_loading=loading(four_bit), value_model_lora=LORA, prompts=prompts_dir, curve=None, seed=0,
-        out_dir=tmp_path)
+    config = Ppo(
+        learning_rate=1e-2, total_episodes=8, rollouts_per_update=4, mini_batch_size=2, ppo_epochs=1, max_new_tokens=6
+    )
+    ppo(
+        ppo=config,
+        loading=loading(four_bit),
+        tuning=Tuning(LORA, save_merged=True),
+        compute=CPU,
+        policy=tiny_model_dir,
+        reward_model=reward_dir,
+        reward_loading=loading(four_bit),
+        value_model_lora=LORA,
+        prompts=prompts_dir,
+        curve=None,
+        seed=0,
+        out_dir=tmp_path,
+    )
     assert_every_adapter_trained(tmp_path)
     assert (tmp_path / "merged" / "model.safetensors").is_file(), "save_merged writes full weights too"
 
 
 def test_full_fine_tuning_ppo_changes_every_policy_weight(tiny_model_dir, reward_dir, prompts_dir, tmp_path):
-    config = Ppo(learning_rate=1e-2, total_episodes=8, rollouts_per_update=4, mini_batch_size=2, ppo_epochs=1, max_new_tokens=6)
-    ppo(ppo=config, loading=Loading(), tuning=Tuning(), compute=CPU, policy=tiny_model_dir, reward_model=reward_dir,
-        reward_loading=Loading(), value_model_lora=None, prompts=prompts_dir, curve=None, seed=0, out_dir=tmp_path)
+    config = Ppo(
+        learning_rate=1e-2, total_episodes=8, rollouts_per_update=4, mini_batch_size=2, ppo_epochs=1, max_new_tokens=6
+    )
+    ppo(
+        ppo=config,
+        loading=Loading(),
+        tuning=Tuning(),
+        compute=CPU,
+        policy=tiny_model_dir,
+        reward_model=reward_dir,
+        reward_loading=Loading(),
+        value_model_lora=None,
+        prompts=prompts_dir,
+        curve=None,
+        seed=0,
+        out_dir=tmp_path,
+    )
     before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(tmp_path / "model.safetensors")
     assert not [name for name in before if torch.equal(before[name], after[name])]
 
@@ -149,17 +219,38 @@ def test_chat_models_train_on_conversations(tiny_model_dir, tmp_path):
     tokenizer = load_tokenizer(str(chat_dir))
     assert tokenizer.decode(prompt_ids(tokenizer, "the soup")) == "user: the soup<|endoftext|>assistant:"
     assert scored_ids(tokenizer, "the soup", " was great")[-1] == tokenizer.eos_token_id
-    rows = [scored_pair(p, " was great .", " was awful .") | preference_row(p, " was great .", " was awful .", chat=True) for p in PROMPTS]
+    rows = [
+        scored_pair(p, " was great .", " was awful .") | preference_row(p, " was great .", " was awful .", chat=True)
+        for p in PROMPTS
+    ]
     prefs = tmp_path / "prefs"
     prefs.mkdir()
     save_preferences(prefs, rows)
     (tmp_path / "rm").mkdir()
-    metrics = reward_model(reward_model=RewardModel(epochs=3, learning_rate=1e-2, batch_size=4), loading=Loading(), compute=CPU,
-                           policy=chat_dir, preferences=prefs, seed=0, out_dir=tmp_path / "rm")
+    metrics = reward_model(
+        reward_model=RewardModel(epochs=3, learning_rate=1e-2, batch_size=4),
+        loading=Loading(),
+        compute=CPU,
+        policy=chat_dir,
+        preferences=prefs,
+        seed=0,
+        out_dir=tmp_path / "rm",
+    )
     assert metrics["train_accuracy"] == 1.0, "one repeated pair is learned exactly"
     (tmp_path / "dpo").mkdir()
-    summary = dpo(dpo=Dpo(epochs=2, learning_rate=1e-2, batch_size=4), loading=Loading(), tuning=Tuning(), compute=CPU,
-                  policy=chat_dir, preferences=prefs, curve=None, seed=0, out_dir=tmp_path / "dpo")
+    summary = dpo(
+        dpo=Dpo(epochs=2, learning_rate=1e-2, batch_size=4),
+        loading=Loading(),
+        tuning=Tuning(),
+        compute=CPU,
+        policy=chat_dir,
+        preferences=prefs,
+        curve=None,
+        seed=0,
+        out_dir=tmp_path / "dpo",
+    )
     log = json.loads((tmp_path / "dpo" / "log_history.json").read_text())
     margins = [entry["rewards/margins"] for entry in log if "rewards/margins" in entry]
-    assert summary["steps"] == 4 and margins[-1] > margins[0], "DPO learned to prefer the chosen reply of the conversation"
+    assert summary["steps"] == 4 and margins[-1] > margins[0], (
+        "DPO learned to prefer the chosen reply of the conversation"
+    )

@@ -3,11 +3,18 @@
 import pytest
 from transformers import LlamaConfig
 
+from rlhf_recipes.config.base import Lora
 from rlhf_recipes.models.memory import NF4_BYTES, activation_bytes, count_parameters, model_footprint
-from rlhf_recipes.config.schema import Lora
 
-CONFIG = dict(vocab_size=100, hidden_size=8, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2,
-              num_key_value_heads=2, tie_word_embeddings=True)
+CONFIG = {
+    "vocab_size": 100,
+    "hidden_size": 8,
+    "intermediate_size": 16,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "tie_word_embeddings": True,
+}
 
 
 def test_parameter_counts_by_hand():
@@ -38,7 +45,7 @@ def test_footprints_by_hand():
 
 def test_nf4_bytes_per_parameter():
     """4 bits, plus an 8-bit absmax per 64 weights, plus a float32 scale per 256 blocks."""
-    assert NF4_BYTES == pytest.approx(0.5 + 1 / 64 + 4 / 16384)
+    assert pytest.approx(0.5 + 1 / 64 + 4 / 16384) == NF4_BYTES
 
 
 def test_activations_by_hand():
@@ -54,6 +61,8 @@ def test_validate_prints_the_plan_and_the_estimate(in_repo):
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "rlhf_recipes", "validate", "recipes/smoke.yaml"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "rlhf_recipes", "validate", "recipes/smoke.yaml"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert "| stage | weights" in result.stderr and "| ppo |" in result.stderr and "Stages:" in result.stderr

@@ -98,5 +98,7 @@ def test_pair_accuracies_against_each_judge():
     gold prefers chosen on pair 1 (right) and rejected on pair 2 (right): 2/2."""
     from rlhf_recipes.reporting.metrics import pair_accuracies
 
-    result = pair_accuracies([1.0, -1.0, 1.0], chosen_gold=[0.9, 0.1, 0.5], rejected_gold=[0.2, 0.3, 0.5], noise_free=[True, False, True])
+    result = pair_accuracies(
+        [1.0, -1.0, 1.0], chosen_gold=[0.9, 0.1, 0.5], rejected_gold=[0.2, 0.3, 0.5], noise_free=[True, False, True]
+    )
     assert result == {"vs_gold": 1.0, "vs_proxy": 1.0, "vs_labels": pytest.approx(2 / 3), "pairs": 3, "gold_pairs": 2}

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
+from rlhf_recipes.config.schema import Prompts
 from rlhf_recipes.errors import RecipeError
 from rlhf_recipes.stages.prompts import load_prompts, split_prompts
-from rlhf_recipes.config.schema import Prompts
 
 
 def pairs(texts):
@@ -30,7 +30,10 @@ def test_groups_stay_on_one_side():
     prompts = [(f"variant {v} of topic {t}", f"topic {t}") for t in range(40) for v in range(4)]
     train, heldout = split_prompts(prompts, 0.2, seed=0)
     assert (len(train), len(heldout)) == (128, 32)
-    topic = lambda text: text.split(" of ")[1]
+
+    def topic(text):
+        return text.split(" of ")[1]
+
     assert not {topic(p) for p in train} & {topic(p) for p in heldout}
 
 

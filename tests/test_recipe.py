@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_recipes.errors import RecipeError
 from rlhf_recipes.config.loader import load_recipe
+from rlhf_recipes.errors import RecipeError
 
 from .helpers import REPO
 
@@ -114,12 +114,22 @@ def test_recipe_reference_doc_is_current():
 def test_sweeps_expand_to_validated_variants(in_repo):
     from rlhf_recipes.config.loader import sweep_variant_data
 
-    recipe = load_recipe(REPO / "recipes/smoke.yaml", ["sweep={key: ppo.kl_coef, values: [0.01, 0.1, 1.0], seeds: [0, 1]}"])
+    recipe = load_recipe(
+        REPO / "recipes/smoke.yaml", ["sweep={key: ppo.kl_coef, values: [0.01, 0.1, 1.0], seeds: [0, 1]}"]
+    )
     variants = sweep_variant_data(recipe, recipe.model_dump(mode="json"))
     assert [label for label, _ in variants] == [
-        "kl_coef-0.01_seed-0", "kl_coef-0.01_seed-1", "kl_coef-0.1_seed-0", "kl_coef-0.1_seed-1", "kl_coef-1.0_seed-0", "kl_coef-1.0_seed-1"
+        "kl_coef-0.01_seed-0",
+        "kl_coef-0.01_seed-1",
+        "kl_coef-0.1_seed-0",
+        "kl_coef-0.1_seed-1",
+        "kl_coef-1.0_seed-0",
+        "kl_coef-1.0_seed-1",
     ]
-    assert [(v["ppo"]["kl_coef"], v["seed"], v.get("sweep")) for _, v in variants][:2] == [(0.01, 0, None), (0.01, 1, None)]
+    assert [(v["ppo"]["kl_coef"], v["seed"], v.get("sweep")) for _, v in variants][:2] == [
+        (0.01, 0, None),
+        (0.01, 1, None),
+    ]
 
 
 def test_every_sweep_variant_is_validated(in_repo):
@@ -135,12 +145,19 @@ def test_a_separate_gold_labeler(in_repo):
 
 
 def test_empty_sweep_values_are_an_error(in_repo):
-    assert "sweep.values: got [] (list); list should have at least 1 item" in smoke_with(["sweep={key: ppo.kl_coef, values: []}"])
+    assert "sweep.values: got [] (list); list should have at least 1 item" in smoke_with(
+        ["sweep={key: ppo.kl_coef, values: []}"]
+    )
 
 
 def test_old_section_names_still_validate_as_the_new_ones(tmp_path, in_repo):
     """`sampling:` and `reward:` were renamed `samples:` and `reward_model:`, after their stages."""
-    text = (REPO / "recipes/smoke.yaml").read_text().replace("\nsamples:", "\nsampling:").replace("\nreward_model:", "\nreward:")
+    text = (
+        (REPO / "recipes/smoke.yaml")
+        .read_text()
+        .replace("\nsamples:", "\nsampling:")
+        .replace("\nreward_model:", "\nreward:")
+    )
     old = tmp_path / "old.yaml"
     old.write_text(text)
     assert load_recipe(old) == load_recipe(REPO / "recipes/smoke.yaml")

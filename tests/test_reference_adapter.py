@@ -2,9 +2,9 @@
 
 import pytest
 
+from rlhf_recipes.generation.scoring import response_logprobs
 from rlhf_recipes.models.loading import load_policy, load_tokenizer
 from rlhf_recipes.models.policy_set import PolicySet
-from rlhf_recipes.generation.scoring import response_logprobs
 
 
 def test_disabled_adapter_gives_the_base_models_logprobs(tiny_model_dir, tiny_settings, tmp_path):
@@ -13,7 +13,10 @@ def test_disabled_adapter_gives_the_base_models_logprobs(tiny_model_dir, tiny_se
     tokenizer = load_tokenizer(str(tiny_model_dir))
     adapter_dir = tmp_path / "adapter"
     # init_lora_weights=False draws B at random too, so the adapter really changes the model
-    adapted = get_peft_model(load_policy(str(tiny_model_dir), tiny_settings), LoraConfig(r=4, init_lora_weights=False, target_modules="all-linear"))
+    adapted = get_peft_model(
+        load_policy(str(tiny_model_dir), tiny_settings),
+        LoraConfig(r=4, init_lora_weights=False, target_modules="all-linear"),
+    )
     adapted.save_pretrained(adapter_dir)
 
     prompts = [tokenizer(p)["input_ids"] for p in ("the soup at the mall", "the new phone")]
@@ -25,7 +28,7 @@ def test_disabled_adapter_gives_the_base_models_logprobs(tiny_model_dir, tiny_se
         assert response_logprobs(reference, prompts, responses, 1.0, 8) == pytest.approx(base, abs=1e-5)
     with policies.policy("ppo") as tuned:
         tuned_logprobs = response_logprobs(tuned, prompts, responses, 1.0, 8)
-    assert all(abs(a - b) > 1e-3 for a, b in zip(tuned_logprobs, base))
+    assert all(abs(a - b) > 1e-3 for a, b in zip(tuned_logprobs, base, strict=True))
     with policies.policy("reference") as reference:  # still the base after the adapter was used
         assert response_logprobs(reference, prompts, responses, 1.0, 8) == pytest.approx(base, abs=1e-5)
     assert policies.shared.base_model.model is policies.base, "one copy of the base weights"

@@ -1,6 +1,6 @@
 """Render the recipe reference (docs/recipe.md) from the schema, so each field is documented once.
 
-    python -m rlhf_recipes.config.docs > docs/recipe.md
+python -m rlhf_recipes.config.docs > docs/recipe.md
 """
 
 import types
@@ -10,7 +10,8 @@ from pathlib import Path
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from .schema import Labeler, Recipe
+from .labelers import Labeler
+from .schema import Recipe
 
 
 def _type_name(annotation) -> str:
@@ -32,7 +33,14 @@ def _type_name(annotation) -> str:
 
 
 def _section(title: str, model: type[BaseModel]) -> list[str]:
-    lines = [f"## `{title}`", "", (model.__doc__ or "").strip(), "", "| key | type | default | meaning |", "|---|---|---|---|"]
+    lines = [
+        f"## `{title}`",
+        "",
+        (model.__doc__ or "").strip(),
+        "",
+        "| key | type | default | meaning |",
+        "|---|---|---|---|",
+    ]
     for name, field in model.model_fields.items():
         default = "required" if field.default is PydanticUndefined else f"`{field.default!r}`"
         if isinstance(field.default, BaseModel):
@@ -42,19 +50,28 @@ def _section(title: str, model: type[BaseModel]) -> list[str]:
 
 
 def render() -> str:
-    from .schema import (
-        Compute, Dpo, Evaluation, Lora, Model, Ppo, Preferences, Prompts, RewardModel, Samples, Sft, Sweep, TinyModel, WeightedLabeler,
-    )
+    from .base import Lora
+    from .labelers import WeightedLabeler
+    from .methods import Dpo, Ppo
+    from .schema import Compute, Evaluation, Model, Preferences, Prompts, RewardModel, Samples, Sft, Sweep, TinyModel
 
     lines = [
         "# Recipe reference",
         "",
-        "Generated from `rlhf_recipes/config/schema.py` by `python -m rlhf_recipes.config.docs`; a test keeps it current.",
+        "Generated from `rlhf_recipes/config/schema.py` by `python -m rlhf_recipes.config.docs`; "
+        "a test keeps it current.",
         "Unknown keys are errors everywhere. Relative paths start at the current working directory.",
         "",
     ]
     lines += _section("(top level)", Recipe)
-    for title, model in (("model", Model), ("model.tiny", TinyModel), ("model.lora` and `reward_model.lora", Lora), ("prompts", Prompts), ("sft", Sft), ("samples", Samples)):
+    for title, model in (
+        ("model", Model),
+        ("model.tiny", TinyModel),
+        ("model.lora` and `reward_model.lora", Lora),
+        ("prompts", Prompts),
+        ("sft", Sft),
+        ("samples", Samples),
+    ):
         lines += _section(title, model)
     for member in typing.get_args(typing.get_args(Labeler)[0]):
         kind = typing.get_args(member.model_fields["kind"].annotation)[0]

@@ -12,7 +12,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import RecipeError
-from .schema import Dpo, Labeler, Ppo, Recipe
+from .labelers import Labeler
+from .methods import Dpo, Ppo
+from .schema import Recipe
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -47,16 +49,18 @@ def read_yaml(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise RecipeError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}). Fix: save it as UTF-8.")
+        raise RecipeError(
+            f"{path}: not UTF-8 text ({error.reason} at byte {error.start}). Fix: save it as UTF-8."
+        ) from error
     except OSError as error:
-        raise RecipeError(f"{path}: cannot be read ({error.strerror}).")
+        raise RecipeError(f"{path}: cannot be read ({error.strerror}).") from error
     try:
         data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(error, "problem", None) or str(error)
-        raise RecipeError(f"{where}: malformed YAML: {problem}. Fix: correct the YAML syntax there.")
+        raise RecipeError(f"{where}: malformed YAML: {problem}. Fix: correct the YAML syntax there.") from error
     if data is None:
         raise RecipeError(f"{path}: the recipe is empty. Fix: start from recipes/smoke.yaml.")
     if not isinstance(data, dict):
@@ -120,7 +124,9 @@ def rename_old_sections(data: dict) -> dict:
     for old, new in RENAMED_SECTIONS.items():
         if old in data:
             if new in data:
-                raise RecipeError(f"{old}: is the old name of {new}:, and the recipe has both. Fix: merge them into {new}:.")
+                raise RecipeError(
+                    f"{old}: is the old name of {new}:, and the recipe has both. Fix: merge them into {new}:."
+                )
             data[new] = data.pop(old)
     sweep = data.get("sweep")
     if isinstance(sweep, dict) and isinstance(sweep.get("key"), str):
@@ -145,7 +151,9 @@ def load_recipe(path: Path, overrides: list[str] = ()) -> Recipe:
             for line in describe_errors(error):
                 by_problem.setdefault(line, []).append(label)
     problems = [
-        f"sweep (every variant): {line}" if len(labels) == len(variants) else f"sweep variants {', '.join(labels)}: {line}"
+        f"sweep (every variant): {line}"
+        if len(labels) == len(variants)
+        else f"sweep variants {', '.join(labels)}: {line}"
         for line, labels in by_problem.items()
     ]
     if problems:
@@ -218,7 +226,10 @@ def _unknown_key(path: list[str], parent: type[BaseModel] | None, value: Any) ->
     for method, other, this in (("PPO", Ppo, Dpo), ("DPO", Dpo, Ppo)):
         if parent is this and key in other.model_fields:
             target = method.lower()
-            return f"{'.'.join(path)}: {key!r} is a {method} setting, not valid under {section}. Fix: move it under {target}:."
+            return (
+                f"{'.'.join(path)}: {key!r} is a {method} setting, not valid under {section}. "
+                f"Fix: move it under {target}:."
+            )
     for tag, member in _Tagged(list(_flatten(Labeler))).members.items():
         if parent is not member and parent in _flatten(Labeler) and key in member.model_fields:
             this_kind = typing.get_args(parent.model_fields["kind"].annotation)[0]
@@ -228,7 +239,9 @@ def _unknown_key(path: list[str], parent: type[BaseModel] | None, value: Any) ->
             )
     guess = _closest(key, allowed)
     suggestion = f"Did you mean {guess!r}? " if guess else ""
-    return f"{'.'.join(path)}: unknown key (value {value!r}). {suggestion}Allowed under {section}: {', '.join(allowed)}."
+    return (
+        f"{'.'.join(path)}: unknown key (value {value!r}). {suggestion}Allowed under {section}: {', '.join(allowed)}."
+    )
 
 
 def _walk(loc: tuple) -> tuple[list[str], Any]:

@@ -1,8 +1,9 @@
 """The recipe schema: one strict pydantic tree, the single place every setting is documented.
 
-Every section rejects unknown keys. Relative paths are resolved from the current
-working directory. `recipe_loader.load_recipe` reads YAML, applies dotted overrides and
-turns validation errors into messages that name the YAML path, the value and the fix.
+Every section rejects unknown keys. Relative paths are resolved from the current working
+directory. Labelers are in labelers.py, training methods in methods.py; config/loader.py reads
+YAML, applies dotted overrides and turns validation errors into messages that name the YAML path,
+the value and the fix.
 """
 
 import re
@@ -10,31 +11,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-
-class Section(BaseModel):
-    """Base of every recipe section: unknown keys are errors, types are not coerced."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-def _existing_file(path: Path) -> Path:
-    if not path.is_file():
-        raise ValueError(
-            f"file {str(path)!r} not found (relative paths start at {Path.cwd()}). Fix: correct the path"
-        )
-    return path.resolve()
-
-
-def _existing_path(path: Path) -> Path:
-    if not path.exists():
-        raise ValueError(f"{str(path)!r} not found (relative paths start at {Path.cwd()}). Fix: correct the path")
-    return path.resolve()
-
-
-# YAML gives strings; paths are the one place a string is converted, and then checked.
-ExistingFile = Annotated[Path, Field(strict=False), AfterValidator(_existing_file)]
+from .base import ExistingFile, ExistingPath, Lora, PositiveFloat, PositiveInt, Section
+from .labelers import Labeler
+from .methods import Dpo, Ppo
 
 
 def read_accelerate_config(path: Path) -> dict:
@@ -42,7 +23,9 @@ def read_accelerate_config(path: Path) -> dict:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise ValueError(f"cannot read the accelerate config {path}: {error}. Fix: name a YAML file from `accelerate config`")
+        raise ValueError(
+            f"cannot read the accelerate config {path}: {error}. Fix: name a YAML file from `accelerate config`"
+        ) from error
 
 
 def sharded_training(accelerate_config: Path | None) -> str | None:
@@ -56,9 +39,6 @@ def sharded_training(accelerate_config: Path | None) -> str | None:
     if kind == "DEEPSPEED" and (config.get("deepspeed_config") or {}).get("zero_stage") == 3:
         return "DeepSpeed ZeRO-3"
     return None
-ExistingPath = Annotated[Path, Field(strict=False), AfterValidator(_existing_path)]
-PositiveInt = Annotated[int, Field(ge=1)]
-PositiveFloat = Annotated[float, Field(gt=0)]
 
 
 class TinyModel(Section):
@@ -88,22 +68,13 @@ def _gguf_file(path: Path) -> Path:
     with open(path, "rb") as handle:
         magic = handle.read(4)
     if magic != b"GGUF":
-        raise ValueError(f"{str(path)!r} is not a GGUF file (it starts with {magic!r}, not b'GGUF'). Fix: name a .gguf file")
+        raise ValueError(
+            f"{str(path)!r} is not a GGUF file (it starts with {magic!r}, not b'GGUF'). Fix: name a .gguf file"
+        )
     return path
 
 
 GgufFile = Annotated[ExistingFile, AfterValidator(_gguf_file)]
-
-
-class Lora(Section):
-    """LoRA adapters: train low-rank updates of chosen weight matrices instead of all weights."""
-
-    rank: PositiveInt = Field(16, description="r, the rank of each update.")
-    alpha: PositiveFloat = Field(32.0, description="lora_alpha; updates are scaled by alpha / rank.")
-    dropout: Annotated[float, Field(ge=0, lt=1)] = Field(0.05, description="Dropout on the adapter's input.")
-    target_modules: Literal["all-linear"] | Annotated[list[str], Field(min_length=1)] = Field(
-        "all-linear", description="Names of the modules to adapt (e.g. [q_proj, v_proj]), or all-linear."
-    )
 
 
 def _model_reference(value: str) -> str:
@@ -137,21 +108,29 @@ class Model(Section):
         "float32", description="Dtype of the loaded weights (of the non-quantized ones, with load_in_4bit)."
     )
     load_in_4bit: bool = Field(False, description="Load policy and reference in 4-bit NF4 (QLoRA); needs lora.")
-    lora: Lora | None = Field(None, description="Train the policy (SFT, PPO, DPO) with LoRA; omit for full fine-tuning.")
+    lora: Lora | None = Field(
+        None, description="Train the policy (SFT, PPO, DPO) with LoRA; omit for full fine-tuning."
+    )
     save_merged: bool = Field(False, description="With lora, also save each tuned policy with its adapter merged in.")
 
     @model_validator(mode="after")
     def _exactly_one_source(self):
         sources = [self.name_or_path, self.gguf, self.builtin, self.tiny]
         if sum(source is not None for source in sources) != 1:
-            raise ValueError("give exactly one of name_or_path, gguf, builtin and tiny. Fix: keep one, delete the others")
+            raise ValueError(
+                "give exactly one of name_or_path, gguf, builtin and tiny. Fix: keep one, delete the others"
+            )
         if self.load_in_4bit and self.lora is None:
-            raise ValueError("load_in_4bit needs lora: 4-bit weights cannot be trained directly. Fix: add a lora: section")
+            raise ValueError(
+                "load_in_4bit needs lora: 4-bit weights cannot be trained directly. Fix: add a lora: section"
+            )
         if self.save_merged and self.lora is None:
-            raise ValueError("save_merged needs lora: without adapters there is nothing to merge. Fix: remove save_merged")
+            raise ValueError(
+                "save_merged needs lora: without adapters there is nothing to merge. Fix: remove save_merged"
+            )
         if self.builtin is not None:
-            from ..models.builtin import builtin_gguf_path
             from ..errors import RecipeError
+            from ..models.builtin import builtin_gguf_path
 
             try:
                 builtin_gguf_path(self.builtin)
@@ -211,86 +190,6 @@ class Samples(Section):
     batch_size: PositiveInt = Field(32, description="Sequences generated at once.")
 
 
-class SentimentLabeler(Section):
-    """Prefers the more positive response: VADER compound score in [-1, 1]."""
-
-    kind: Literal["sentiment"]
-
-
-class LengthLabeler(Section):
-    """Prefers responses near a target length: score = -|words - target_words|."""
-
-    kind: Literal["length"]
-    target_words: PositiveInt = Field(description="The preferred response length in words.")
-
-
-class KeywordsLabeler(Section):
-    """Prefers responses that use given words: score = number of occurrences (whole words, any case)."""
-
-    kind: Literal["keywords"]
-    keywords: Annotated[list[str], Field(min_length=1)] = Field(description="Words that earn one point each time.")
-
-
-def _compiles(pattern: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as error:
-        raise ValueError(f"{pattern!r} is not a regular expression: {error}. Fix: correct the pattern") from None
-    return pattern
-
-
-class RegexLabeler(Section):
-    """Prefers responses that match a regular expression more often: score = number of matches."""
-
-    kind: Literal["regex"]
-    pattern: Annotated[str, AfterValidator(_compiles)] = Field(description="A Python regular expression.")
-    ignore_case: bool = Field(True, description="Match without regard to case.")
-
-
-def _importable(target: str) -> str:
-    from ..labeling.user_functions import import_function
-
-    import_function(target)  # raises ValueError naming what is missing
-    return target
-
-
-class PythonLabeler(Section):
-    """Your own function `module:function`, text -> float. It is imported only because the recipe names it;
-    the current directory is searched after installed packages."""
-
-    kind: Literal["python"]
-    function: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"), AfterValidator(_importable)] = Field(
-        description="module:function, e.g. my_labelers:politeness."
-    )
-
-    def fingerprint_extra(self) -> dict:
-        """The source of the function's module: editing the function rebuilds the labels made with it."""
-        from ..labeling.user_functions import source_digest
-
-        return {"module_source": source_digest(self.function)}
-
-
-class WeightedLabeler(Section):
-    """One part of a composite labeler."""
-
-    weight: float = Field(description="Multiplies this part's score (may be negative).")
-    labeler: "Labeler" = Field(description="Any labeler, composite included.")
-
-
-class CompositeLabeler(Section):
-    """A weighted sum of labelers: score = sum over parts of weight * score."""
-
-    kind: Literal["composite"]
-    parts: Annotated[list[WeightedLabeler], Field(min_length=1)] = Field(description="The weighted labelers.")
-
-
-Labeler = Annotated[
-    SentimentLabeler | LengthLabeler | KeywordsLabeler | RegexLabeler | PythonLabeler | CompositeLabeler,
-    Field(discriminator="kind"),
-]
-WeightedLabeler.model_rebuild()
-
-
 class Preferences(Section):
     """How labeled responses become preference pairs, and the simulated labeler's noise."""
 
@@ -327,73 +226,10 @@ class RewardModel(Section):
     @model_validator(mode="after")
     def _four_bit_needs_lora(self):
         if self.load_in_4bit and self.lora is None:
-            raise ValueError("load_in_4bit needs lora: 4-bit weights cannot be trained directly. Fix: add a lora: section")
-        return self
-
-
-class Ppo(Section):
-    """PPO against the learned reward with a per-token KL penalty (trl.experimental.ppo.PPOTrainer)."""
-
-    learning_rate: PositiveFloat = Field(3e-6, description="AdamW learning rate (linear decay).")
-    total_episodes: PositiveInt | None = Field(
-        None, description="Prompts rolled out in all; default: one pass over the train prompts."
-    )
-    rollouts_per_update: PositiveInt = Field(64, description="Responses generated and scored per PPO update.")
-    mini_batch_size: PositiveInt = Field(
-        8, description="Responses per optimizer step; rollouts_per_update / mini_batch_size steps per PPO epoch."
-    )
-    ppo_epochs: PositiveInt = Field(4, description="Optimisation passes over each batch of rollouts.")
-    kl_coef: Annotated[float, Field(ge=0)] = Field(0.05, description="beta of the per-token penalty -beta*KL.")
-    kl_estimator: Literal["k1", "k3"] = Field("k1", description="Per-token KL estimator in the penalty.")
-    cliprange: PositiveFloat = Field(0.2, description="epsilon of the clipped policy ratio.")
-    vf_coef: PositiveFloat = Field(0.1, description="Weight of the value loss.")
-    cliprange_value: PositiveFloat = Field(0.2, description="Clip range of the value prediction.")
-    gamma: Annotated[float, Field(gt=0, le=1)] = Field(1.0, description="Discount factor.")
-    lam: Annotated[float, Field(ge=0, le=1)] = Field(0.95, description="lambda of GAE.")
-    whiten_rewards: bool = Field(False, description="Normalise rewards per batch (needs mini_batch_size >= 8).")
-    max_new_tokens: PositiveInt = Field(48, description="Longest rollout response in tokens.")
-    temperature: PositiveFloat = Field(1.0, description="Rollout sampling temperature.")
-    missing_eos_penalty: Annotated[float, Field(ge=0)] | None = Field(
-        None, description="Subtracted from the score of a response that never ends."
-    )
-    eval_every_updates: PositiveInt | None = Field(
-        None, description="Evaluate on held-out prompts every this many PPO updates (training curve); off if unset."
-    )
-
-    @model_validator(mode="after")
-    def _batches_divide(self):
-        if self.rollouts_per_update % self.mini_batch_size:
             raise ValueError(
-                f"rollouts_per_update ({self.rollouts_per_update}) must be a multiple of "
-                f"mini_batch_size ({self.mini_batch_size}). Fix: change one of them"
-            )
-        if self.whiten_rewards and self.mini_batch_size < 8:
-            raise ValueError(
-                f"whiten_rewards needs mini_batch_size >= 8 to estimate a variance, got {self.mini_batch_size}. "
-                "Fix: raise mini_batch_size or set whiten_rewards: false"
-            )
-        if self.total_episodes is not None and self.total_episodes < self.rollouts_per_update:
-            raise ValueError(
-                f"total_episodes ({self.total_episodes}) is less than one update of "
-                f"rollouts_per_update ({self.rollouts_per_update}). Fix: raise total_episodes"
+                "load_in_4bit needs lora: 4-bit weights cannot be trained directly. Fix: add a lora: section"
             )
         return self
-
-
-class Dpo(Section):
-    """Direct preference optimisation on the same train pairs (TRL's DPOTrainer)."""
-
-    learning_rate: PositiveFloat = Field(1e-6, description="Peak AdamW learning rate (cosine decay).")
-    epochs: PositiveFloat = Field(1.0, description="Passes over the training pairs.")
-    batch_size: PositiveInt = Field(8, description="Pairs per optimizer step.")
-    beta: PositiveFloat = Field(0.1, description="beta: strength of the implicit KL constraint.")
-    loss_type: Literal["sigmoid", "hinge", "ipo"] = Field(
-        "sigmoid", description="sigmoid: the DPO paper's loss; hinge: SLiC; ipo: IPO."
-    )
-    max_length_tokens: PositiveInt = Field(512, description="Prompt+response longer than this is truncated.")
-    eval_every_steps: PositiveInt | None = Field(
-        None, description="Evaluate on held-out prompts every this many optimizer steps (training curve); off if unset."
-    )
 
 
 class Evaluation(Section):
@@ -488,8 +324,14 @@ class Recipe(Section):
     @model_validator(mode="after")
     def _curves_need_whole_policies(self):
         sharding = sharded_training(self.compute.accelerate_config)
-        curves = [key for key, on in (("ppo.eval_every_updates", self.ppo and self.ppo.eval_every_updates),
-                                      ("dpo.eval_every_steps", self.dpo and self.dpo.eval_every_steps)) if on]
+        curves = [
+            key
+            for key, on in (
+                ("ppo.eval_every_updates", self.ppo and self.ppo.eval_every_updates),
+                ("dpo.eval_every_steps", self.dpo and self.dpo.eval_every_steps),
+            )
+            if on
+        ]
         if sharding and (self.model.lora or self.reward_model.lora):
             raise ValueError(
                 f"compute.accelerate_config shards the model across processes ({sharding}), which this tool "
@@ -498,7 +340,8 @@ class Recipe(Section):
         if sharding and curves:
             raise ValueError(
                 f"compute.accelerate_config shards the policy across processes ({sharding}), but held-out curves "
-                f"during training generate from the whole policy. Fix: set {' and '.join(f'{key}: null' for key in curves)}"
+                "during training generate from the whole policy. "
+                f"Fix: set {' and '.join(f'{key}: null' for key in curves)}"
             )
         return self
 

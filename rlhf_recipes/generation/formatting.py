@@ -22,7 +22,11 @@ def prompt_ids(tokenizer, prompt: str) -> list[int]:
 
 def scored_ids(tokenizer, prompt: str, response: str) -> list[int]:
     """Token ids the reward model scores: prompt ids + response tokens + EOS, read at the EOS."""
-    return prompt_ids(tokenizer, prompt) + tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return (
+        prompt_ids(tokenizer, prompt)
+        + tokenizer(response, add_special_tokens=False)["input_ids"]
+        + [tokenizer.eos_token_id]
+    )
 
 
 def preference_row(prompt: str, chosen: str, rejected: str, chat: bool) -> dict:
@@ -40,7 +44,10 @@ def demonstration_row(prompt: str, completion: str, chat: bool) -> dict:
     """One SFT example in TRL's prompt-completion format, conversational for chat models."""
     if not chat:
         return {"prompt": prompt, "completion": completion}
-    return {"prompt": [{"role": "user", "content": prompt}], "completion": [{"role": "assistant", "content": completion}]}
+    return {
+        "prompt": [{"role": "user", "content": prompt}],
+        "completion": [{"role": "assistant", "content": completion}],
+    }
 
 
 def text_of(turns) -> str:

@@ -3,9 +3,9 @@ each distinct prompt of a batch read once however many responses it gets."""
 
 from dataclasses import dataclass
 
+from ..errors import RecipeError
 from ..run import progress
 from ..run.distributed import gather_batches
-from ..errors import RecipeError
 
 
 @dataclass
@@ -48,8 +48,8 @@ def generate_responses(
     for start in progress.batches("generating", len(jobs), batch_size):
         batch = jobs[start : start + batch_size]
         distinct = {index: row for row, index in enumerate(dict.fromkeys(index for index, _ in batch))}
-        padded = left_pad([encoded[index] for index in distinct], tokenizer.pad_token_id)
-        input_ids, attention_mask = (tensor.to(device) for tensor in padded)
+        prompts = padded([encoded[index] for index in distinct], tokenizer.pad_token_id, "left")
+        input_ids, attention_mask = (tensor.to(device) for tensor in prompts)
         prompt_of_row = torch.tensor([distinct[index] for index, _ in batch], device=device)
         cache = shared_prompt_cache(model, input_ids, attention_mask, prompt_of_row)
         torch.manual_seed(seed * 1_000_003 + start)
@@ -57,7 +57,7 @@ def generate_responses(
             output = model.generate(
                 input_ids=input_ids[prompt_of_row],
                 attention_mask=attention_mask[prompt_of_row],
-                past_key_values=cache,
+                cache=cache,
                 use_cache=True,  # a checkpoint saved by a Trainer may say use_cache: false
                 do_sample=True,
                 temperature=temperature,
@@ -67,13 +67,18 @@ def generate_responses(
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
             )
-        responses = [cut_at_eos(row, tokenizer.eos_token_id, tokenizer.pad_token_id) for row in output[:, input_ids.shape[1] :].tolist()]
+        responses = [
+            cut_at_eos(row, tokenizer.eos_token_id, tokenizer.pad_token_id)
+            for row in output[:, input_ids.shape[1] :].tolist()
+        ]
         texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
-        done[start] = [Response(index, text, ids) for (index, _), text, ids in zip(batch, texts, responses)]
+        done[start] = [
+            Response(index, text, ids) for (index, _), text, ids in zip(batch, texts, responses, strict=True)
+        ]
         progress.add_tokens(sum(len(ids) for ids in responses))
         del cache, output  # before the next batch's prefill, not after
     results: list[list[Response | None]] = [[None] * responses_per_prompt for _ in encoded]
-    for (index, sample), response in zip(jobs, gather_batches(done)):
+    for (index, sample), response in zip(jobs, gather_batches(done), strict=True):
         results[index][sample] = response
     return results
 
@@ -92,7 +97,11 @@ def shared_prompt_cache(model, input_ids, attention_mask, prompt_of_row):
 
     from ..models.loading import takes_logits_to_keep
 
-    if len(prompt_of_row) == input_ids.shape[0] or input_ids.shape[1] < 2 or model.generation_config.cache_implementation:
+    if (
+        len(prompt_of_row) == input_ids.shape[0]
+        or input_ids.shape[1] < 2
+        or model.generation_config.cache_implementation
+    ):
         return None
     positions = position_ids(attention_mask)
     no_logits = {"logits_to_keep": 1} if takes_logits_to_keep(model) else {}
@@ -103,7 +112,7 @@ def shared_prompt_cache(model, input_ids, attention_mask, prompt_of_row):
             position_ids=positions[:, :-1],
             use_cache=True,
             **no_logits,
-        ).past_key_values
+        ).cache
     if not isinstance(cache, DynamicCache):
         return None
     cache.reorder_cache(prompt_of_row)
@@ -125,21 +134,20 @@ def position_ids(attention_mask):
     return (attention_mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def left_pad(sequences: list[list[int]], pad_token_id: int):
-    """Stack token lists into (input_ids, attention_mask), shape (batch, longest), padded on the left."""
+def padded(sequences: list[list[int]], pad_token_id: int, side: str):
+    """Token lists stacked into (input_ids, attention_mask), shape (batch, longest), padded on `side`
+    ("left" or "right") with TRL's pad."""
     import torch
+    from trl.trainer.utils import pad
 
-    longest = max(len(sequence) for sequence in sequences)
-    input_ids = torch.full((len(sequences), longest), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), longest), dtype=torch.long)
-    for row, sequence in enumerate(sequences):
-        if sequence:
-            input_ids[row, longest - len(sequence) :] = torch.tensor(sequence)
-            attention_mask[row, longest - len(sequence) :] = 1
-    return input_ids, attention_mask
+    rows = [torch.tensor(sequence, dtype=torch.long) for sequence in sequences]
+    masks = [torch.ones(len(sequence), dtype=torch.long) for sequence in sequences]
+    return pad(rows, padding_value=pad_token_id, padding_side=side), pad(masks, padding_value=0, padding_side=side)
 
 
-def check_context(context: int | None, prompts: list[str], prompt_ids: list[list[int]], max_new_tokens: dict[str, int]) -> None:
+def check_context(
+    context: int | None, prompts: list[str], prompt_ids: list[list[int]], max_new_tokens: dict[str, int]
+) -> None:
     """Refuse prompts that, with the longest response a recipe asks for, do not fit the model's context
     (`context` tokens, None when the model has no limit). max_new_tokens: response lengths by recipe key."""
     if not context:
@@ -148,6 +156,7 @@ def check_context(context: int | None, prompts: list[str], prompt_ids: list[list
     key, new_tokens = max(max_new_tokens.items(), key=lambda item: item[1])
     if len(prompt_ids[longest]) + new_tokens > context:
         raise RecipeError(
-            f"prompts: the prompt {prompts[longest][:60]!r} is {len(prompt_ids[longest])} tokens; with {key}={new_tokens} "
+            f"prompts: the prompt {prompts[longest][:60]!r} is {len(prompt_ids[longest])} tokens; "
+            f"with {key}={new_tokens} "
             f"it exceeds the model's context of {context} tokens. Fix: shorten or drop such prompts, or lower {key}."
         )

@@ -18,9 +18,10 @@ def response_logprobs(
     `logits_to_keep`. No KV cache is built. An empty response has log-probability 0.
     """
     import torch
+    from trl.trainer.utils import selective_log_softmax
 
     from ..models.loading import takes_logits_to_keep
-    from .sampling import left_pad, position_ids
+    from .sampling import padded, position_ids
 
     device = next(model.parameters()).device
     keeps_logits = takes_logits_to_keep(model)
@@ -32,7 +33,7 @@ def response_logprobs(
         if keep == 1:  # every response of the batch is empty
             done[start] = [0.0] * len(responses)
             continue
-        input_ids, attention_mask = left_pad([p + r for p, r in zip(prompts, responses)], 0)
+        input_ids, attention_mask = padded([p + r for p, r in zip(prompts, responses, strict=True)], 0, "left")
         only_kept = {"logits_to_keep": keep} if keeps_logits else {}
         with torch.no_grad():
             logits = model(
@@ -42,9 +43,13 @@ def response_logprobs(
                 use_cache=False,
                 **only_kept,
             ).logits
-        logprobs = torch.log_softmax(logits[:, -keep:-1].float() / temperature, dim=-1)  # predicts the last keep-1 tokens
-        token_logprobs = logprobs.gather(-1, input_ids[:, 1 - keep :].to(device).unsqueeze(-1)).squeeze(-1)
-        done[start] = [token_logprobs[row, keep - 1 - len(r) :].sum().item() if r else 0.0 for row, r in enumerate(responses)]
+        # the last keep-1 positions predict the last keep-1 tokens
+        token_logprobs = selective_log_softmax(
+            logits[:, -keep:-1].float() / temperature, input_ids[:, 1 - keep :].to(device)
+        )
+        done[start] = [
+            token_logprobs[row, keep - 1 - len(r) :].sum().item() if r else 0.0 for row, r in enumerate(responses)
+        ]
     return gather_batches(done)
 
 
@@ -54,21 +59,21 @@ def reward_scores(reward_model, tokenizer, prompts: list[str], responses: list[s
     import torch
 
     from .formatting import scored_ids
+    from .sampling import padded
 
     device = next(reward_model.parameters()).device
     done: dict[int, list[float]] = {}
     for start in progress.batches("reward-model scores", len(prompts), batch_size):
         encoded = [
             scored_ids(tokenizer, prompt, response)
-            for prompt, response in zip(prompts[start : start + batch_size], responses[start : start + batch_size])
+            for prompt, response in zip(
+                prompts[start : start + batch_size], responses[start : start + batch_size], strict=True
+            )
         ]
-        longest = max(len(ids) for ids in encoded)
-        input_ids = torch.full((len(encoded), longest), tokenizer.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros_like(input_ids)
-        for row, ids in enumerate(encoded):  # right padding, as TRL's preference collator
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            attention_mask[row, : len(ids)] = 1
+        input_ids, attention_mask = padded(encoded, tokenizer.pad_token_id, "right")  # as TRL's preference collator
         with torch.no_grad():
-            logits = reward_model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=False).logits
+            logits = reward_model(
+                input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=False
+            ).logits
         done[start] = logits[:, 0].float().tolist()
     return gather_batches(done)

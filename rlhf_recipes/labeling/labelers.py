@@ -9,8 +9,16 @@ import re
 from collections.abc import Callable
 from functools import cache
 
+from ..config.labelers import (
+    CompositeLabeler,
+    KeywordsLabeler,
+    Labeler,
+    LengthLabeler,
+    PythonLabeler,
+    RegexLabeler,
+    SentimentLabeler,
+)
 from ..errors import RecipeError
-from ..config.schema import CompositeLabeler, KeywordsLabeler, Labeler, LengthLabeler, PythonLabeler, RegexLabeler, SentimentLabeler
 from .user_functions import import_function
 
 
@@ -80,7 +88,9 @@ def score_all(labeler: Callable[[str], float], texts: list[str]) -> list[float]:
         try:
             score = float(labeler(text))
         except Exception as error:
-            raise RecipeError(f"labeler: raised {type(error).__name__}: {error} on the response {text[:80]!r}")
+            raise RecipeError(
+                f"labeler: raised {type(error).__name__}: {error} on the response {text[:80]!r}"
+            ) from error
         if not math.isfinite(score):
             raise RecipeError(f"labeler: returned {score} for the response {text[:80]!r}; scores must be finite.")
         scores.append(score)

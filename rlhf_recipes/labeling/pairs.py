@@ -3,8 +3,8 @@
 import random
 from itertools import combinations
 
-from ..reporting.metrics import sigmoid
 from ..config.schema import Preferences
+from ..reporting.metrics import sigmoid
 
 
 def candidate_pairs(scores: list[float], pairing: str, tie_margin: float, rng: random.Random) -> list[tuple[int, int]]:

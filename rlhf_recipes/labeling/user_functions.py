@@ -21,7 +21,9 @@ def import_function(target: str) -> Callable:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise ValueError(f"cannot import module {module_name!r} ({error}). Fix: install it or run from its directory") from None
+        raise ValueError(
+            f"cannot import module {module_name!r} ({error}). Fix: install it or run from its directory"
+        ) from None
     function = getattr(module, function_name, None)
     if not callable(function):
         raise ValueError(f"module {module_name!r} has no function {function_name!r}. Fix: name a function it defines")

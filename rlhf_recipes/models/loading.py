@@ -4,7 +4,8 @@ directories (the tiny model and GGUF conversions are local directories too); LoR
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..config.schema import Compute, Lora, Model
+from ..config.base import Lora
+from ..config.schema import Compute, Model
 from ..errors import RecipeError
 
 # Tokens tried, in order, as a pad token when a tokenizer has none or pads with EOS.
@@ -64,12 +65,16 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except OSError as error:
-        raise RecipeError(f"model: cannot load a tokenizer from {name_or_path!r}: {error}")
+        raise RecipeError(f"model: cannot load a tokenizer from {name_or_path!r}: {error}") from error
     if tokenizer.eos_token_id is None:
         raise RecipeError(f"model: the tokenizer of {name_or_path!r} has no EOS token, so responses cannot end.")
     if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
         vocabulary = tokenizer.get_vocab()
-        usable = [t for t in PAD_CANDIDATES if t in vocabulary and vocabulary[t] not in (tokenizer.eos_token_id, tokenizer.bos_token_id)]
+        usable = [
+            t
+            for t in PAD_CANDIDATES
+            if t in vocabulary and vocabulary[t] not in (tokenizer.eos_token_id, tokenizer.bos_token_id)
+        ]
         if not usable:
             raise RecipeError(
                 f"model: the tokenizer of {name_or_path!r} has no pad token distinct from EOS, and none of "
@@ -88,7 +93,11 @@ def torch_dtype(name: str):
 
 def _load_kwargs(loading: Loading, device: str) -> dict:
     # safetensors only: a pickled checkpoint (.bin) can run code when loaded
-    kwargs = {"dtype": torch_dtype(loading.dtype), "trust_remote_code": loading.trust_remote_code, "use_safetensors": True}
+    kwargs = {
+        "dtype": torch_dtype(loading.dtype),
+        "trust_remote_code": loading.trust_remote_code,
+        "use_safetensors": True,
+    }
     if loading.load_in_4bit:
         from transformers import BitsAndBytesConfig
 
@@ -111,7 +120,7 @@ def load_policy(name_or_path: str, loading: Loading, device: str = "cpu"):
     except OSError as error:
         raise RecipeError(
             f"model: cannot load a causal LM from {name_or_path!r} (safetensors weights are required): {error}"
-        )
+        ) from error
     head = model.get_output_embeddings()
     if head is not None:
         head.register_forward_pre_hook(_contiguous_input)
@@ -146,7 +155,9 @@ def load_reward_model(name_or_path: str, pad_token_id: int, loading: Loading, de
     """
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, num_labels=1, **_load_kwargs(loading, device))
+    model = AutoModelForSequenceClassification.from_pretrained(
+        name_or_path, num_labels=1, **_load_kwargs(loading, device)
+    )
     model.config.pad_token_id = pad_token_id
     return (model if loading.load_in_4bit else model.to(device)).eval()
 
@@ -185,7 +196,9 @@ def save_policy(model, tokenizer, out_dir: Path, base: str, loading: Loading, me
         tokenizer.save_pretrained(out_dir / "merged")
 
 
-def merge_adapter(base: str, adapter_dir: Path, out_dir: Path, loading: Loading, reward_pad_token_id: int | None = None):
+def merge_adapter(
+    base: str, adapter_dir: Path, out_dir: Path, loading: Loading, reward_pad_token_id: int | None = None
+):
     """Load `base` unquantized, apply the adapter in adapter_dir, merge, save full weights to out_dir."""
     from peft import PeftModel
 

@@ -12,7 +12,8 @@ or 2*s*b*h bytes with gradient checkpointing.
 import os
 from dataclasses import dataclass
 
-from ..config.schema import Lora, Recipe
+from ..config.base import Lora
+from ..config.schema import Recipe
 
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -44,7 +45,9 @@ class Footprint:
     activations: float = 0.0
 
     def __add__(self, other: "Footprint") -> "Footprint":
-        return Footprint(*(getattr(self, f) + getattr(other, f) for f in ("weights", "gradients", "optimizer", "activations")))
+        return Footprint(
+            *(getattr(self, f) + getattr(other, f) for f in ("weights", "gradients", "optimizer", "activations"))
+        )
 
     @property
     def total(self) -> float:
@@ -66,9 +69,11 @@ def count_parameters(config, lora: Lora | None, for_reward: bool = False) -> Cou
     in_blocks = {name: m for name, m in linears.items() if ".layers." in name or ".h." in name}
     adapted = 0
     if lora is not None:
-        targets = in_blocks if lora.target_modules == "all-linear" else {
-            n: m for n, m in in_blocks.items() if n.split(".")[-1] in lora.target_modules
-        }
+        targets = (
+            in_blocks
+            if lora.target_modules == "all-linear"
+            else {n: m for n, m in in_blocks.items() if n.split(".")[-1] in lora.target_modules}
+        )
         adapted = sum(lora.rank * (m.in_features + m.out_features) for m in targets.values())
     text = config.get_text_config()
     return Counts(
@@ -83,7 +88,9 @@ def count_parameters(config, lora: Lora | None, for_reward: bool = False) -> Cou
     )
 
 
-def model_footprint(counts: Counts, dtype: str, four_bit: bool, lora: bool, trained: bool, score_head: int = 0) -> Footprint:
+def model_footprint(
+    counts: Counts, dtype: str, four_bit: bool, lora: bool, trained: bool, score_head: int = 0
+) -> Footprint:
     """Weights of one model, plus gradients and AdamW state if `trained` (the LoRA parameters and a
     reward model's score head when `lora`, else all parameters)."""
     width = DTYPE_BYTES[dtype]
@@ -128,9 +135,9 @@ def stage_footprints(recipe: Recipe, policy: Counts, reward: Counts) -> dict[str
     stages["samples"] = frozen_policy + Footprint(
         0, activations=kv_cache_bytes(policy, s.batch_size, PROMPT_TOKENS_ASSUMED + s.max_new_tokens, m.dtype)
     )
-    stages["reward_model"] = model_footprint(reward, m.dtype, r.load_in_4bit, rlora, trained=True, score_head=head) + Footprint(
-        0, activations=activation_bytes(reward, 2 * r.batch_size, r.max_length_tokens, ckpt, logits=False)
-    )
+    stages["reward_model"] = model_footprint(
+        reward, m.dtype, r.load_in_4bit, rlora, trained=True, score_head=head
+    ) + Footprint(0, activations=activation_bytes(reward, 2 * r.batch_size, r.max_length_tokens, ckpt, logits=False))
     if recipe.ppo:
         p = recipe.ppo
         tokens = PROMPT_TOKENS_ASSUMED + p.max_new_tokens
@@ -153,7 +160,9 @@ def stage_footprints(recipe: Recipe, policy: Counts, reward: Counts) -> dict[str
         frozen_policy
         + (Footprint(0) if lora else frozen_policy)
         + model_footprint(reward, m.dtype, r.load_in_4bit, False, trained=False)
-        + Footprint(0, activations=kv_cache_bytes(policy, e.batch_size, PROMPT_TOKENS_ASSUMED + e.max_new_tokens, m.dtype))
+        + Footprint(
+            0, activations=kv_cache_bytes(policy, e.batch_size, PROMPT_TOKENS_ASSUMED + e.max_new_tokens, m.dtype)
+        )
     )
     return stages
 
@@ -167,9 +176,14 @@ def architecture_config(recipe: Recipe):
     if model.tiny is not None:
         t = model.tiny
         return LlamaConfig(
-            vocab_size=t.vocab_size, hidden_size=t.hidden_size, intermediate_size=t.intermediate_size,
-            num_hidden_layers=t.num_layers, num_attention_heads=t.num_heads, num_key_value_heads=t.num_heads,
-            max_position_embeddings=t.max_position_embeddings, tie_word_embeddings=True,
+            vocab_size=t.vocab_size,
+            hidden_size=t.hidden_size,
+            intermediate_size=t.intermediate_size,
+            num_hidden_layers=t.num_layers,
+            num_attention_heads=t.num_heads,
+            num_key_value_heads=t.num_heads,
+            max_position_embeddings=t.max_position_embeddings,
+            tie_word_embeddings=True,
         )
     if model.gguf is not None or model.builtin is not None:
         from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
@@ -181,7 +195,9 @@ def architecture_config(recipe: Recipe):
         values.pop("_model_name_or_path", None)
         return AutoConfig.for_model(values.pop("model_type"), **values)
     try:
-        return AutoConfig.from_pretrained(model.name_or_path, trust_remote_code=model.trust_remote_code, local_files_only=True)
+        return AutoConfig.from_pretrained(
+            model.name_or_path, trust_remote_code=model.trust_remote_code, local_files_only=True
+        )
     except OSError:
         if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
             return None
@@ -195,7 +211,10 @@ def memory_table(recipe: Recipe) -> str:
     """A markdown table of each stage's estimated peak memory, or why it cannot be estimated."""
     config = architecture_config(recipe)
     if config is None:
-        return f"Memory estimate: unavailable; the config of {recipe.model.name_or_path!r} is not in the local cache (offline?)."
+        return (
+            f"Memory estimate: unavailable; the config of {recipe.model.name_or_path!r} is not in the local cache "
+            "(offline?)."
+        )
     policy = count_parameters(config, recipe.model.lora)
     reward = count_parameters(config, recipe.reward_model.lora, for_reward=True)
     stages = stage_footprints(recipe, policy, reward)
@@ -212,5 +231,8 @@ def memory_table(recipe: Recipe) -> str:
             f"| {stage} | {f.weights / size:.2f} | {f.gradients / size:.2f} | {f.optimizer / size:.2f} "
             f"| {f.activations / size:.2f} | {f.total / size:.2f} |"
         )
-    lines.append(f"\nActivations assume {PROMPT_TOKENS_ASSUMED}-token prompts in PPO and sampling; CUDA and allocator overhead not included.")
+    lines.append(
+        f"\nActivations assume {PROMPT_TOKENS_ASSUMED}-token prompts in PPO and sampling; "
+        "CUDA and allocator overhead not included."
+    )
     return "\n".join(lines)

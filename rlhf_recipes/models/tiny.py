@@ -7,8 +7,8 @@ ordinary Hugging Face model directory, loaded afterwards by the same code as any
 import json
 from pathlib import Path
 
-from ..errors import RecipeError
 from ..config.schema import TinyModel
+from ..errors import RecipeError
 
 PAD, EOS = "<|pad|>", "<|endoftext|>"
 

@@ -48,7 +48,9 @@ def summarise_run(run_dir: Path) -> dict:
     bon_rows = read_jsonl(bon_path) if bon_path.exists() else []
     best_of_n = best_of_n_summary(bon_rows, reference, resolved["evaluation"]["best_of_n"]) if bon_rows else {}
     stats = read_json(run_dir / "preferences" / "stats.json")
-    curves = {name: read_json(run_dir / name / "curve.json") for name in policies if (run_dir / name / "curve.json").exists()}
+    curves = {
+        name: read_json(run_dir / name / "curve.json") for name in policies if (run_dir / name / "curve.json").exists()
+    }
     metrics = {
         "schema_version": SCHEMA_VERSION,
         "name": resolved["name"],
@@ -67,10 +69,13 @@ def summarise_run(run_dir: Path) -> dict:
         "best_of_n": best_of_n,
         "best_of_n_source": (
             "the samples stage's held-out responses (same policy and sampling settings)"
-            if bon_rows and bon_rows[0].get("source") == "samples stage" else "drawn from the reference at evaluation"
+            if bon_rows and bon_rows[0].get("source") == "samples stage"
+            else "drawn from the reference at evaluation"
         ),
         "dpo_implicit_reward": implicit_summary(run_dir),
-        "training_curves": {name: {"points": points, "overoptimized": curve_overoptimized(points)} for name, points in curves.items()},
+        "training_curves": {
+            name: {"points": points, "overoptimized": curve_overoptimized(points)} for name, points in curves.items()
+        },
         "stage_seconds": {stage: info["seconds"] for stage, info in read_json(run_dir / "run.json")["stages"].items()},
     }
     metrics["costs"] = cost_summary(run_dir, resolved, metrics)
@@ -80,8 +85,8 @@ def summarise_run(run_dir: Path) -> dict:
 def describe_labeler(config: dict) -> str:
     from pydantic import TypeAdapter
 
+    from ..config.labelers import Labeler
     from ..labeling.labelers import describe
-    from ..config.schema import Labeler
 
     return describe(TypeAdapter(Labeler).validate_python(config, strict=False))
 
@@ -110,7 +115,11 @@ def policy_summary(rows: list[dict], reference_rows: list[dict]) -> dict:
         "ties": ties,
         "losses": losses,
         "mean_length_words": mean(words),
-        "length_words": {"p10": words[len(words) // 10], "p50": words[len(words) // 2], "p90": words[(9 * len(words)) // 10]},
+        "length_words": {
+            "p10": words[len(words) // 10],
+            "p50": words[len(words) // 2],
+            "p90": words[(9 * len(words)) // 10],
+        },
         "distinct_1": distinct_n([row["response"] for row in rows], 1),
         "distinct_2": distinct_n([row["response"] for row in rows], 2),
         "overoptimized": overoptimized(learned_gain, gold, reference_gold),
@@ -173,7 +182,7 @@ def reward_model_summary(run_dir: Path, preferences: dict) -> dict:
 
     saved = read_json(run_dir / "reward_model" / "metrics.json")
     heldout = load_from_disk(str(run_dir / "preferences" / "dataset"), keep_in_memory=True)["heldout"]
-    gaps = [abs(c - r) for c, r in zip(heldout["chosen_score"], heldout["rejected_score"])]
+    gaps = [abs(c - r) for c, r in zip(heldout["chosen_score"], heldout["rejected_score"], strict=True)]
     ceiling = bayes_accuracy(gaps, preferences["label_flip_prob"], preferences["bradley_terry_temperature"])
     responses = read_jsonl(run_dir / "reward_model" / "heldout_responses.jsonl")
     learned, gold, words = ([row[key] for row in responses] for key in ("reward_model", "gold", "words"))
@@ -214,13 +223,21 @@ def cost_summary(run_dir: Path, resolved: dict, metrics: dict) -> dict:
     time instead: N generations and N reward-model calls per answer.
     """
     seconds = metrics["stage_seconds"]
-    train_responses = sum(1 for row in read_jsonl(run_dir / "preferences" / "scored_responses.jsonl") if row["split"] == "train")
+    train_responses = sum(
+        1 for row in read_jsonl(run_dir / "preferences" / "scored_responses.jsonl") if row["split"] == "train"
+    )
     rm_steps, rm_seconds = metrics["reward_model"]["steps"], seconds.get("reward_model", 0.0)
 
     def cost(generations, rm_calls, steps, spent, per_answer):
-        return {"training_generations": generations, "labeler_calls": train_responses if generations else 0,
-                "reward_model_calls": rm_calls, "optimizer_steps": steps, "training_seconds": spent,
-                "generations_per_answer": per_answer, "reward_model_calls_per_answer": per_answer if per_answer > 1 else 0}
+        return {
+            "training_generations": generations,
+            "labeler_calls": train_responses if generations else 0,
+            "reward_model_calls": rm_calls,
+            "optimizer_steps": steps,
+            "training_seconds": spent,
+            "generations_per_answer": per_answer,
+            "reward_model_calls_per_answer": per_answer if per_answer > 1 else 0,
+        }
 
     costs = {"reference": cost(0, 0, 0, 0.0, 1)}
     for n in metrics["best_of_n"]:
@@ -231,15 +248,23 @@ def cost_summary(run_dir: Path, resolved: dict, metrics: dict) -> dict:
         updates = sum(1 for entry in ppo_log if "episode" in entry)
         ppo = resolved["ppo"]
         steps = updates * ppo["ppo_epochs"] * (ppo["rollouts_per_update"] // ppo["mini_batch_size"])
-        costs["ppo"] = cost(train_responses + episodes, episodes, rm_steps + steps, rm_seconds + seconds.get("ppo", 0.0), 1)
+        costs["ppo"] = cost(
+            train_responses + episodes, episodes, rm_steps + steps, rm_seconds + seconds.get("ppo", 0.0), 1
+        )
     dpo_log = read_json(run_dir / "dpo" / "log_history.json") if "dpo" in metrics["policies"] else None
     if dpo_log is not None:
         steps = max((entry.get("step", 0) for entry in dpo_log), default=0)
         costs["dpo"] = cost(train_responses, 0, steps, seconds.get("dpo", 0.0), 1)
     reference_gold = metrics["policies"]["reference"]["gold_mean"]
     for method, entry in costs.items():
-        result = metrics["best_of_n"][method.removeprefix("best_of_")] if method.startswith("best_of_") else metrics["policies"][method]
+        result = (
+            metrics["best_of_n"][method.removeprefix("best_of_")]
+            if method.startswith("best_of_")
+            else metrics["policies"][method]
+        )
         entry["gold_gain"] = result["gold_mean"] - reference_gold
         generations = entry["training_generations"]
-        entry["gold_gain_per_1k_training_generations"] = 1000 * entry["gold_gain"] / generations if generations else None
+        entry["gold_gain_per_1k_training_generations"] = (
+            1000 * entry["gold_gain"] / generations if generations else None
+        )
     return costs

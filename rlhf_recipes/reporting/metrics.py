@@ -1,19 +1,17 @@
 """The arithmetic of evaluation, kept apart from models so that tests can check it by hand."""
 
 import math
+import statistics
 from collections.abc import Sequence
 
 
 def mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values)
+    return statistics.fmean(values)
 
 
 def std(values: Sequence[float]) -> float:
     """Sample standard deviation (n - 1 in the denominator); 0 for fewer than two values."""
-    if len(values) < 2:
-        return 0.0
-    centre = mean(values)
-    return math.sqrt(sum((value - centre) ** 2 for value in values) / (len(values) - 1))
+    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def ci95(values: Sequence[float]) -> tuple[float, float]:
@@ -97,10 +95,9 @@ def ranks(values: Sequence[float]) -> list[float]:
 
 def pearson(x: Sequence[float], y: Sequence[float]) -> float:
     """Pearson correlation; 0 when either side is constant."""
-    mx, my = mean(x), mean(y)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
-    sxx, syy = sum((a - mx) ** 2 for a in x), sum((b - my) ** 2 for b in y)
-    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else 0.0
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return 0.0
+    return statistics.correlation(x, y)
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
@@ -119,7 +116,9 @@ def standardized_gain(values: Sequence[float], reference: Sequence[float]) -> fl
     return (mean(values) - mean(reference)) / spread if spread > 0 else 0.0
 
 
-def pair_accuracies(margins: Sequence[float], chosen_gold: Sequence[float], rejected_gold: Sequence[float], noise_free: Sequence[bool]) -> dict:
+def pair_accuracies(
+    margins: Sequence[float], chosen_gold: Sequence[float], rejected_gold: Sequence[float], noise_free: Sequence[bool]
+) -> dict:
     """How often a scorer ranks preference pairs as each judge does.
 
     margins: score(chosen) - score(rejected) per pair (> 0: the scorer prefers the chosen response).
@@ -128,10 +127,10 @@ def pair_accuracies(margins: Sequence[float], chosen_gold: Sequence[float], reje
     scores differ.
     """
     prefers = [m > 0 for m in margins]
-    gold_pairs = [(p, c > r) for p, c, r in zip(prefers, chosen_gold, rejected_gold) if c != r]
+    gold_pairs = [(p, c > r) for p, c, r in zip(prefers, chosen_gold, rejected_gold, strict=True) if c != r]
     return {
         "vs_gold": mean([p == g for p, g in gold_pairs]) if gold_pairs else float("nan"),
-        "vs_proxy": mean([p == f for p, f in zip(prefers, noise_free)]),
+        "vs_proxy": mean([p == f for p, f in zip(prefers, noise_free, strict=True)]),
         "vs_labels": mean(prefers),
         "pairs": len(prefers),
         "gold_pairs": len(gold_pairs),

@@ -21,19 +21,40 @@ def frontier(metrics: dict, out: Path) -> None:
     policies = metrics["policies"]
     for name, curve in metrics["training_curves"].items():
         points = curve["points"]
-        ax.plot([p["kl_mean"] for p in points], [p["gold_mean"] for p in points], "o--", color=COLORS[name], alpha=0.45,
-                markersize=4, label=f"{name.upper()} during training (step 0 to {points[-1]['step']})")
+        ax.plot(
+            [p["kl_mean"] for p in points],
+            [p["gold_mean"] for p in points],
+            "o--",
+            color=COLORS[name],
+            alpha=0.45,
+            markersize=4,
+            label=f"{name.upper()} during training (step 0 to {points[-1]['step']})",
+        )
     if metrics["best_of_n"]:
         bon = sorted(metrics["best_of_n"].items(), key=lambda item: int(item[0]))
-        ax.plot([b["kl_bound"] for _, b in bon], [b["gold_mean"] for _, b in bon], "s-", color=COLORS["best_of_n"],
-                label="best-of-N (KL: the bound log N - (N-1)/N)")
+        ax.plot(
+            [b["kl_bound"] for _, b in bon],
+            [b["gold_mean"] for _, b in bon],
+            "s-",
+            color=COLORS["best_of_n"],
+            label="best-of-N (KL: the bound log N - (N-1)/N)",
+        )
         for n, b in bon:
-            ax.annotate(f"N={n}", (b["kl_bound"], b["gold_mean"]), textcoords="offset points", xytext=(4, -10), fontsize=8)
+            ax.annotate(
+                f"N={n}", (b["kl_bound"], b["gold_mean"]), textcoords="offset points", xytext=(4, -10), fontsize=8
+            )
     for name, m in policies.items():
         low, high = m["gold_ci95"]
-        ax.errorbar([max(m["kl_mean"], 0.0)], [m["gold_mean"]], yerr=[[m["gold_mean"] - low], [high - m["gold_mean"]]],
-                    fmt="o" if name == "reference" else "*", markersize=8 if name == "reference" else 14,
-                    color=COLORS.get(name, "black"), capsize=3, label=f"{name} (final, 95% CI)")
+        ax.errorbar(
+            [max(m["kl_mean"], 0.0)],
+            [m["gold_mean"]],
+            yerr=[[m["gold_mean"] - low], [high - m["gold_mean"]]],
+            fmt="o" if name == "reference" else "*",
+            markersize=8 if name == "reference" else 14,
+            color=COLORS.get(name, "black"),
+            capsize=3,
+            label=f"{name} (final, 95% CI)",
+        )
     ax.set_xlabel("KL(policy || reference) per response (nats)")
     ax.set_ylabel(f"gold reward: {metrics['gold_labeler']} (mean)")
     ax.set_title("Gold reward vs KL on held-out prompts")
@@ -58,7 +79,9 @@ def training_curves(metrics: dict, out: Path) -> None:
         left.set_xlabel(unit)
         left.set_ylabel("gold reward (mean)", color=COLORS[name])
         twin = left.twinx()
-        twin.plot(steps, [p["reward_model_mean"] for p in points], "s--", color="#ff7f0e", label="learned reward (right axis)")
+        twin.plot(
+            steps, [p["reward_model_mean"] for p in points], "s--", color="#ff7f0e", label="learned reward (right axis)"
+        )
         twin.set_ylabel("learned reward (mean)", color="#ff7f0e")
         flag = "  [over-optimization: gold fell from its peak]" if curve["overoptimized"] else ""
         left.set_title(f"{name.upper()}: held-out gold and learned reward{flag}", fontsize=10)
@@ -115,13 +138,15 @@ def win_rates(metrics: dict, out: Path) -> None:
     """Win, tie and loss fractions against the reference, judged by gold, per method."""
     plt = _pyplot()
     rows = [(name.upper(), m) for name, m in metrics["policies"].items() if name != "reference"]
-    rows += [(f"best-of-{n}", b) for n, b in sorted(metrics["best_of_n"].items(), key=lambda item: int(item[0])) if n != "1"]
+    rows += [
+        (f"best-of-{n}", b) for n, b in sorted(metrics["best_of_n"].items(), key=lambda item: int(item[0])) if n != "1"
+    ]
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.5))
-    for y, (label, m) in enumerate(rows):
+    for y, (_label, m) in enumerate(rows):
         total = m["wins"] + m["ties"] + m["losses"]
         parts = [m["wins"] / total, m["ties"] / total, m["losses"] / total]
         left = 0.0
-        for part, color, name in zip(parts, ("#2ca02c", "#bbbbbb", "#d62728"), ("win", "tie", "loss")):
+        for part, color, name in zip(parts, ("#2ca02c", "#bbbbbb", "#d62728"), ("win", "tie", "loss"), strict=True):
             ax.barh(y, part, left=left, color=color, label=name if y == 0 else None)
             left += part
         ax.text(1.01, y, f"{m['win_rate_vs_reference']:.2f}", va="center", fontsize=9)
@@ -147,7 +172,14 @@ def lengths(generations: list[dict], out: Path) -> None:
     longest = max(max(words) for words in by_policy.values())
     bins = range(0, longest + 2, max(1, (longest + 1) // 30))
     for name, words in by_policy.items():
-        ax.hist(words, bins=bins, histtype="step", linewidth=1.8, color=COLORS.get(name, "black"), label=f"{name} (mean {sum(words) / len(words):.1f})")
+        ax.hist(
+            words,
+            bins=bins,
+            histtype="step",
+            linewidth=1.8,
+            color=COLORS.get(name, "black"),
+            label=f"{name} (mean {sum(words) / len(words):.1f})",
+        )
     ax.set_xlabel("response length (words)")
     ax.set_ylabel("responses")
     ax.set_title("Response length on held-out prompts")
@@ -162,15 +194,28 @@ def reward_model_accuracy(metrics: dict, out: Path) -> None:
     with the Bayes ceiling of the noisy labels."""
     plt = _pyplot()
     rm, implicit = metrics["reward_model"], metrics["dpo_implicit_reward"]
-    bars = [("reward model\nvs gold", rm["heldout_accuracy"]), ("reward model\nvs labels", rm["heldout_accuracy_vs_labels"])]
+    bars = [
+        ("reward model\nvs gold", rm["heldout_accuracy"]),
+        ("reward model\nvs labels", rm["heldout_accuracy_vs_labels"]),
+    ]
     if implicit:
-        bars += [("DPO implicit\nvs gold", implicit["heldout_accuracy"]), ("DPO implicit\nvs labels", implicit["heldout_accuracy_vs_labels"])]
+        bars += [
+            ("DPO implicit\nvs gold", implicit["heldout_accuracy"]),
+            ("DPO implicit\nvs labels", implicit["heldout_accuracy_vs_labels"]),
+        ]
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.bar(range(len(bars)), [value for _, value in bars], color=["#ff7f0e", "#ffbb78", "#d62728", "#ff9896"][: len(bars)])
+    ax.bar(
+        range(len(bars)), [value for _, value in bars], color=["#ff7f0e", "#ffbb78", "#d62728", "#ff9896"][: len(bars)]
+    )
     for x, (_, value) in enumerate(bars):
         ax.text(x, value + 0.01, f"{value:.3f}", ha="center", fontsize=9)
-    ax.axhline(rm["bayes_accuracy_vs_labels"], color="black", linestyle="--", linewidth=1,
-               label=f"Bayes ceiling vs noisy labels: {rm['bayes_accuracy_vs_labels']:.3f}")
+    ax.axhline(
+        rm["bayes_accuracy_vs_labels"],
+        color="black",
+        linestyle="--",
+        linewidth=1,
+        label=f"Bayes ceiling vs noisy labels: {rm['bayes_accuracy_vs_labels']:.3f}",
+    )
     ax.axhline(0.5, color="grey", linestyle=":", linewidth=1, label="chance: 0.5")
     ax.set_xticks(range(len(bars)), [label for label, _ in bars], fontsize=9)
     ax.set_ylim(0, 1.08)

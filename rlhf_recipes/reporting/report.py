@@ -24,49 +24,121 @@ def interval(values) -> str:
 
 
 def build_blocks(metrics: dict, generations: list[dict], examples: int, plots: list[str]) -> list[tuple]:
-    """The report as blocks: ("h1"|"h2"|"p", text), ("table", header, rows), ("image", file, caption), ("list", items)."""
+    """The report as blocks: ("h1"|"h2"|"p", text), ("table", header, rows), ("image", file, caption),
+    ("list", items)."""
     policies = {name: metrics["policies"][name] for name in POLICY_ORDER if name in metrics["policies"]}
-    rm, prefs = metrics["reward_model"], metrics["preferences"]
+    _rm, _prefs = metrics["reward_model"], metrics["preferences"]
     n = policies["reference"]["n"]
     blocks: list[tuple] = [
         ("h1", f"Run `{metrics['name']}` (seed {metrics['seed']})"),
-        ("p", f"Training labeler: `{metrics['labeler']}`. Gold labeler (the judge of every evaluation): "
-              f"`{metrics['gold_labeler']}`, without noise."),
+        (
+            "p",
+            f"Training labeler: `{metrics['labeler']}`. Gold labeler (the judge of every evaluation): "
+            f"`{metrics['gold_labeler']}`, without noise.",
+        ),
         ("h2", f"Policies on held-out prompts ({n} responses each)"),
-        ("table",
-         ["policy", "gold mean", "gold 95% CI", "learned reward", "learned − gold gain (SD)", "KL (nats)", "win rate",
-          "wins / ties / losses", "mean words", "distinct-1", "distinct-2", "over-optimized"],
-         [[name, number(m["gold_mean"]), interval(m["gold_ci95"]), number(m["reward_model_mean"]),
-           number(m["learned_minus_gold_gap"]), number(m["kl_mean"]), number(m["win_rate_vs_reference"]),
-           f"{m['wins']} / {m['ties']} / {m['losses']}", number(m["mean_length_words"], 1), number(m["distinct_1"]),
-           number(m["distinct_2"]), number(m["overoptimized"])] for name, m in policies.items()]),
-        ("p", "Win rate: each response's gold score against the reference's response to the same prompt and "
-              "sample index; a tie counts half. KL: the mean over responses y ~ π of log π(y|x) − log π_ref(y|x) "
-              "(the k1 estimator, in nats). Learned − gold gain: the rise of the learned reward minus the rise of "
-              "gold, each in standard deviations of the reference's scores; positive means the reward model "
-              "sees more improvement than gold does. Over-optimized: the learned reward rose (> 0.1 SD) but gold "
-              "did not rise significantly."),
+        (
+            "table",
+            [
+                "policy",
+                "gold mean",
+                "gold 95% CI",
+                "learned reward",
+                "learned − gold gain (SD)",
+                "KL (nats)",
+                "win rate",
+                "wins / ties / losses",
+                "mean words",
+                "distinct-1",
+                "distinct-2",
+                "over-optimized",
+            ],
+            [
+                [
+                    name,
+                    number(m["gold_mean"]),
+                    interval(m["gold_ci95"]),
+                    number(m["reward_model_mean"]),
+                    number(m["learned_minus_gold_gap"]),
+                    number(m["kl_mean"]),
+                    number(m["win_rate_vs_reference"]),
+                    f"{m['wins']} / {m['ties']} / {m['losses']}",
+                    number(m["mean_length_words"], 1),
+                    number(m["distinct_1"]),
+                    number(m["distinct_2"]),
+                    number(m["overoptimized"]),
+                ]
+                for name, m in policies.items()
+            ],
+        ),
+        (
+            "p",
+            "Win rate: each response's gold score against the reference's response to the same prompt and "
+            "sample index; a tie counts half. KL: the mean over responses y ~ π of log π(y|x) − log π_ref(y|x) "
+            "(the k1 estimator, in nats). Learned − gold gain: the rise of the learned reward minus the rise of "
+            "gold, each in standard deviations of the reference's scores; positive means the reward model "
+            "sees more improvement than gold does. Over-optimized: the learned reward rose (> 0.1 SD) but gold "
+            "did not rise significantly.",
+        ),
     ]
     if "frontier.png" in plots:
-        blocks.append(("image", "frontier.png", "Gold reward vs KL: final policies, training checkpoints and best-of-N."))
+        blocks.append(
+            ("image", "frontier.png", "Gold reward vs KL: final policies, training checkpoints and best-of-N.")
+        )
     if metrics["best_of_n"]:
         bon = sorted(metrics["best_of_n"].items(), key=lambda item: int(item[0]))
         blocks += [
             ("h2", "Best-of-N (the reference's best of N samples by learned reward)"),
-            ("table", ["N", "gold mean", "gold 95% CI", "learned reward", "KL bound (nats)", "win rate", "generations per answer"],
-             [[n, number(b["gold_mean"]), interval(b["gold_ci95"]), number(b["reward_model_mean"]), number(b["kl_bound"]),
-               number(b["win_rate_vs_reference"]), str(b["generations_per_prompt"])] for n, b in bon]),
-            ("p", f"{bon[0][1]['prompts']} held-out prompts; the N samples are nested (best of the first N). KL bound: "
-                  f"KL(best-of-N ‖ reference) ≤ log N − (N − 1)/N. Samples: {metrics['best_of_n_source']}."),
+            (
+                "table",
+                [
+                    "N",
+                    "gold mean",
+                    "gold 95% CI",
+                    "learned reward",
+                    "KL bound (nats)",
+                    "win rate",
+                    "generations per answer",
+                ],
+                [
+                    [
+                        n,
+                        number(b["gold_mean"]),
+                        interval(b["gold_ci95"]),
+                        number(b["reward_model_mean"]),
+                        number(b["kl_bound"]),
+                        number(b["win_rate_vs_reference"]),
+                        str(b["generations_per_prompt"]),
+                    ]
+                    for n, b in bon
+                ],
+            ),
+            (
+                "p",
+                f"{bon[0][1]['prompts']} held-out prompts; the N samples are nested (best of the first N). KL bound: "
+                f"KL(best-of-N ‖ reference) ≤ log N − (N − 1)/N. Samples: {metrics['best_of_n_source']}.",
+            ),
         ]
     blocks += reward_model_blocks(metrics, plots)
     blocks += curve_blocks(metrics, plots)
     blocks += cost_blocks(metrics)
     blocks += [
         ("h2", "Length and diversity"),
-        ("table", ["policy", "p10 words", "median words", "p90 words", "distinct-1", "distinct-2"],
-         [[name, str(m["length_words"]["p10"]), str(m["length_words"]["p50"]), str(m["length_words"]["p90"]),
-           number(m["distinct_1"]), number(m["distinct_2"])] for name, m in policies.items()]),
+        (
+            "table",
+            ["policy", "p10 words", "median words", "p90 words", "distinct-1", "distinct-2"],
+            [
+                [
+                    name,
+                    str(m["length_words"]["p10"]),
+                    str(m["length_words"]["p50"]),
+                    str(m["length_words"]["p90"]),
+                    number(m["distinct_1"]),
+                    number(m["distinct_2"]),
+                ]
+                for name, m in policies.items()
+            ],
+        ),
         ("p", "distinct-n: distinct n-grams over all n-grams, pooled across a policy's responses."),
     ]
     if "lengths.png" in plots:
@@ -75,8 +147,12 @@ def build_blocks(metrics: dict, generations: list[dict], examples: int, plots: l
     seconds = metrics["stage_seconds"]
     blocks += [
         ("h2", "Time per stage"),
-        ("table", ["stage", "seconds"], [[stage, number(value, 1)] for stage, value in seconds.items()]
-         + [["total", number(sum(seconds.values()), 1)]]),
+        (
+            "table",
+            ["stage", "seconds"],
+            [[stage, number(value, 1)] for stage, value in seconds.items()]
+            + [["total", number(sum(seconds.values()), 1)]],
+        ),
     ]
     return blocks
 
@@ -103,12 +179,17 @@ def reward_model_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
     blocks = [
         ("h2", "Reward model"),
         ("list", items),
-        ("p", f"Preference data: {prefs['train_pairs']} train and {prefs['heldout_pairs']} held-out pairs; "
-              f"{prefs['ties_dropped']} tied train pairs dropped; {number(prefs['noisy_label_fraction'])} of the "
-              f"train labels disagree with the labeler before noise; {prefs['labeler_calls']} labeler calls."),
+        (
+            "p",
+            f"Preference data: {prefs['train_pairs']} train and {prefs['heldout_pairs']} held-out pairs; "
+            f"{prefs['ties_dropped']} tied train pairs dropped; {number(prefs['noisy_label_fraction'])} of the "
+            f"train labels disagree with the labeler before noise; {prefs['labeler_calls']} labeler calls.",
+        ),
     ]
     if "reward_model_accuracy.png" in plots:
-        blocks.append(("image", "reward_model_accuracy.png", "Pairwise accuracy against gold and labels, with the Bayes ceiling."))
+        blocks.append(
+            ("image", "reward_model_accuracy.png", "Pairwise accuracy against gold and labels, with the Bayes ceiling.")
+        )
     return blocks
 
 
@@ -120,18 +201,44 @@ def curve_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
         for name, curve in curves.items():
             best = max(curve["points"], key=lambda point: point["gold_mean"])
             final = curve["points"][-1]
-            rows.append([name, str(best["step"]), number(best["gold_mean"]), number(best["kl_mean"]), str(final["step"]),
-                         number(final["gold_mean"]), number(curve["overoptimized"])])
+            rows.append(
+                [
+                    name,
+                    str(best["step"]),
+                    number(best["gold_mean"]),
+                    number(best["kl_mean"]),
+                    str(final["step"]),
+                    number(final["gold_mean"]),
+                    number(curve["overoptimized"]),
+                ]
+            )
         blocks += [
             ("h2", "During training"),
-            ("table", ["method", "best step (gold)", "gold there", "KL there", "final step", "final gold", "gold fell from its peak"], rows),
-            ("p", "Held-out gold, learned reward and KL measured on a fixed subset of held-out prompts during training "
-                  "(evaluation.curve_prompts prompts, one response each)."),
+            (
+                "table",
+                [
+                    "method",
+                    "best step (gold)",
+                    "gold there",
+                    "KL there",
+                    "final step",
+                    "final gold",
+                    "gold fell from its peak",
+                ],
+                rows,
+            ),
+            (
+                "p",
+                "Held-out gold, learned reward and KL measured on a fixed subset of held-out prompts during training "
+                "(evaluation.curve_prompts prompts, one response each).",
+            ),
         ]
         if "training_curves.png" in plots:
             blocks.append(("image", "training_curves.png", "Held-out gold and learned reward during training."))
     if "trainer_logs.png" in plots:
-        blocks.append(("image", "trainer_logs.png", "What TRL logged: reward-model loss and accuracy, PPO and DPO statistics."))
+        blocks.append(
+            ("image", "trainer_logs.png", "What TRL logged: reward-model loss and accuracy, PPO and DPO statistics.")
+        )
     if "win_rates.png" in plots:
         blocks.append(("image", "win_rates.png", "Win, tie and loss against the reference."))
     return blocks
@@ -139,19 +246,43 @@ def curve_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
 
 def cost_blocks(metrics: dict) -> list[tuple]:
     rows = [
-        [method, str(c["training_generations"]), str(c["labeler_calls"]), str(c["reward_model_calls"]), str(c["optimizer_steps"]),
-         number(c["training_seconds"], 1), str(c["generations_per_answer"]), number(c["gold_gain"]),
-         number(c["gold_gain_per_1k_training_generations"])]
+        [
+            method,
+            str(c["training_generations"]),
+            str(c["labeler_calls"]),
+            str(c["reward_model_calls"]),
+            str(c["optimizer_steps"]),
+            number(c["training_seconds"], 1),
+            str(c["generations_per_answer"]),
+            number(c["gold_gain"]),
+            number(c["gold_gain_per_1k_training_generations"]),
+        ]
         for method, c in metrics["costs"].items()
     ]
     return [
         ("h2", "Cost per method"),
-        ("table", ["method", "training generations", "labeler calls", "reward-model calls", "optimizer steps",
-                   "training seconds", "generations per answer", "gold gain", "gold gain per 1k training generations"], rows),
-        ("p", "Training generations include the sampled preference data every method but the reference is built on; "
-              "PPO adds its rollouts (each scored once by the reward model). Best-of-N pays at answer time: N "
-              "generations and N reward-model calls per answer. Optimizer steps include the reward model's for PPO "
-              "and best-of-N."),
+        (
+            "table",
+            [
+                "method",
+                "training generations",
+                "labeler calls",
+                "reward-model calls",
+                "optimizer steps",
+                "training seconds",
+                "generations per answer",
+                "gold gain",
+                "gold gain per 1k training generations",
+            ],
+            rows,
+        ),
+        (
+            "p",
+            "Training generations include the sampled preference data every method but the reference is built on; "
+            "PPO adds its rollouts (each scored once by the reward model). Best-of-N pays at answer time: N "
+            "generations and N reward-model calls per answer. Optimizer steps include the reward model's for PPO "
+            "and best-of-N.",
+        ),
     ]
 
 
@@ -163,9 +294,16 @@ def sample_blocks(generations: list[dict], examples: int) -> list[tuple]:
     step = max(1, len(by_policy["reference"]) // max(examples, 1))
     for index in list(range(0, step * examples, step))[:examples]:
         blocks.append(("p", f"**Prompt:** {by_policy['reference'][index]['prompt']}"))
-        blocks.append(("list", [f"{name} (gold {number(rows[index]['gold'], 2)}, learned reward "
-                                f"{number(rows[index]['reward_model'], 2)}): {rows[index]['response'].strip()!r}"
-                                for name, rows in by_policy.items()]))
+        blocks.append(
+            (
+                "list",
+                [
+                    f"{name} (gold {number(rows[index]['gold'], 2)}, learned reward "
+                    f"{number(rows[index]['reward_model'], 2)}): {rows[index]['response'].strip()!r}"
+                    for name, rows in by_policy.items()
+                ],
+            )
+        )
     return blocks
 
 
@@ -221,8 +359,10 @@ def render_html(blocks: list[tuple], plots_dir: Path) -> str:
             parts.append(f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>")
         elif kind == "image":
             data = base64.b64encode((plots_dir / block[1]).read_bytes()).decode("ascii")
-            parts.append(f'<figure><img alt="{html.escape(block[2])}" src="data:image/png;base64,{data}">'
-                         f"<figcaption>{html.escape(block[2])}</figcaption></figure>")
+            parts.append(
+                f'<figure><img alt="{html.escape(block[2])}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{html.escape(block[2])}</figcaption></figure>"
+            )
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

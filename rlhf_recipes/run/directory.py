@@ -16,12 +16,12 @@ from pathlib import Path
 
 import yaml
 
+from ..config.schema import Recipe
+from ..errors import RecipeError
 from . import progress
 from .distributed import barrier, gather_batches, is_main, rank, world_size
 from .stage import Step
 from .stage import fingerprint as stage_fingerprint
-from ..errors import RecipeError
-from ..config.schema import Recipe
 
 PACKAGES = ["rlhf-recipes", "trl", "transformers", "torch", "datasets", "peft", "accelerate", "pydantic"]
 # The libraries whose version can change what a stage computes: each stage records them.
@@ -29,7 +29,9 @@ STAGE_LIBRARIES = ["torch", "transformers", "trl", "peft", "datasets"]
 
 
 def package_versions() -> dict[str, str]:
-    return {"python": sys.version.split()[0], "platform": platform.platform()} | {name: _version(name) for name in PACKAGES}
+    return {"python": sys.version.split()[0], "platform": platform.platform()} | {
+        name: _version(name) for name in PACKAGES
+    }
 
 
 def library_versions() -> dict[str, str]:
@@ -83,7 +85,8 @@ class RunDirectory:
             )
         if earlier.is_file() and json.loads(earlier.read_text()).get("name") != recipe.name:
             raise RecipeError(
-                f"--output-dir: {root} holds the run {json.loads(earlier.read_text()).get('name')!r}, not {recipe.name!r}. "
+                f"--output-dir: {root} holds the run {json.loads(earlier.read_text()).get('name')!r}, "
+                f"not {recipe.name!r}. "
                 "Fix: pass another --output-dir."
             )
         try:
@@ -92,7 +95,9 @@ class RunDirectory:
             probe.write_text("")
             probe.unlink()
         except OSError as error:
-            raise RecipeError(f"--output-dir: cannot write to {root} ({error.strerror}). Fix: choose a writable place.")
+            raise RecipeError(
+                f"--output-dir: cannot write to {root} ({error.strerror}). Fix: choose a writable place."
+            ) from error
         self.lock = hold_lock(root)
         for derived in ("metrics.json", "report.md", "report.html"):  # describe the previous recipe; rebuilt at the end
             (root / derived).unlink(missing_ok=True)
@@ -130,7 +135,11 @@ class RunDirectory:
         rebuild = name == force or bool(step.upstream(outputs) & self.rebuilt)
         final = self.path(name)
         barrier()  # every process decides on the same files
-        source = None if rebuild else next((r for r in [self.root] + self.siblings if self.fingerprint_of(r / name) == fingerprint), None)
+        source = (
+            None
+            if rebuild
+            else next((r for r in [self.root] + self.siblings if self.fingerprint_of(r / name) == fingerprint), None)
+        )
         barrier()
         self.fingerprints[name] = fingerprint
         if source is not None:
@@ -144,7 +153,9 @@ class RunDirectory:
             return record["summary"], True
         self.rebuilt.add(name)
         temporary = self.path(f".{name}.partial")
-        if is_main() and not (self.fingerprint_of_partial(temporary) == fingerprint and latest_checkpoint(temporary / "checkpoints")):
+        if is_main() and not (
+            self.fingerprint_of_partial(temporary) == fingerprint and latest_checkpoint(temporary / "checkpoints")
+        ):
             shutil.rmtree(temporary, ignore_errors=True)
             temporary.mkdir()
             (temporary / "partial.json").write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
@@ -189,10 +200,16 @@ class RunDirectory:
         self.console.print(f"[bold]{name}[/bold] {'reused' if reused else 'done'}: {shown}")
         built_with, now = record.get("versions"), library_versions()
         if reused and built_with != now:
-            changed = ", ".join(f"{package} {built_with.get(package) if built_with else '?'} (now {now[package]})"
-                                for package in now if not built_with or built_with.get(package) != now[package])
-            self.console.print(f"  [yellow]note:[/yellow] {name} was built with {changed}; it is reused as its fingerprint "
-                               f"matches. To rebuild it with the installed versions: --force {name}", highlight=False)
+            changed = ", ".join(
+                f"{package} {built_with.get(package) if built_with else '?'} (now {now[package]})"
+                for package in now
+                if not built_with or built_with.get(package) != now[package]
+            )
+            self.console.print(
+                f"  [yellow]note:[/yellow] {name} was built with {changed}; it is reused as its fingerprint "
+                f"matches. To rebuild it with the installed versions: --force {name}",
+                highlight=False,
+            )
 
     @staticmethod
     def fingerprint_of_partial(directory: Path) -> str | None:
@@ -219,14 +236,6 @@ class RunDirectory:
         run["stages"][name] = costs | {"reused": reused}
         self.write_json("run.json", run)
 
-    def record(self, key: str, value) -> None:
-        """Add a fact about the run (e.g. where the base model was loaded from) to run.json."""
-        if not is_main():
-            return
-        run = json.loads(self.path("run.json").read_text())
-        run[key] = value
-        self.write_json("run.json", run)
-
     def write_text(self, name: str, text: str) -> None:
         """Write a file in the run directory atomically (temporary file, then rename)."""
         temporary = self.path(f".{name}.partial")
@@ -235,9 +244,6 @@ class RunDirectory:
 
     def write_json(self, name: str, data) -> None:
         self.write_text(name, json.dumps(data, indent=2) + "\n")
-
-    def stage_seconds(self) -> dict[str, float]:
-        return {name: info["seconds"] for name, info in json.loads(self.path("run.json").read_text())["stages"].items()}
 
 
 def latest_checkpoint(directory: Path) -> str | None:
@@ -257,7 +263,7 @@ def hold_lock(root: Path):
     """
     import fcntl
 
-    handle = open(root / ".lock", "a+")
+    handle = open(root / ".lock", "a+")  # noqa: SIM115 (held open, and so locked, until the process ends)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

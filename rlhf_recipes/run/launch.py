@@ -32,7 +32,16 @@ def launch_command(recipe, launcher: str | None, num_processes: int | None) -> l
             command += ["--num_processes", str(num_processes)]
     else:
         processes = num_processes or 1
-        command += ["--num_processes", str(processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+        command += [
+            "--num_processes",
+            str(processes),
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+        ]
         if processes > 1:  # torch.distributed.run: DDP on GPUs, or gloo between CPU processes
             command += ["--multi_gpu", "--main_process_port", str(free_port())]
     return command + ["-m", "rlhf_recipes", "run"]
@@ -60,11 +69,16 @@ def processes_in(accelerate_config) -> int:
 def check_batches_split(recipe, processes: int) -> None:
     """Every batch of an optimizer step is shared equally among the processes (stages.common.per_process):
     refuse, before anything starts, a batch that does not split."""
-    sizes = {"sft.batch_size": recipe.sft and recipe.sft.batch_size, "reward_model.batch_size": recipe.reward_model.batch_size,
-             "dpo.batch_size": recipe.dpo and recipe.dpo.batch_size,
-             "ppo.rollouts_per_update": recipe.ppo and recipe.ppo.rollouts_per_update,
-             "ppo.mini_batch_size": recipe.ppo and recipe.ppo.mini_batch_size}
+    sizes = {
+        "sft.batch_size": recipe.sft and recipe.sft.batch_size,
+        "reward_model.batch_size": recipe.reward_model.batch_size,
+        "dpo.batch_size": recipe.dpo and recipe.dpo.batch_size,
+        "ppo.rollouts_per_update": recipe.ppo and recipe.ppo.rollouts_per_update,
+        "ppo.mini_batch_size": recipe.ppo and recipe.ppo.mini_batch_size,
+    }
     uneven = [f"{key}={size}" for key, size in sizes.items() if size and size % processes]
     if uneven:
-        raise RecipeError(f"{', '.join(uneven)}: a batch cannot be split evenly among {processes} processes. "
-                          f"Fix: make each a multiple of {processes}, or use another number of processes.")
+        raise RecipeError(
+            f"{', '.join(uneven)}: a batch cannot be split evenly among {processes} processes. "
+            f"Fix: make each a multiple of {processes}, or use another number of processes."
+        )

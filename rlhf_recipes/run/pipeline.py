@@ -50,44 +50,145 @@ def plan(recipe: Recipe, run_dir: Path) -> list[Step]:
     policy = run_dir / "model" if steps[-1].name == "model" else base_location(settings.name_or_path)
 
     if recipe.sft is not None:
-        steps.append(Step("sft", sft, {"sft": recipe.sft, "loading": loading, "lora": settings.lora, "compute": compute,
-                                       "policy": policy, "seed": seed}))
+        steps.append(
+            Step(
+                "sft",
+                sft,
+                {
+                    "sft": recipe.sft,
+                    "loading": loading,
+                    "lora": settings.lora,
+                    "compute": compute,
+                    "policy": policy,
+                    "seed": seed,
+                },
+            )
+        )
         policy = run_dir / "sft"
 
-    steps.append(Step("samples", samples, {"samples": recipe.samples, "loading": loading, "device": device, "policy": policy,
-                                           "prompts": run_dir / "prompts", "seed": seed}))
-    steps.append(Step("preferences", preferences, {"labeler": recipe.labeler, "gold_labeler": gold, "preferences": recipe.preferences,
-                                                   "samples": run_dir / "samples", "policy": policy,
-                                                   "trust_remote_code": settings.trust_remote_code, "seed": seed}))
-    steps.append(Step("reward_model", reward_model, {"reward_model": recipe.reward_model, "loading": reward_loading,
-                                                     "compute": compute, "policy": policy, "preferences": run_dir / "preferences",
-                                                     "seed": seed}))
+    steps.append(
+        Step(
+            "samples",
+            samples,
+            {
+                "samples": recipe.samples,
+                "loading": loading,
+                "device": device,
+                "policy": policy,
+                "prompts": run_dir / "prompts",
+                "seed": seed,
+            },
+        )
+    )
+    steps.append(
+        Step(
+            "preferences",
+            preferences,
+            {
+                "labeler": recipe.labeler,
+                "gold_labeler": gold,
+                "preferences": recipe.preferences,
+                "samples": run_dir / "samples",
+                "policy": policy,
+                "trust_remote_code": settings.trust_remote_code,
+                "seed": seed,
+            },
+        )
+    )
+    steps.append(
+        Step(
+            "reward_model",
+            reward_model,
+            {
+                "reward_model": recipe.reward_model,
+                "loading": reward_loading,
+                "compute": compute,
+                "policy": policy,
+                "preferences": run_dir / "preferences",
+                "seed": seed,
+            },
+        )
+    )
 
     def curve(every: int | None) -> Curve | None:
         e = recipe.evaluation
-        return Curve(every, run_dir / "prompts", e.curve_prompts, e.max_new_tokens, e.temperature, e.batch_size, gold,
-                     run_dir / "reward_model", reward_loading) if every else None
+        return (
+            Curve(
+                every,
+                run_dir / "prompts",
+                e.curve_prompts,
+                e.max_new_tokens,
+                e.temperature,
+                e.batch_size,
+                gold,
+                run_dir / "reward_model",
+                reward_loading,
+            )
+            if every
+            else None
+        )
 
     policies = {"reference": policy}
     if recipe.ppo is not None:
-        steps.append(Step("ppo", ppo, {"ppo": recipe.ppo, "loading": loading, "tuning": tuning, "compute": compute, "policy": policy,
-                                       "reward_model": run_dir / "reward_model", "reward_loading": reward_loading,
-                                       "value_model_lora": recipe.reward_model.lora, "prompts": run_dir / "prompts",
-                                       "curve": curve(recipe.ppo.eval_every_updates), "seed": seed}))
+        steps.append(
+            Step(
+                "ppo",
+                ppo,
+                {
+                    "ppo": recipe.ppo,
+                    "loading": loading,
+                    "tuning": tuning,
+                    "compute": compute,
+                    "policy": policy,
+                    "reward_model": run_dir / "reward_model",
+                    "reward_loading": reward_loading,
+                    "value_model_lora": recipe.reward_model.lora,
+                    "prompts": run_dir / "prompts",
+                    "curve": curve(recipe.ppo.eval_every_updates),
+                    "seed": seed,
+                },
+            )
+        )
         policies["ppo"] = run_dir / "ppo"
     if recipe.dpo is not None:
-        steps.append(Step("dpo", dpo, {"dpo": recipe.dpo, "loading": loading, "tuning": tuning, "compute": compute, "policy": policy,
-                                       "preferences": run_dir / "preferences", "curve": curve(recipe.dpo.eval_every_steps),
-                                       "seed": seed}))
+        steps.append(
+            Step(
+                "dpo",
+                dpo,
+                {
+                    "dpo": recipe.dpo,
+                    "loading": loading,
+                    "tuning": tuning,
+                    "compute": compute,
+                    "policy": policy,
+                    "preferences": run_dir / "preferences",
+                    "curve": curve(recipe.dpo.eval_every_steps),
+                    "seed": seed,
+                },
+            )
+        )
         policies["dpo"] = run_dir / "dpo"
 
-    steps.append(Step("evaluation", evaluation, {
-        "evaluation": recipe.evaluation, "gold_labeler": gold, "loading": loading, "reward_loading": reward_loading,
-        "device": device, "policies": policies, "reward_model": run_dir / "reward_model",
-        "best_of_n_from_samples": samples_serve_best_of_n(recipe.samples, recipe.evaluation),
-        "prompts": run_dir / "prompts", "preferences": run_dir / "preferences",
-        "dpo_beta": recipe.dpo.beta if recipe.dpo is not None else None, "seed": seed,
-    }))
+    steps.append(
+        Step(
+            "evaluation",
+            evaluation,
+            {
+                "evaluation": recipe.evaluation,
+                "gold_labeler": gold,
+                "loading": loading,
+                "reward_loading": reward_loading,
+                "device": device,
+                "policies": policies,
+                "reward_model": run_dir / "reward_model",
+                "best_of_n_from_samples": samples_serve_best_of_n(recipe.samples, recipe.evaluation),
+                "prompts": run_dir / "prompts",
+                "preferences": run_dir / "preferences",
+                "dpo_beta": recipe.dpo.beta if recipe.dpo is not None else None,
+                "seed": seed,
+            },
+        )
+    )
     return steps
 
 
@@ -140,13 +241,21 @@ def check_context(recipe: Recipe, policy: Path | str, prompts_dir: Path) -> None
     from ..models.loading import load_tokenizer
     from ..stages.prompts import read_prompts
 
-    lengths = {"samples.max_new_tokens": recipe.samples.max_new_tokens, "evaluation.max_new_tokens": recipe.evaluation.max_new_tokens}
+    lengths = {
+        "samples.max_new_tokens": recipe.samples.max_new_tokens,
+        "evaluation.max_new_tokens": recipe.evaluation.max_new_tokens,
+    }
     if recipe.ppo is not None:
         lengths["ppo.max_new_tokens"] = recipe.ppo.max_new_tokens
     tokenizer = load_tokenizer(str(policy), recipe.model.trust_remote_code)
     config = AutoConfig.from_pretrained(str(policy), trust_remote_code=recipe.model.trust_remote_code)
     texts = read_prompts(prompts_dir, "train") + read_prompts(prompts_dir, "heldout")
-    check(getattr(config.get_text_config(), "max_position_embeddings", None), texts, [prompt_ids(tokenizer, t) for t in texts], lengths)
+    check(
+        getattr(config.get_text_config(), "max_position_embeddings", None),
+        texts,
+        [prompt_ids(tokenizer, t) for t in texts],
+        lengths,
+    )
 
 
 def stage_summary(stages: dict) -> "Table":
@@ -160,7 +269,13 @@ def stage_summary(stages: dict) -> "Table":
     for name, info in stages.items():
         tokens, seconds, peak = info.get("generated_tokens"), info["seconds"], info.get("peak_rss_mib")
         speed = f"{tokens / seconds:,.0f}" if tokens and seconds else ""
-        table.add_row(name, f"{seconds:,.1f}", f"{seconds / total:.0%}", f"{peak:,.0f}" if peak else "", speed,
-                      "reused" if info["reused"] else "")
+        table.add_row(
+            name,
+            f"{seconds:,.1f}",
+            f"{seconds / total:.0%}",
+            f"{peak:,.0f}" if peak else "",
+            speed,
+            "reused" if info["reused"] else "",
+        )
     table.add_row("total", f"{total:,.1f}", "", "", "", "")
     return table

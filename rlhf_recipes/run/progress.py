@@ -6,7 +6,7 @@ and the tokens a stage generates as its output are counted (`add_tokens`) for it
 only on a terminal and only by the main process; the counts are kept either way.
 """
 
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,12 +31,27 @@ _current = _Stage()
 def stage(name: str, console=None):
     """Count and show the work of the stage `name` while the block runs; yields the stage's counters."""
     global _current
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     bars = None
     if console is not None and console.is_terminal and is_main():
-        bars = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TextColumn("eta"), TimeRemainingColumn(), console=console, transient=True)
+        bars = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
     previous, _current = _current, _Stage(name, bars)
     reset_peak_memory()
     try:
@@ -91,10 +106,8 @@ class TrainingProgress(TrainerCallback):
 
 def reset_peak_memory() -> None:
     """Start measuring peak resident memory afresh (Linux: /proc/self/clear_refs); elsewhere a no-op."""
-    try:
+    with suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def peak_memory_mib() -> float | None:

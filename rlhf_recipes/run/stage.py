@@ -31,7 +31,9 @@ def stage(version: int, main_only: bool = False):
 
     def declare(function: Callable) -> Callable:
         if any(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in inspect.signature(function).parameters.values()):
-            raise TypeError(f"stage {function.__name__}: every parameter must be keyword-only (def {function.__name__}(*, ...))")
+            raise TypeError(
+                f"stage {function.__name__}: every parameter must be keyword-only (def {function.__name__}(*, ...))"
+            )
         function.version, function.main_only = version, main_only
         return function
 

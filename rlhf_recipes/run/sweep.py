@@ -10,10 +10,10 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
+from ..config.loader import sweep_variant_data, variant_label
+from ..config.schema import Recipe
 from ..errors import RecipeError
 from ..reporting.metrics import mean, std
-from ..config.schema import Recipe
-from ..config.loader import sweep_variant_data, variant_label
 from .directory import hold_lock
 
 SWEPT_METRICS = [  # (label, path into a variant's metrics.json, per policy?)
@@ -30,14 +30,21 @@ def run_sweep(recipe: Recipe, run_dir: Path, console: Console | None = None, for
 
     console = console or Console(stderr=True)
     if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / "sweep.json").is_file():
-        raise RecipeError(f"--output-dir: {run_dir} already exists, is not empty and holds no sweep. Fix: pass another --output-dir.")
+        raise RecipeError(
+            f"--output-dir: {run_dir} already exists, is not empty and holds no sweep. Fix: pass another --output-dir."
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = hold_lock(run_dir)  # noqa: F841 (held until the sweep ends)
     data = recipe.model_dump(mode="json")
     variants = [(label, Recipe.model_validate(raw)) for label, raw in sweep_variant_data(recipe, data)]
     sweep = recipe.sweep
-    plan = {"name": recipe.name, "key": sweep.key, "values": sweep.values, "seeds": sweep.seeds or [recipe.seed],
-            "variants": [label for label, _ in variants]}
+    plan = {
+        "name": recipe.name,
+        "key": sweep.key,
+        "values": sweep.values,
+        "seeds": sweep.seeds or [recipe.seed],
+        "variants": [label for label, _ in variants],
+    }
     _write(run_dir / "sweep.json", json.dumps(plan, indent=2) + "\n")
     _write(run_dir / "recipe.resolved.yaml", yaml.safe_dump(data, sort_keys=False))
     done: list[Path] = []
@@ -72,7 +79,9 @@ def summarise_sweep(run_dir: Path) -> dict:
         "name": plan["name"],
         "sweep": {"key": plan["key"], "values": plan["values"], "seeds": plan["seeds"]},
         "policies": rows,
-        "reward_model_heldout_accuracy": {value: {"mean": mean(a), "std": std(a), "values": a} for value, a in accuracy.items()},
+        "reward_model_heldout_accuracy": {
+            value: {"mean": mean(a), "std": std(a), "values": a} for value, a in accuracy.items()
+        },
         "variants": {label: f"variants/{label}" for label in plan["variants"]},
     }
 
@@ -87,20 +96,28 @@ def write_sweep_report(run_dir: Path) -> dict:
     sweep_frontier(metrics, run_dir / "plots" / "sweep_frontier.png")
     header = ["policy", sweep["key"] or "variant", "seeds"] + [label for label, _, _ in SWEPT_METRICS]
     rows = [
-        [policy, value, str(entry["seeds"])] + [f"{entry[k]['mean']:.3f} ± {entry[k]['std']:.3f}" for _, k, _ in SWEPT_METRICS]
+        [policy, value, str(entry["seeds"])]
+        + [f"{entry[k]['mean']:.3f} ± {entry[k]['std']:.3f}" for _, k, _ in SWEPT_METRICS]
         for policy, by_value in metrics["policies"].items()
         for value, entry in by_value.items()
     ]
     accuracy = metrics["reward_model_heldout_accuracy"]
     blocks = [
         ("h1", f"Sweep `{metrics['name']}`: {key}"),
-        ("p", f"Values: {sweep['values'] if sweep['key'] else 'one'}; seeds: {sweep['seeds']}. Each cell: mean ± "
-              "standard deviation over seeds. Every variant's full report is in variants/<label>/report.md."),
+        (
+            "p",
+            f"Values: {sweep['values'] if sweep['key'] else 'one'}; seeds: {sweep['seeds']}. Each cell: mean ± "
+            "standard deviation over seeds. Every variant's full report is in variants/<label>/report.md.",
+        ),
         ("h2", "Policies"),
         ("table", header, rows),
         ("image", "sweep_frontier.png", "Gold reward vs KL per value (mean over seeds, bars: one standard deviation)."),
         ("h2", "Reward model held-out accuracy"),
-        ("table", [sweep["key"] or "variant", "accuracy"], [[v, f"{a['mean']:.3f} ± {a['std']:.3f}"] for v, a in accuracy.items()]),
+        (
+            "table",
+            [sweep["key"] or "variant", "accuracy"],
+            [[v, f"{a['mean']:.3f} ± {a['std']:.3f}"] for v, a in accuracy.items()],
+        ),
         ("h2", "Variants"),
         ("list", [f"{label}: {path}/report.md" for label, path in metrics["variants"].items()]),
     ]
@@ -118,10 +135,18 @@ def sweep_frontier(metrics: dict, out: Path) -> None:
     for policy, by_value in metrics["policies"].items():
         xs = [entry["kl_mean"]["mean"] for entry in by_value.values()]
         ys = [entry["gold_mean"]["mean"] for entry in by_value.values()]
-        ax.errorbar(xs, ys, xerr=[e["kl_mean"]["std"] for e in by_value.values()], yerr=[e["gold_mean"]["std"] for e in by_value.values()],
-                    fmt="o-" if policy != "reference" else "o", color=COLORS.get(policy, "black"), capsize=3, label=policy)
+        ax.errorbar(
+            xs,
+            ys,
+            xerr=[e["kl_mean"]["std"] for e in by_value.values()],
+            yerr=[e["gold_mean"]["std"] for e in by_value.values()],
+            fmt="o-" if policy != "reference" else "o",
+            color=COLORS.get(policy, "black"),
+            capsize=3,
+            label=policy,
+        )
         if policy != "reference":
-            for value, x, y in zip(by_value, xs, ys):
+            for value, x, y in zip(by_value, xs, ys, strict=True):
                 ax.annotate(value, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
     ax.set_xlabel("KL(policy || reference) per response (nats)")
     ax.set_ylabel("gold reward (mean over held-out responses)")

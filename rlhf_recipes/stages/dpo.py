@@ -5,7 +5,8 @@ With LoRA, the reference is the policy with its adapter disabled: no second copy
 
 from pathlib import Path
 
-from ..config.schema import Compute, Dpo
+from ..config.methods import Dpo
+from ..config.schema import Compute
 from ..models.loading import Loading, Tuning, device_for, load_policy, load_tokenizer, lora_config
 from ..run.stage import stage
 from ..training.curve import Curve, HeldoutCurve
@@ -39,7 +40,9 @@ def dpo(
     tokenizer = load_tokenizer(base, loading.trust_remote_code)
     network = load_policy(base, loading, device)
     reference = None if tuning.lora else load_policy(base, loading, device)
-    pairs = load_from_disk(str(preferences / "dataset"), keep_in_memory=True)["train"].select_columns(["prompt", "chosen", "rejected"])
+    pairs = load_from_disk(str(preferences / "dataset"), keep_in_memory=True)["train"].select_columns(
+        ["prompt", "chosen", "rejected"]
+    )
     args = DPOConfig(
         **trainer_arguments(compute, out_dir, seed),
         num_train_epochs=dpo.epochs,

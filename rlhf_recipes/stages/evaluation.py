@@ -4,7 +4,8 @@ and the KL to the reference judge them. Also the best-of-N baselines and DPO's i
 import json
 from pathlib import Path
 
-from ..config.schema import Evaluation, Labeler, Samples
+from ..config.labelers import Labeler
+from ..config.schema import Evaluation, Samples
 from ..generation.formatting import prompt_ids, scored_ids, text_of
 from ..generation.sampling import generate_responses
 from ..generation.scoring import response_logprobs, reward_scores
@@ -48,14 +49,28 @@ def evaluation(
     scorer = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)
     gold = make_labeler(gold_labeler)
     encoded = [prompt_ids(tokenizer, prompt) for prompt in heldout]
-    rows = [row for name in paths for row in answer(name, models, tokenizer, scorer, gold, heldout, encoded, evaluation, seed)]
+    rows = [
+        row
+        for name in paths
+        for row in answer(name, models, tokenizer, scorer, gold, heldout, encoded, evaluation, seed)
+    ]
     write_jsonl(out_dir / "generations.jsonl", rows)
     if evaluation.best_of_n:
         if best_of_n_from_samples:
             rows = read_scored_heldout_samples(reward_model / "heldout_responses.jsonl")
         else:
             with models.reference() as reference:
-                rows = best_of_n_samples(reference, tokenizer, scorer, gold, heldout, encoded, max(evaluation.best_of_n), evaluation, seed + 1)
+                rows = best_of_n_samples(
+                    reference,
+                    tokenizer,
+                    scorer,
+                    gold,
+                    heldout,
+                    encoded,
+                    max(evaluation.best_of_n),
+                    evaluation,
+                    seed + 1,
+                )
         write_jsonl(out_dir / "best_of_n.jsonl", rows)
     if dpo_beta is not None:
         from datasets import load_from_disk
@@ -78,7 +93,14 @@ def answer(name, models: PolicySet, tokenizer, scorer, gold, heldout, encoded, c
     """One policy's responses to every held-out prompt, each judged by gold, reward model and KL."""
     with models.policy(name) as model:
         groups = generate_responses(
-            model, tokenizer, encoded, config.responses_per_prompt, config.max_new_tokens, config.temperature, config.batch_size, seed
+            model,
+            tokenizer,
+            encoded,
+            config.responses_per_prompt,
+            config.max_new_tokens,
+            config.temperature,
+            config.batch_size,
+            seed,
         )
         responses = [response for group in groups for response in group]
         ids = [encoded[response.prompt_index] for response in responses]
@@ -108,6 +130,7 @@ def answer(name, models: PolicySet, tokenizer, scorer, gold, heldout, encoded, c
             score_all(gold, texts),
             reward_scores(scorer, tokenizer, prompts, texts, config.batch_size),
             kl_estimates(own, base),
+            strict=True,
         )
     ]
 
@@ -115,7 +138,9 @@ def answer(name, models: PolicySet, tokenizer, scorer, gold, heldout, encoded, c
 def best_of_n_samples(reference, tokenizer, scorer, gold, heldout, encoded, n: int, config, seed: int) -> list[dict]:
     """n samples of the reference per held-out prompt, with learned and gold scores; best-of-N for any
     N <= n picks, per prompt, the highest learned reward among the first N (nested samples)."""
-    groups = generate_responses(reference, tokenizer, encoded, n, config.max_new_tokens, config.temperature, config.batch_size, seed)
+    groups = generate_responses(
+        reference, tokenizer, encoded, n, config.max_new_tokens, config.temperature, config.batch_size, seed
+    )
     rows = [
         {"prompt_index": index, "sample": sample, "prompt": heldout[index], "response": response.text}
         for index, group in enumerate(groups)
@@ -123,7 +148,7 @@ def best_of_n_samples(reference, tokenizer, scorer, gold, heldout, encoded, n: i
     ]
     texts = [row["response"] for row in rows]
     learned = reward_scores(scorer, tokenizer, [row["prompt"] for row in rows], texts, config.batch_size)
-    for row, gold_score, learned_score in zip(rows, score_all(gold, texts), learned):
+    for row, gold_score, learned_score in zip(rows, score_all(gold, texts), learned, strict=True):
         row |= {"gold": gold_score, "reward_model": learned_score, "words": len(row["response"].split())}
     return rows
 
@@ -154,12 +179,15 @@ def dpo_implicit_accuracy(models: PolicySet, tokenizer, pairs, beta: float, batc
     prompts = [prompt_ids(tokenizer, text_of(p)) for p in pairs["prompt"]]
 
     def response_ids(column: str) -> list[list[int]]:
-        return [scored_ids(tokenizer, text_of(p), text_of(r))[len(ids) :] for p, r, ids in zip(pairs["prompt"], pairs[column], prompts)]
+        return [
+            scored_ids(tokenizer, text_of(p), text_of(r))[len(ids) :]
+            for p, r, ids in zip(pairs["prompt"], pairs[column], prompts, strict=True)
+        ]
 
     chosen, rejected = response_ids("chosen"), response_ids("rejected")
     with models.policy("dpo") as model:
         policy_c, policy_r = (response_logprobs(model, prompts, ids, 1.0, batch_size) for ids in (chosen, rejected))
     with models.reference() as reference:
         ref_c, ref_r = (response_logprobs(reference, prompts, ids, 1.0, batch_size) for ids in (chosen, rejected))
-    margins = [beta * ((pc - rc) - (pr - rr)) for pc, rc, pr, rr in zip(policy_c, ref_c, policy_r, ref_r)]
+    margins = [beta * ((pc - rc) - (pr - rr)) for pc, rc, pr, rr in zip(policy_c, ref_c, policy_r, ref_r, strict=True)]
     return pair_accuracies(margins, pairs["chosen_gold"], pairs["rejected_gold"], pairs["noise_free"]) | {"beta": beta}

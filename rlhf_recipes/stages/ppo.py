@@ -7,7 +7,9 @@ With LoRA, the reference is the policy with its adapter disabled: no second copy
 
 from pathlib import Path
 
-from ..config.schema import Compute, Lora, Ppo
+from ..config.base import Lora
+from ..config.methods import Ppo
+from ..config.schema import Compute
 from ..generation.formatting import prompt_ids
 from ..models.loading import Loading, Tuning, device_for, load_policy, load_reward_model, load_tokenizer, lora_config
 from ..run.stage import stage
@@ -102,10 +104,16 @@ def ppo(
     trainer.accelerator.print = _silent  # PPOTrainer's one print is a "===training policy===" banner on stdout
     trained = trainer.accelerator.unwrap_model(trainer.model).policy
     tracker = HeldoutCurve.start(curve, tokenizer, device, trained, reference, seed, scorer=reward)
-    history = fit(trainer, stage="ppo", out_dir=out_dir, learning_rate=ppo.learning_rate, curve=tracker, resumable=False)
+    history = fit(
+        trainer, stage="ppo", out_dir=out_dir, learning_rate=ppo.learning_rate, curve=tracker, resumable=False
+    )
     save_trained_policy(trainer, trained.eval(), tokenizer, out_dir, base, loading, tuning)
     last = history[-1] if history else {}
-    return {"updates": trainer.state.global_step, "final_score": last.get("objective/scores"), "final_kl": last.get("objective/kl")}
+    return {
+        "updates": trainer.state.global_step,
+        "final_score": last.get("objective/scores"),
+        "final_kl": last.get("objective/kl"),
+    }
 
 
 def _silent(*args, **kwargs) -> None:

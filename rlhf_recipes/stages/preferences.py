@@ -3,7 +3,8 @@
 import json
 from pathlib import Path
 
-from ..config.schema import Labeler, Preferences
+from ..config.labelers import Labeler
+from ..config.schema import Preferences
 from ..errors import RecipeError
 from ..generation.formatting import preference_row, uses_chat_template
 from ..labeling.labelers import make_labeler, score_all
@@ -37,15 +38,19 @@ def preferences(
     scores = score_all(make_labeler(labeler), samples["response"])
     gold = scores if gold_labeler == labeler else score_all(make_labeler(gold_labeler), samples["response"])
     with open(out_dir / "scored_responses.jsonl", "w", encoding="utf-8") as out:
-        for row, score, gold_score in zip(samples, scores, gold):
+        for row, score, gold_score in zip(samples, scores, gold, strict=True):
             record = {key: row[key] for key in ("split", "prompt_index", "prompt", "response")}
-            out.write(json.dumps(record | {"score": score, "gold": gold_score, "words": len(row["response"].split())}) + "\n")
+            out.write(
+                json.dumps(record | {"score": score, "gold": gold_score, "words": len(row["response"].split())}) + "\n"
+            )
     splits, stats = {}, {}
     for offset, split in enumerate(("train", "heldout")):
         groups: dict[int, dict] = {}
-        for row, score, gold_score in zip(samples, scores, gold):
+        for row, score, gold_score in zip(samples, scores, gold, strict=True):
             if row["split"] == split:
-                group = groups.setdefault(row["prompt_index"], {"prompt": row["prompt"], "responses": [], "scores": [], "gold": []})
+                group = groups.setdefault(
+                    row["prompt_index"], {"prompt": row["prompt"], "responses": [], "scores": [], "gold": []}
+                )
                 group["responses"].append(row["response"])
                 group["scores"].append(score)
                 group["gold"].append(gold_score)

@@ -5,9 +5,9 @@ import json
 import random
 from pathlib import Path
 
+from ..config.schema import Prompts
 from ..errors import RecipeError
 from ..run.stage import stage
-from ..config.schema import Prompts
 
 
 def load_prompts(config: Prompts) -> list[tuple[str, str]]:
@@ -24,7 +24,9 @@ def load_prompts(config: Prompts) -> list[tuple[str, str]]:
         try:
             dataset = load_from_disk(str(path), keep_in_memory=True)
         except FileNotFoundError:
-            raise RecipeError(f"prompts.path: {path} is a directory but not one written by datasets' save_to_disk.")
+            raise RecipeError(
+                f"prompts.path: {path} is a directory but not one written by datasets' save_to_disk."
+            ) from None
         if isinstance(dataset, DatasetDict):
             if config.split not in dataset:
                 raise RecipeError(f"prompts.split: {config.split!r} is not a split of {path}; it has {list(dataset)}.")
@@ -33,7 +35,7 @@ def load_prompts(config: Prompts) -> list[tuple[str, str]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as error:
-        raise RecipeError(f"prompts.path: {path} is not UTF-8 text ({error.reason}). Fix: save it as UTF-8.")
+        raise RecipeError(f"prompts.path: {path} is not UTF-8 text ({error.reason}). Fix: save it as UTF-8.") from error
     if path.suffix != ".jsonl":
         return [(line, line) for line in lines if line.strip()]
     prompts = []
@@ -43,7 +45,7 @@ def load_prompts(config: Prompts) -> list[tuple[str, str]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            raise RecipeError(f"prompts.path: {path}:{number}: not valid JSON ({error.msg}).")
+            raise RecipeError(f"prompts.path: {path}:{number}: not valid JSON ({error.msg}).") from error
         for key, name in ((config.field, "field"), (config.group_field, "group_field")):
             if key is not None and not (isinstance(row, dict) and isinstance(row.get(key), str)):
                 raise RecipeError(f"prompts.path: {path}:{number}: no text field {key!r}. Fix: set prompts.{name}.")
@@ -57,7 +59,7 @@ def _columns(dataset, config: Prompts, where: str) -> list[tuple[str, str]]:
             raise RecipeError(f"prompts.{name}: {key!r} is not a column of {where}; columns: {dataset.column_names}.")
     texts = [str(text) for text in dataset[config.field]]
     groups = [str(group) for group in dataset[config.group_field]] if config.group_field else texts
-    return list(zip(texts, groups))
+    return list(zip(texts, groups, strict=True))
 
 
 def split_prompts(prompts: list[tuple[str, str]], heldout_fraction: float, seed: int, max_prompts: int | None = None):

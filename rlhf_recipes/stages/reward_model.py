@@ -22,7 +22,7 @@ def pairwise_accuracy(reward_model, tokenizer, pairs, batch_size: int) -> dict:
     prompts = [text_of(p) for p in pairs["prompt"]]
     chosen = reward_scores(reward_model, tokenizer, prompts, [text_of(c) for c in pairs["chosen"]], batch_size)
     rejected = reward_scores(reward_model, tokenizer, prompts, [text_of(r) for r in pairs["rejected"]], batch_size)
-    margins = [c - r for c, r in zip(chosen, rejected)]
+    margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
     return pair_accuracies(margins, pairs["chosen_gold"], pairs["rejected_gold"], pairs["noise_free"])
 
 
@@ -37,11 +37,13 @@ def score_heldout_responses(reward_model, tokenizer, preferences_dir: Path, out:
     """Reward-model scores of every held-out sampled response, next to its gold score and length, as jsonl."""
     with open(preferences_dir / "scored_responses.jsonl", encoding="utf-8") as rows:
         heldout = [row for row in map(json.loads, rows) if row["split"] == "heldout"]
-    scores = reward_scores(reward_model, tokenizer, [r["prompt"] for r in heldout], [r["response"] for r in heldout], batch_size)
+    scores = reward_scores(
+        reward_model, tokenizer, [r["prompt"] for r in heldout], [r["response"] for r in heldout], batch_size
+    )
     if not is_main():
         return
     with open(out, "w", encoding="utf-8") as handle:
-        for row, score in zip(heldout, scores):
+        for row, score in zip(heldout, scores, strict=True):
             handle.write(json.dumps(row | {"reward_model": score}, ensure_ascii=False) + "\n")
 
 
@@ -63,7 +65,14 @@ def tokenized_pairs(tokenizer, pairs):
 
 @stage(version=1)
 def reward_model(
-    *, reward_model: RewardModel, loading: Loading, compute: Compute, policy: Path | str, preferences: Path, seed: int, out_dir: Path
+    *,
+    reward_model: RewardModel,
+    loading: Loading,
+    compute: Compute,
+    policy: Path | str,
+    preferences: Path,
+    seed: int,
+    out_dir: Path,
 ):
     """Train on the train pairs, measure held-out pairwise accuracy, save model and metrics to out_dir.
 
@@ -92,7 +101,11 @@ def reward_model(
     )
     peft = lora_config(reward_model.lora, "SEQ_CLS") if reward_model.lora else None
     trainer = RewardTrainer(
-        model=network, args=args, train_dataset=tokenized_pairs(tokenizer, pairs["train"]), processing_class=tokenizer, peft_config=peft
+        model=network,
+        args=args,
+        train_dataset=tokenized_pairs(tokenizer, pairs["train"]),
+        processing_class=tokenizer,
+        peft_config=peft,
     )
     fit(trainer, stage="reward_model", out_dir=out_dir, learning_rate=reward_model.learning_rate)
     sharded = shards_parameters(trainer)
@@ -103,11 +116,15 @@ def reward_model(
     else:
         trained = trainer.accelerator.unwrap_model(trainer.model).eval()
     metrics = {
-        "train": pairwise_accuracy(trained, tokenizer, train_sample(pairs["train"], len(pairs["heldout"]), seed), reward_model.batch_size),
+        "train": pairwise_accuracy(
+            trained, tokenizer, train_sample(pairs["train"], len(pairs["heldout"]), seed), reward_model.batch_size
+        ),
         "heldout": pairwise_accuracy(trained, tokenizer, pairs["heldout"], reward_model.batch_size),
         "steps": trainer.state.global_step,
     }
-    score_heldout_responses(trained, tokenizer, preferences, out_dir / "heldout_responses.jsonl", reward_model.batch_size)
+    score_heldout_responses(
+        trained, tokenizer, preferences, out_dir / "heldout_responses.jsonl", reward_model.batch_size
+    )
     if is_main() and not sharded:
         if reward_model.lora:
             trained.save_pretrained(out_dir / "adapter")
@@ -117,4 +134,8 @@ def reward_model(
         tokenizer.save_pretrained(out_dir)
     if is_main():
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return {"heldout_accuracy": metrics["heldout"]["vs_gold"], "train_accuracy": metrics["train"]["vs_gold"], "steps": metrics["steps"]}
+    return {
+        "heldout_accuracy": metrics["heldout"]["vs_gold"],
+        "train_accuracy": metrics["train"]["vs_gold"],
+        "steps": metrics["steps"],
+    }

@@ -16,7 +16,9 @@ from .prompts import read_prompts
 
 
 @stage(version=1)
-def samples(*, samples: Samples, loading: Loading, device: str, policy: Path | str, prompts: Path, seed: int, out_dir: Path):
+def samples(
+    *, samples: Samples, loading: Loading, device: str, policy: Path | str, prompts: Path, seed: int, out_dir: Path
+):
     """Write a `datasets` dataset to out_dir: one row per response (split, prompt_index, prompt, response,
     response_tokens, finished). prompts: the prompts stage's output."""
     from datasets import Dataset

@@ -3,13 +3,14 @@
 import json
 from pathlib import Path
 
-from ..config.schema import Compute, Lora, Sft
+from ..config.base import Lora
+from ..config.schema import Compute, Sft
 from ..errors import RecipeError
 from ..generation.formatting import demonstration_row, uses_chat_template
 from ..models.loading import Loading, device_for, load_policy, load_tokenizer, lora_config, merge_adapter
 from ..run.distributed import is_main
 from ..run.stage import stage
-from ..training.trainer import fit, final_loss, per_process, save_sharded, shards_parameters, trainer_arguments
+from ..training.trainer import final_loss, fit, per_process, save_sharded, shards_parameters, trainer_arguments
 
 
 def read_demonstrations(path: Path) -> list[tuple[str, str]]:
@@ -21,8 +22,12 @@ def read_demonstrations(path: Path) -> list[tuple[str, str]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            raise RecipeError(f"sft.demonstrations: {path}:{number}: not valid JSON ({error.msg}).")
-        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not isinstance(row.get("completion"), str):
+            raise RecipeError(f"sft.demonstrations: {path}:{number}: not valid JSON ({error.msg}).") from error
+        if (
+            not isinstance(row, dict)
+            or not isinstance(row.get("prompt"), str)
+            or not isinstance(row.get("completion"), str)
+        ):
             raise RecipeError(f"sft.demonstrations: {path}:{number}: needs text fields prompt and completion.")
         rows.append((row["prompt"], row["completion"]))
     if not rows:
@@ -31,7 +36,9 @@ def read_demonstrations(path: Path) -> list[tuple[str, str]]:
 
 
 @stage(version=1)
-def sft(*, sft: Sft, loading: Loading, lora: Lora | None, compute: Compute, policy: Path | str, seed: int, out_dir: Path) -> dict:
+def sft(
+    *, sft: Sft, loading: Loading, lora: Lora | None, compute: Compute, policy: Path | str, seed: int, out_dir: Path
+) -> dict:
     """Fine-tune `policy` on the demonstrations (loss on completions only) and save full weights to
     out_dir: with LoRA, the adapter goes to out_dir/adapter and is merged into the saved weights,
     because the SFT policy is the base (and the reference) of every later stage."""

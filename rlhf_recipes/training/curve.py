@@ -9,7 +9,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from ..config.schema import Labeler
+from ..config.labelers import Labeler
 from ..generation.formatting import prompt_ids
 from ..generation.sampling import generate_responses
 from ..generation.scoring import response_logprobs, reward_scores
@@ -93,7 +93,9 @@ class HeldoutCurve(TrainerCallback):
         was_training = self.policy.training
         self.policy.eval()
         e = self.curve
-        groups = generate_responses(self.policy, self.tokenizer, self.encoded, 1, e.max_new_tokens, e.temperature, e.batch_size, self.seed)
+        groups = generate_responses(
+            self.policy, self.tokenizer, self.encoded, 1, e.max_new_tokens, e.temperature, e.batch_size, self.seed
+        )
         responses = [group[0] for group in groups]
         ids, tokens = self.encoded, [r.token_ids for r in responses]
         own = response_logprobs(self.policy, ids, tokens, e.temperature, e.batch_size)
@@ -106,7 +108,9 @@ class HeldoutCurve(TrainerCallback):
                 "step": step,
                 "gold_mean": mean(gold),
                 "gold_std": std(gold),
-                "reward_model_mean": mean(reward_scores(self.scorer, self.tokenizer, self.prompts, texts, e.batch_size)),
+                "reward_model_mean": mean(
+                    reward_scores(self.scorer, self.tokenizer, self.prompts, texts, e.batch_size)
+                ),
                 "kl_mean": mean(kl_estimates(own, base)),
                 "n": len(texts),
             }

@@ -7,7 +7,15 @@ from transformers import TrainerCallback
 
 from ..errors import RecipeError
 
-WATCHED = ("loss", "grad_norm", "objective/scores", "objective/kl", "loss/policy_avg", "loss/value_avg", "rewards/margins")
+WATCHED = (
+    "loss",
+    "grad_norm",
+    "objective/scores",
+    "objective/kl",
+    "loss/policy_avg",
+    "loss/value_avg",
+    "rewards/margins",
+)
 
 
 class TrainingDiverged(RecipeError):
@@ -19,7 +27,11 @@ class FiniteTraining(TrainerCallback):
         self.stage, self.learning_rate = stage, learning_rate
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        bad = {key: value for key, value in (logs or {}).items() if key in WATCHED and isinstance(value, float) and not math.isfinite(value)}
+        bad = {
+            key: value
+            for key, value in (logs or {}).items()
+            if key in WATCHED and isinstance(value, float) and not math.isfinite(value)
+        }
         if bad:
             values = ", ".join(f"{key} = {value}" for key, value in bad.items())
             raise TrainingDiverged(

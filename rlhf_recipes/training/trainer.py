@@ -17,8 +17,8 @@ from pathlib import Path
 from ..config.schema import Compute
 from ..errors import RecipeError
 from ..models.loading import Loading, Tuning, device_for, save_policy
-from ..run.distributed import is_main, world_size
 from ..run.directory import latest_checkpoint
+from ..run.distributed import is_main, world_size
 from .curve import HeldoutCurve
 from .health import FiniteTraining
 
@@ -29,7 +29,7 @@ def trainer_arguments(compute: Compute, out_dir: Path, seed: int) -> dict:
         "output_dir": str(out_dir / "checkpoints"),
         "use_cpu": device_for(compute) == "cpu",
         "bf16": compute.bf16,
-        "gradient_checkpointing": compute.gradient_checkpointing,
+        "activation_checkpointing": compute.gradient_checkpointing,  # transformers 5.24's gradient_checkpointing
         "report_to": [],
         "seed": seed,
         "data_seed": seed,
@@ -51,7 +51,8 @@ def per_process(batch_size: int, key: str) -> int:
     processes = world_size()
     if batch_size % processes:
         raise RecipeError(
-            f"{key}: {batch_size} cannot be split evenly among {processes} processes. Fix: make it a multiple of {processes}."
+            f"{key}: {batch_size} cannot be split evenly among {processes} processes. "
+            f"Fix: make it a multiple of {processes}."
         )
     return batch_size // processes
 
@@ -62,7 +63,13 @@ def resume_point(out_dir: Path) -> str | None:
 
 
 def fit(
-    trainer, *, stage: str, out_dir: Path, learning_rate: float, curve: HeldoutCurve | None = None, resumable: bool = True
+    trainer,
+    *,
+    stage: str,
+    out_dir: Path,
+    learning_rate: float,
+    curve: HeldoutCurve | None = None,
+    resumable: bool = True,
 ) -> list[dict]:
     """Train `trainer` as every stage does and return its log history (also saved to out_dir/log_history.json).
 
@@ -106,7 +113,9 @@ def save_sharded(trainer, tokenizer, out_dir: Path) -> None:
         tokenizer.save_pretrained(out_dir)
 
 
-def save_trained_policy(trainer, trained, tokenizer, out_dir: Path, base: str, loading: Loading, tuning: Tuning) -> None:
+def save_trained_policy(
+    trainer, trained, tokenizer, out_dir: Path, base: str, loading: Loading, tuning: Tuning
+) -> None:
     """Save a tuned policy to out_dir: full weights, or its LoRA adapter on `base` (and merged too with
     model.save_merged); gathered from every process first when the trainer shards parameters."""
     if shards_parameters(trainer):

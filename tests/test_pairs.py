@@ -3,9 +3,9 @@ import random
 
 import pytest
 
-from rlhf_recipes.reporting.metrics import sigmoid
-from rlhf_recipes.labeling.pairs import candidate_pairs, label_pairs, prefers_first
 from rlhf_recipes.config.schema import Preferences
+from rlhf_recipes.labeling.pairs import candidate_pairs, label_pairs, prefers_first
+from rlhf_recipes.reporting.metrics import sigmoid
 
 
 def test_best_vs_worst_pairs_the_extremes():
@@ -60,8 +60,16 @@ def test_label_pairs_rows_are_trl_preference_format():
     rows, ties = label_pairs(groups, Preferences(pairing="best_vs_worst"), seed=0)
     assert ties == 0
     assert rows == [
-        {"prompt": "p", "chosen": "good", "rejected": "bad", "chosen_score": 1.0, "rejected_score": -1.0,
-         "chosen_gold": 0.3, "rejected_gold": 0.0, "noise_free": True}
+        {
+            "prompt": "p",
+            "chosen": "good",
+            "rejected": "bad",
+            "chosen_score": 1.0,
+            "rejected_score": -1.0,
+            "chosen_gold": 0.3,
+            "rejected_gold": 0.0,
+            "noise_free": True,
+        }
     ]
 
 
@@ -75,6 +83,8 @@ def test_label_pairs_counts_ties_and_marks_flipped_labels():
 
 
 def test_label_pairs_is_reproducible():
-    groups = [{"prompt": str(i), "responses": list("abcd"), "scores": [random.random() for _ in range(4)]} for i in range(50)]
+    groups = [
+        {"prompt": str(i), "responses": list("abcd"), "scores": [random.random() for _ in range(4)]} for i in range(50)
+    ]
     config = Preferences(pairing="random", bradley_terry_temperature=0.3, label_flip_prob=0.1)
     assert label_pairs(groups, config, seed=7) == label_pairs(groups, config, seed=7)
