@@ -63,10 +63,8 @@ def describe_plan(recipe) -> str:
         "samples": f"{recipe.samples.responses_per_prompt} responses per prompt",
         "preferences": f"pairing {recipe.preferences.pairing}, flip prob {recipe.preferences.label_flip_prob:g}",
         "reward_model": f"{reward.epochs:g} epoch(s), {reward_tuning}",
-        "ppo": recipe.ppo and f"kl_coef {recipe.ppo.kl_coef:g}, {recipe.ppo.total_episodes or 'one pass of'} episodes",
-        "dpo": recipe.dpo and f"beta {recipe.dpo.beta:g}, loss {recipe.dpo.loss_type}, {recipe.dpo.epochs:g} epoch(s)",
         "evaluation": f"{recipe.evaluation.responses_per_prompt} responses per held-out prompt per policy",
-    }
+    } | {name: method.describe() for name, method in recipe.methods().items()}
     lines = [f"Policy: {source}, {model.dtype}, {tuning}; labeler: {recipe.labeler.kind}", "Stages:"]
     lines += [f"  {step.name:<13} {what[step.name]}" for step in plan(recipe, Path("runs") / recipe.name)]
     return "\n".join(lines)

@@ -12,16 +12,24 @@ class Method(Section):
     rlhf_recipes/stages/ and of the stage function there; the pipeline finds the stage by it."""
 
     stage: ClassVar[str]
+    CURVE_KEY: ClassVar[str] = "eval_every_steps"  # the key that turns the held-out curve on
+    BATCH_KEYS: ClassVar[tuple[str, ...]] = ("batch_size",)  # batches that several processes share
 
     def curve_every(self) -> int | None:
         """Optimizer steps (PPO: updates) between points of the held-out curve; None for no curve."""
-        return self.eval_every_steps
+        return getattr(self, self.CURVE_KEY)
+
+    def describe(self) -> str:
+        """One line for `rlhf validate`'s plan."""
+        raise NotImplementedError
 
 
 class Ppo(Method):
     """PPO against the learned reward with a per-token KL penalty (trl.experimental.ppo.PPOTrainer)."""
 
     stage: ClassVar[str] = "ppo"
+    CURVE_KEY: ClassVar[str] = "eval_every_updates"
+    BATCH_KEYS: ClassVar[tuple[str, ...]] = ("rollouts_per_update", "mini_batch_size")
 
     learning_rate: PositiveFloat = Field(3e-6, description="AdamW learning rate (linear decay).")
     total_episodes: PositiveInt | None = Field(
@@ -49,8 +57,8 @@ class Ppo(Method):
         None, description="Evaluate on held-out prompts every this many PPO updates (training curve); off if unset."
     )
 
-    def curve_every(self) -> int | None:
-        return self.eval_every_updates
+    def describe(self) -> str:
+        return f"kl_coef {self.kl_coef:g}, {self.total_episodes or 'one pass of'} episodes"
 
     @model_validator(mode="after")
     def _batches_divide(self):
@@ -88,3 +96,6 @@ class Dpo(Method):
     eval_every_steps: PositiveInt | None = Field(
         None, description="Evaluate on held-out prompts every this many optimizer steps (training curve); off if unset."
     )
+
+    def describe(self) -> str:
+        return f"beta {self.beta:g}, loss {self.loss_type}, {self.epochs:g} epoch(s)"

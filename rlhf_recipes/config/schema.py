@@ -15,7 +15,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from .base import ExistingFile, ExistingPath, Lora, PositiveFloat, PositiveInt, Section
 from .labelers import Labeler
-from .methods import Dpo, Ppo
+from .methods import Dpo, Method, Ppo
 
 
 def read_accelerate_config(path: Path) -> dict:
@@ -315,6 +315,10 @@ class Recipe(Section):
     compute: Compute = Field(Compute(), description="Device and precision.")
     sweep: Sweep | None = Field(None, description="Vary one key and/or the seed; omit for a single run.")
 
+    def methods(self) -> dict[str, Method]:
+        """The policies this recipe trains, by name: each method section that is set."""
+        return {name: method for name, method in (("ppo", self.ppo), ("dpo", self.dpo)) if method is not None}
+
     @model_validator(mode="after")
     def _trains_a_policy(self):
         if self.ppo is None and self.dpo is None:
@@ -324,14 +328,7 @@ class Recipe(Section):
     @model_validator(mode="after")
     def _curves_need_whole_policies(self):
         sharding = sharded_training(self.compute.accelerate_config)
-        curves = [
-            key
-            for key, on in (
-                ("ppo.eval_every_updates", self.ppo and self.ppo.eval_every_updates),
-                ("dpo.eval_every_steps", self.dpo and self.dpo.eval_every_steps),
-            )
-            if on
-        ]
+        curves = [f"{name}.{method.CURVE_KEY}" for name, method in self.methods().items() if method.curve_every()]
         if sharding and (self.model.lora or self.reward_model.lora):
             raise ValueError(
                 f"compute.accelerate_config shards the model across processes ({sharding}), which this tool "

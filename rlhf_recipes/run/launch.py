@@ -67,15 +67,14 @@ def processes_in(accelerate_config) -> int:
 
 
 def check_batches_split(recipe, processes: int) -> None:
-    """Every batch of an optimizer step is shared equally among the processes (stages.common.per_process):
+    """Every batch of an optimizer step is shared equally among the processes (training.trainer.per_process):
     refuse, before anything starts, a batch that does not split."""
     sizes = {
         "sft.batch_size": recipe.sft and recipe.sft.batch_size,
         "reward_model.batch_size": recipe.reward_model.batch_size,
-        "dpo.batch_size": recipe.dpo and recipe.dpo.batch_size,
-        "ppo.rollouts_per_update": recipe.ppo and recipe.ppo.rollouts_per_update,
-        "ppo.mini_batch_size": recipe.ppo and recipe.ppo.mini_batch_size,
     }
+    for name, method in recipe.methods().items():
+        sizes |= {f"{name}.{key}": getattr(method, key) for key in method.BATCH_KEYS}
     uneven = [f"{key}={size}" for key, size in sizes.items() if size and size % processes]
     if uneven:
         raise RecipeError(

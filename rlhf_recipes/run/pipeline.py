@@ -1,21 +1,22 @@
 """The whole method on one screen: `plan` names every stage of a recipe, in order, with the exact
 arguments it is called with; `run_recipe` runs (or reuses) them and writes the report."""
 
+import importlib
+import inspect
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from ..config.methods import Method
 from ..config.schema import Recipe
 from ..errors import RecipeError
 from ..models.builtin import builtin_gguf_path
 from ..models.loading import Loading, Tuning, device_for
 from ..reporting.report import write_report
-from ..stages.dpo import dpo
 from ..stages.evaluation import evaluation, samples_serve_best_of_n
 from ..stages.model import model
-from ..stages.ppo import ppo
 from ..stages.preferences import preferences
 from ..stages.prompts import prompts
 from ..stages.reward_model import reward_model
@@ -34,162 +35,114 @@ RENAMED_STAGES = {"base_model": "model", "eval": "evaluation"}
 
 
 def plan(recipe: Recipe, run_dir: Path) -> list[Step]:
-    """Every stage `recipe` runs, in order, each with exactly what it reads. A stage reads an earlier
-    stage's output as run_dir/<that stage's name>."""
-    seed, settings, compute = recipe.seed, recipe.model, recipe.compute
-    gold = recipe.gold_labeler or recipe.labeler
-    loading, tuning = Loading.of(settings), Tuning.of(settings)
-    reward_loading = Loading.of(settings, load_in_4bit=recipe.reward_model.load_in_4bit)
-    device = device_for(compute)
-    steps = [Step("prompts", prompts, {"prompts": recipe.prompts, "seed": seed})]
-
-    if settings.tiny is not None:
-        steps.append(Step("model", model, {"tiny": settings.tiny, "seed": seed}))
-    elif settings.gguf is not None or settings.builtin is not None:
-        steps.append(Step("model", model, {"gguf": settings.gguf or builtin_gguf_path(settings.builtin)}))
-    policy = run_dir / "model" if steps[-1].name == "model" else base_location(settings.name_or_path)
-
+    """Every stage `recipe` runs, in order, each handed exactly what it reads (see `call`)."""
+    policy = run_dir / "model" if builds_model(recipe) else base_location(recipe.model.name_or_path)
+    base = policy
     if recipe.sft is not None:
+        policy = run_dir / "sft"  # every stage after SFT starts from its output
+    inputs = stage_inputs(recipe, run_dir, policy)
+
+    steps = [call(prompts, inputs)]
+    if builds_model(recipe):
+        steps.append(call(model, inputs, seed=recipe.seed if recipe.model.tiny else None))
+    if recipe.sft is not None:
+        steps.append(call(sft, inputs, policy=base))
+    steps += [call(samples, inputs), call(preferences, inputs), call(reward_model, inputs)]
+    for name, method in recipe.methods().items():
         steps.append(
-            Step(
-                "sft",
-                sft,
-                {
-                    "sft": recipe.sft,
-                    "loading": loading,
-                    "lora": settings.lora,
-                    "compute": compute,
-                    "policy": policy,
-                    "seed": seed,
-                },
-            )
+            call(method_stage(method), inputs, name=name, section=method, curve=curve(recipe, run_dir, method))
         )
-        policy = run_dir / "sft"
-
-    steps.append(
-        Step(
-            "samples",
-            samples,
-            {
-                "samples": recipe.samples,
-                "loading": loading,
-                "device": device,
-                "policy": policy,
-                "prompts": run_dir / "prompts",
-                "seed": seed,
-            },
-        )
-    )
-    steps.append(
-        Step(
-            "preferences",
-            preferences,
-            {
-                "labeler": recipe.labeler,
-                "gold_labeler": gold,
-                "preferences": recipe.preferences,
-                "samples": run_dir / "samples",
-                "policy": policy,
-                "trust_remote_code": settings.trust_remote_code,
-                "seed": seed,
-            },
-        )
-    )
-    steps.append(
-        Step(
-            "reward_model",
-            reward_model,
-            {
-                "reward_model": recipe.reward_model,
-                "loading": reward_loading,
-                "compute": compute,
-                "policy": policy,
-                "preferences": run_dir / "preferences",
-                "seed": seed,
-            },
-        )
-    )
-
-    def curve(every: int | None) -> Curve | None:
-        e = recipe.evaluation
-        return (
-            Curve(
-                every,
-                run_dir / "prompts",
-                e.curve_prompts,
-                e.max_new_tokens,
-                e.temperature,
-                e.batch_size,
-                gold,
-                run_dir / "reward_model",
-                reward_loading,
-            )
-            if every
-            else None
-        )
-
-    policies = {"reference": policy}
-    if recipe.ppo is not None:
-        steps.append(
-            Step(
-                "ppo",
-                ppo,
-                {
-                    "ppo": recipe.ppo,
-                    "loading": loading,
-                    "tuning": tuning,
-                    "compute": compute,
-                    "policy": policy,
-                    "reward_model": run_dir / "reward_model",
-                    "reward_loading": reward_loading,
-                    "value_model_lora": recipe.reward_model.lora,
-                    "prompts": run_dir / "prompts",
-                    "curve": curve(recipe.ppo.eval_every_updates),
-                    "seed": seed,
-                },
-            )
-        )
-        policies["ppo"] = run_dir / "ppo"
-    if recipe.dpo is not None:
-        steps.append(
-            Step(
-                "dpo",
-                dpo,
-                {
-                    "dpo": recipe.dpo,
-                    "loading": loading,
-                    "tuning": tuning,
-                    "compute": compute,
-                    "policy": policy,
-                    "preferences": run_dir / "preferences",
-                    "curve": curve(recipe.dpo.eval_every_steps),
-                    "seed": seed,
-                },
-            )
-        )
-        policies["dpo"] = run_dir / "dpo"
-
-    steps.append(
-        Step(
-            "evaluation",
-            evaluation,
-            {
-                "evaluation": recipe.evaluation,
-                "gold_labeler": gold,
-                "loading": loading,
-                "reward_loading": reward_loading,
-                "device": device,
-                "policies": policies,
-                "reward_model": run_dir / "reward_model",
-                "best_of_n_from_samples": samples_serve_best_of_n(recipe.samples, recipe.evaluation),
-                "prompts": run_dir / "prompts",
-                "preferences": run_dir / "preferences",
-                "dpo_beta": recipe.dpo.beta if recipe.dpo is not None else None,
-                "seed": seed,
-            },
-        )
-    )
+    steps.append(call(evaluation, inputs))
     return steps
+
+
+def stage_inputs(recipe: Recipe, run_dir: Path, policy: Path | str) -> dict:
+    """Everything a stage may read, by the name of the keyword parameter that reads it. A parameter named
+    after a stage is that stage's output directory, except in the stage of that name, where it is the
+    stage's recipe section."""
+    settings, methods = recipe.model, recipe.methods()
+    dpo_betas = [method.beta for method in methods.values() if method.stage == "dpo"]
+    return {
+        "sections": {
+            "prompts": recipe.prompts,
+            "sft": recipe.sft,
+            "samples": recipe.samples,
+            "preferences": recipe.preferences,
+            "reward_model": recipe.reward_model,
+            "evaluation": recipe.evaluation,
+        },
+        "outputs": {name: run_dir / name for name in ("prompts", "samples", "preferences", "reward_model")},
+        "seed": recipe.seed,
+        "tiny": settings.tiny,
+        "gguf": settings.gguf or (settings.builtin and builtin_gguf_path(settings.builtin)),
+        "policy": policy,
+        "loading": Loading.of(settings),
+        "tuning": Tuning.of(settings),
+        "lora": settings.lora,
+        "trust_remote_code": settings.trust_remote_code,
+        "reward_loading": Loading.of(settings, load_in_4bit=recipe.reward_model.load_in_4bit),
+        "value_model_lora": recipe.reward_model.lora,
+        "compute": recipe.compute,
+        "device": device_for(recipe.compute),
+        "labeler": recipe.labeler,
+        "gold_labeler": recipe.gold_labeler or recipe.labeler,
+        "policies": {"reference": policy} | {name: run_dir / name for name in methods},
+        "best_of_n_from_samples": samples_serve_best_of_n(recipe.samples, recipe.evaluation),
+        "dpo_beta": dpo_betas[0] if dpo_betas else None,
+    }
+
+
+def call(function, inputs: dict, name: str | None = None, section=None, **given) -> Step:
+    """The Step that calls stage `function` under `name` (default: its own) with what its keyword
+    parameters name: its recipe section (`section`, default the stage's own), the outputs of earlier
+    stages, values from `inputs`, and `given` values first of all."""
+    stage_name = function.__name__
+    arguments = {}
+    for parameter in inspect.signature(function).parameters:
+        if parameter == "out_dir":
+            continue
+        if parameter in given:
+            arguments[parameter] = given[parameter]
+        elif parameter == stage_name:
+            arguments[parameter] = section if section is not None else inputs["sections"][stage_name]
+        elif parameter in inputs["outputs"]:
+            arguments[parameter] = inputs["outputs"][parameter]
+        else:
+            arguments[parameter] = inputs[parameter]
+    return Step(name or stage_name, function, arguments)
+
+
+def method_stage(method: Method):
+    """The stage function that trains `method`: rlhf_recipes/stages/<method.stage>.py, function <method.stage>.
+    Each training method's stage is imported only when a recipe uses it (experimental TRL trainers
+    among them)."""
+    module = importlib.import_module(f"rlhf_recipes.stages.{method.stage}")
+    return getattr(module, method.stage)
+
+
+def curve(recipe: Recipe, run_dir: Path, method: Method) -> Curve | None:
+    """The held-out curve a training method draws, when its section asks for one."""
+    every, e = method.curve_every(), recipe.evaluation
+    if not every:
+        return None
+    reward_loading = Loading.of(recipe.model, load_in_4bit=recipe.reward_model.load_in_4bit)
+    gold = recipe.gold_labeler or recipe.labeler
+    return Curve(
+        every,
+        run_dir / "prompts",
+        e.curve_prompts,
+        e.max_new_tokens,
+        e.temperature,
+        e.batch_size,
+        gold,
+        run_dir / "reward_model",
+        reward_loading,
+    )
+
+
+def builds_model(recipe: Recipe) -> bool:
+    """Does the run make its initial policy (a tiny model, or a GGUF conversion) in a model stage?"""
+    return recipe.model.tiny is not None or recipe.model.gguf is not None or recipe.model.builtin is not None
 
 
 def base_location(name_or_path: str) -> Path | str:
