@@ -141,12 +141,13 @@ def in_use(tmp_path):
 
 
 def disk_full(tmp_path, monkeypatch):
-    import rlhf_recipes.run.pipeline
+    """The prompts stage's first write finds the disk full."""
+    import rlhf_recipes.stages.prompts
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "prompts/train.jsonl")
 
-    monkeypatch.setattr(rlhf_recipes.run.pipeline, "prepare_prompts", full)
+    monkeypatch.setattr(rlhf_recipes.stages.prompts, "split_prompts", full)
     return in_process(monkeypatch, "run", "recipes/smoke.yaml", *QUICK, "--output-dir", tmp_path / "run")
 
 

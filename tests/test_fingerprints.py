@@ -82,9 +82,9 @@ def rude(text):
 def full_recipe(tmp_path, in_repo, monkeypatch) -> dict:
     """The smoke recipe with every optional key set: LoRA, 4-bit-ready bfloat16, a gold labeler of every
     kind, label noise, curves, checkpoints, an accelerate config, prompts with groups."""
-    (tmp_path / "my_labelers.py").write_text(LABELERS)
+    (tmp_path / "fingerprint_labelers.py").write_text(LABELERS)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "my_labelers", raising=False)  # another test's copy
+    monkeypatch.delitem(sys.modules, "fingerprint_labelers", raising=False)  # another test's copy
     gold = {
         "kind": "composite",
         "parts": [
@@ -92,7 +92,7 @@ def full_recipe(tmp_path, in_repo, monkeypatch) -> dict:
             {"weight": 0.5, "labeler": {"kind": "length", "target_words": 8}},
             {"weight": 0.5, "labeler": {"kind": "keywords", "keywords": ["great", "good"]}},
             {"weight": 0.2, "labeler": {"kind": "regex", "pattern": "!", "ignore_case": True}},
-            {"weight": 0.1, "labeler": {"kind": "python", "function": "my_labelers:polite"}},
+            {"weight": 0.1, "labeler": {"kind": "python", "function": "fingerprint_labelers:polite"}},
         ],
     }
     overrides = [
@@ -143,7 +143,7 @@ OTHER_CHOICES = {
     "kl_estimator": "k3",
     "target_modules": ["q_proj", "v_proj"],
     "pattern": "[?]",
-    "function": "my_labelers:rude",
+    "function": "fingerprint_labelers:rude",
 }
 
 
@@ -230,7 +230,7 @@ def test_a_labeler_of_another_kind_rebuilds_the_preferences_and_what_follows(ful
 
 def test_editing_a_python_labeler_rebuilds_the_preferences_and_what_follows(full_recipe, tmp_path):
     before = stage_fingerprints(full_recipe, tmp_path / "run")
-    (tmp_path / "my_labelers.py").write_text(LABELERS.replace('"please"', '"thanks"'))
+    (tmp_path / "fingerprint_labelers.py").write_text(LABELERS.replace('"please"', '"thanks"'))
     after = stage_fingerprints(full_recipe, tmp_path / "run")
     assert {stage for stage in before if before[stage] != after[stage]} == expected_changes("gold_labeler")
 

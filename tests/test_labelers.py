@@ -1,4 +1,5 @@
 import math
+import sys
 
 import pytest
 
@@ -71,6 +72,7 @@ def test_python_labeler_is_imported_only_by_name(tmp_path, monkeypatch):
 
     (tmp_path / "my_labelers.py").write_text("def shouting(text):\n    return float(text.count('!'))\n")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "my_labelers", raising=False)  # another test's module of that name
     assert make_labeler(PythonLabeler(kind="python", function="my_labelers:shouting"))("hi!!") == 2.0
 
 

@@ -158,47 +158,23 @@ def test_dpo_with_lora(tiny_model_dir, preferences_dir, tmp_path, four_bit):
     assert not (tmp_path / "model.safetensors").exists(), "a LoRA policy is saved as an adapter"
 
 
+def train_ppo(policy, reward_dir, prompts_dir, out_dir, loading: Loading, tuning: Tuning) -> None:
+    """Two PPO updates of four rollouts on the tiny model; the value model gets the policy's LoRA."""
+    config = Ppo(learning_rate=1e-2, total_episodes=8, rollouts_per_update=4, mini_batch_size=2, ppo_epochs=1)
+    ppo(ppo=config.model_copy(update={"max_new_tokens": 6}), loading=loading, tuning=tuning, compute=CPU, policy=policy,
+        reward_model=reward_dir, reward_loading=loading, value_model_lora=tuning.lora, prompts=prompts_dir, curve=None,
+        seed=0, out_dir=out_dir)  # fmt: skip
+
+
 @pytest.mark.parametrize("four_bit", [False, True], ids=["lora", "qlora"])
 def test_ppo_with_lora_policy_and_value_model(tiny_model_dir, reward_dir, prompts_dir, tmp_path, four_bit):
-    config = Ppo(
-        learning_rate=1e-2, total_episodes=8, rollouts_per_update=4, mini_batch_size=2, ppo_epochs=1, max_new_tokens=6
-    )
-    ppo(
-        ppo=config,
-        loading=loading(four_bit),
-        tuning=Tuning(LORA, save_merged=True),
-        compute=CPU,
-        policy=tiny_model_dir,
-        reward_model=reward_dir,
-        reward_loading=loading(four_bit),
-        value_model_lora=LORA,
-        prompts=prompts_dir,
-        curve=None,
-        seed=0,
-        out_dir=tmp_path,
-    )
+    train_ppo(tiny_model_dir, reward_dir, prompts_dir, tmp_path, loading(four_bit), Tuning(LORA, save_merged=True))
     assert_every_adapter_trained(tmp_path)
     assert (tmp_path / "merged" / "model.safetensors").is_file(), "save_merged writes full weights too"
 
 
 def test_full_fine_tuning_ppo_changes_every_policy_weight(tiny_model_dir, reward_dir, prompts_dir, tmp_path):
-    config = Ppo(
-        learning_rate=1e-2, total_episodes=8, rollouts_per_update=4, mini_batch_size=2, ppo_epochs=1, max_new_tokens=6
-    )
-    ppo(
-        ppo=config,
-        loading=Loading(),
-        tuning=Tuning(),
-        compute=CPU,
-        policy=tiny_model_dir,
-        reward_model=reward_dir,
-        reward_loading=Loading(),
-        value_model_lora=None,
-        prompts=prompts_dir,
-        curve=None,
-        seed=0,
-        out_dir=tmp_path,
-    )
+    train_ppo(tiny_model_dir, reward_dir, prompts_dir, tmp_path, Loading(), Tuning())
     before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(tmp_path / "model.safetensors")
     assert not [name for name in before if torch.equal(before[name], after[name])]
 

@@ -170,21 +170,13 @@ def stage_footprints(recipe: Recipe, policy: Counts, reward: Counts) -> dict[str
 def architecture_config(recipe: Recipe):
     """The transformers config of the recipe's model, without loading weights; None if it is unavailable
     offline (a hub model that is not in the local cache)."""
-    from transformers import AutoConfig, LlamaConfig
+    from transformers import AutoConfig
 
     model = recipe.model
-    if model.tiny is not None:
-        t = model.tiny
-        return LlamaConfig(
-            vocab_size=t.vocab_size,
-            hidden_size=t.hidden_size,
-            intermediate_size=t.intermediate_size,
-            num_hidden_layers=t.num_layers,
-            num_attention_heads=t.num_heads,
-            num_key_value_heads=t.num_heads,
-            max_position_embeddings=t.max_position_embeddings,
-            tie_word_embeddings=True,
-        )
+    if model.tiny is not None:  # the vocabulary can only be smaller than vocab_size: an upper bound
+        from .tiny import llama_config
+
+        return llama_config(model.tiny, model.tiny.vocab_size)
     if model.gguf is not None or model.builtin is not None:
         from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 

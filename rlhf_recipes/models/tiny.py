@@ -30,11 +30,30 @@ def read_corpus(path: Path) -> list[str]:
     return texts
 
 
+def llama_config(config: TinyModel, vocab_size: int, pad_token_id: int | None = None, eos_token_id: int | None = None):
+    """The LlamaConfig of the tiny model `config` describes, with a vocabulary of `vocab_size` tokens."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=config.hidden_size,
+        intermediate_size=config.intermediate_size,
+        num_hidden_layers=config.num_layers,
+        num_attention_heads=config.num_heads,
+        num_key_value_heads=config.num_heads,
+        max_position_embeddings=config.max_position_embeddings,
+        tie_word_embeddings=True,
+        pad_token_id=pad_token_id,
+        eos_token_id=eos_token_id,
+        bos_token_id=None,
+    )
+
+
 def build_tiny_model(config: TinyModel, out_dir: Path, seed: int) -> dict:
     """Train a byte-level BPE tokenizer on the corpus, initialise a Llama with `seed`, save both to out_dir."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
     texts = read_corpus(config.corpus)
     if not texts:
@@ -50,21 +69,9 @@ def build_tiny_model(config: TinyModel, out_dir: Path, seed: int) -> dict:
     )
     bpe.train_from_iterator(texts, trainer)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token=PAD, eos_token=EOS)
-    llama_config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=config.hidden_size,
-        intermediate_size=config.intermediate_size,
-        num_hidden_layers=config.num_layers,
-        num_attention_heads=config.num_heads,
-        num_key_value_heads=config.num_heads,
-        max_position_embeddings=config.max_position_embeddings,
-        tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=None,
-    )
+    architecture = llama_config(config, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(llama_config)
+    model = LlamaForCausalLM(architecture)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
