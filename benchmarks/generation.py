@@ -76,12 +76,12 @@ def main() -> None:
     from rlhf_recipes.config.loader import load_recipe
     from rlhf_recipes.models.builtin import builtin_gguf_path
     from rlhf_recipes.models.gguf_cache import converted_gguf
-    from rlhf_recipes.models.loading import Loading, load_policy, load_tokenizer
+    from rlhf_recipes.models.loading import Loading, device_for, load_policy, load_tokenizer
 
     _quiet_libraries(False)
     recipe = load_recipe(Path(args.recipe))
     path = str(converted_gguf(recipe.model.gguf or builtin_gguf_path(recipe.model.builtin)))
-    tokenizer, model = load_tokenizer(path), load_policy(path, Loading.of(recipe.model))
+    tokenizer, model = load_tokenizer(path), load_policy(path, Loading.of(recipe.model, device_for(recipe.compute)))
     rows = [json.loads(line) for line in Path("data/sentiment/prompts.jsonl").read_text().splitlines()]
     prompts = [row["prompt"] for row in rows][: args.prompts]
     batch_size = recipe.samples.batch_size

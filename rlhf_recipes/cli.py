@@ -224,6 +224,7 @@ def _offline_unless_needed(recipe) -> None:
     """No network unless the recipe names something on the Hugging Face Hub (a model or a dataset)."""
     import os
 
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"  # TRL's trainers report their use to the hub otherwise
     local_model = recipe.model.name_or_path is None or Path(recipe.model.name_or_path).is_dir()
     if local_model and recipe.prompts.hub_dataset is None:
         os.environ["HF_HUB_OFFLINE"] = "1"

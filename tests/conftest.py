@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import REPO
+from .helpers import PROMPTS, REPO, save_preferences, scored_pair
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +46,42 @@ def smoke_run(tmp_path_factory):
     )
     assert result.returncode == 0, result.stderr
     return run_dir, json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def preferences_dir(tmp_path_factory):
+    """The preferences stage's output: two labeled pairs for each of PROMPTS."""
+    rows = [
+        scored_pair(p, c, r)
+        for p in PROMPTS
+        for c, r in ((" was great and lovely .", " was awful ."), (" was nice .", " was rude and dirty ."))
+    ]
+    out = tmp_path_factory.mktemp("preferences")
+    save_preferences(out, rows)
+    return out
+
+
+@pytest.fixture(scope="session")
+def prompts_dir(tmp_path_factory):
+    """The prompts stage's output: PROMPTS to train on, two held out."""
+    import json
+
+    out = tmp_path_factory.mktemp("prompts")
+    for name, rows in (("train", PROMPTS), ("heldout", PROMPTS[:2])):
+        (out / f"{name}.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n" for p in rows))
+    return out
+
+
+@pytest.fixture(scope="session")
+def reward_dir(tiny_model_dir, tmp_path_factory):
+    """An (untrained, seeded) reward model in the policy's tokenizer: enough for PPO to run against."""
+    import torch
+
+    from rlhf_recipes.models.loading import Loading, load_reward_model, load_tokenizer
+
+    out = tmp_path_factory.mktemp("reward")
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    torch.manual_seed(0)
+    load_reward_model(str(tiny_model_dir), tokenizer.pad_token_id, Loading()).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

@@ -13,3 +13,54 @@ def without_timing(metrics: dict) -> dict:
     for cost in metrics.get("costs", {}).values():
         cost.pop("training_seconds", None)
     return metrics
+
+
+PROMPTS = [
+    f"{item} {place}"
+    for item in ("the soup", "the phone", "the hotel room", "the movie")
+    for place in ("at the mall", "in the city")
+]
+
+
+def scored_pair(prompt, chosen, rejected) -> dict:
+    """A preference row as the label stage writes it (gold = the labeler, no noise)."""
+    return {
+        "prompt": prompt,
+        "chosen": chosen,
+        "rejected": rejected,
+        "chosen_score": 0.6,
+        "rejected_score": -0.5,
+        "chosen_gold": 0.6,
+        "rejected_gold": -0.5,
+        "noise_free": True,
+    }
+
+
+def save_preferences(out, rows) -> None:
+    """The label stage's outputs: the pairs, and every held-out response with its scores."""
+    import json
+
+    from datasets import Dataset, DatasetDict
+
+    from rlhf_recipes.generation.formatting import text_of
+
+    DatasetDict({"train": Dataset.from_list(rows), "heldout": Dataset.from_list(rows[:4])}).save_to_disk(
+        str(out / "dataset")
+    )
+    with open(out / "scored_responses.jsonl", "w") as handle:
+        for row in rows[:4]:
+            for side in ("chosen", "rejected"):
+                handle.write(
+                    json.dumps(
+                        {
+                            "split": "heldout",
+                            "prompt_index": 0,
+                            "prompt": text_of(row["prompt"]),
+                            "response": text_of(row[side]),
+                            "score": row[f"{side}_score"],
+                            "gold": row[f"{side}_gold"],
+                            "words": 3,
+                        }
+                    )
+                    + "\n"
+                )

@@ -161,6 +161,14 @@ def builtin_missing(tmp_path, monkeypatch):
     return in_process(monkeypatch, "validate", "recipes/smollm2_sentiment.yaml")
 
 
+def trl_without(monkeypatch, module: str, name: str, *overrides):
+    """Validate with a TRL that lacks a trainer (as TRL 1.13 lacks PPO)."""
+    import importlib
+
+    monkeypatch.delattr(importlib.import_module(module), name)
+    return in_process(monkeypatch, "validate", "recipes/smoke.yaml", *overrides)
+
+
 def other_run(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -187,6 +195,11 @@ CASES = {
     "four-bit-without-lora": lambda t, m: validate("model.load_in_4bit=true"),
     "four-bit-float32": lambda t, m: validate("model.lora={}", "model.load_in_4bit=true"),
     "no-policy": lambda t, m: validate("ppo=null", "dpo=null"),
+    "label-smoothing-ignored": lambda t, m: validate("dpo.label_smoothing=0.1"),
+    "variant-name-taken": lambda t, m: validate("variants={dpo: {method: kto}}"),
+    "variant-unknown-method": lambda t, m: validate("variants={x: {method: dpp}}"),
+    "one-generation-per-prompt": lambda t, m: validate("grpo={generations_per_prompt: 1}"),
+    "trl-lacks-method": lambda t, m: trl_without(m, "trl.experimental.cpo", "CPOTrainer", "simpo={}"),
     "batch-mismatch": lambda t, m: validate("ppo.mini_batch_size=7"),
     "bad-override": lambda t, m: validate("ppo.kl_coef"),
     "override-into-value": lambda t, m: validate("seed.x=1"),

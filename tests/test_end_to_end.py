@@ -27,7 +27,8 @@ def test_reward_model_generalises_to_held_out_prompts(smoke_run):
 
 def test_metrics_json_contract(smoke_run):
     _, metrics = smoke_run
-    assert metrics["schema_version"] == 1
+    assert metrics["schema_version"] == 2
+    assert metrics["methods"] == {"ppo": "ppo", "dpo": "dpo"}
     assert set(metrics["policies"]) == {"reference", "ppo", "dpo"}
     for policy in metrics["policies"].values():
         assert {"gold_mean", "reward_model_mean", "kl_mean", "win_rate_vs_reference", "mean_length_words", "n"} <= set(
@@ -119,7 +120,7 @@ def test_report_has_every_part_and_plot(smoke_run):
         assert (run_dir / "plots" / f"{plot}.png").stat().st_size > 10_000
         assert f"(plots/{plot}.png)" in report
     assert set(metrics["training_curves"]) == {"ppo", "dpo"}
-    assert metrics["dpo_implicit_reward"]["heldout_accuracy"] > 0.6
+    assert metrics["implicit_rewards"]["dpo"]["heldout_accuracy"] > 0.6
     assert metrics["reward_model"]["bayes_accuracy_vs_labels"] == 1.0, "no label noise in the smoke recipe"
     bon = metrics["best_of_n"]
     assert bon["16"]["gold_mean"] > bon["1"]["gold_mean"] + 0.3, "picking by the learned reward helps"

@@ -19,9 +19,13 @@ from rlhf_recipes.run.stage import fingerprints
 
 from .helpers import REPO
 
-MODEL_STAGES = {"sft", "samples", "reward_model", "ppo", "dpo", "evaluation"}
-TRAINING_STAGES = {"sft", "reward_model", "ppo", "dpo"}
-CURVES = {"ppo", "dpo"}  # the training stages that draw a held-out curve in the full recipe
+OFFLINE = {"dpo", "kto", "simpo", "orpo", "dpo_robust"}  # the methods (and a variant) that learn from the pairs
+ONLINE = {"ppo", "rloo", "grpo", "online_dpo", "rsft"}  # the methods that read the reward model
+METHODS = OFFLINE | ONLINE
+IMPLICIT = {"dpo", "kto", "online_dpo", "dpo_robust"}  # evaluation measures their implicit reward with their beta
+MODEL_STAGES = {"sft", "samples", "reward_model", "evaluation"} | METHODS
+TRAINING_STAGES = {"sft", "reward_model"} | METHODS
+CURVES = METHODS  # every method draws a held-out curve in the full recipe
 
 # Which stages read a key (the longest matching prefix wins), before following the stages downstream.
 READERS = {
@@ -30,20 +34,21 @@ READERS = {
     "model.tiny": {"model"},
     "model.dtype": MODEL_STAGES,
     "model.trust_remote_code": MODEL_STAGES | {"preferences"},
-    "model.load_in_4bit": {"sft", "samples", "ppo", "dpo", "evaluation"},  # not the reward model: its own key
-    "model.lora": {"sft", "ppo", "dpo"},
-    "model.save_merged": {"ppo", "dpo"},
+    "model.load_in_4bit": {"sft", "samples", "evaluation"} | METHODS,  # not the reward model: its own key
+    "model.lora": {"sft"} | METHODS,
+    "model.save_merged": METHODS,
     "sft": {"sft"},
     "samples": {"samples"},
     "labeler": {"preferences"},
     "gold_labeler": {"preferences", "evaluation"} | CURVES,
     "preferences": {"preferences"},
     "reward_model": {"reward_model"},
-    "reward_model.load_in_4bit": {"reward_model", "evaluation"} | CURVES | {"ppo"},
+    "reward_model.load_in_4bit": {"reward_model", "evaluation"} | CURVES | ONLINE,
     "reward_model.lora": {"reward_model", "ppo"},  # PPO's value model gets the same LoRA
-    "ppo": {"ppo"},
-    "dpo": {"dpo"},
-    "dpo.beta": {"dpo", "evaluation"},  # evaluation measures DPO's implicit reward with it
+    **{method: {method} for method in METHODS - {"dpo_robust"}},
+    "variants.dpo_robust": {"dpo_robust"},
+    **{f"{method}.beta": {method, "evaluation"} for method in IMPLICIT - {"dpo_robust"}},
+    "variants.dpo_robust.beta": {"dpo_robust", "evaluation"},
     "evaluation": {"evaluation"},
     "evaluation.max_new_tokens": {"evaluation"} | CURVES,
     "evaluation.temperature": {"evaluation"} | CURVES,
@@ -57,14 +62,13 @@ READERS = {
 
 # The stages that read each stage's output, in the full recipe (curves read prompts and the reward model).
 DEPENDENTS = {
-    "prompts": {"samples", "ppo", "dpo", "evaluation"},
+    "prompts": {"samples", "evaluation"} | METHODS,
     "model": {"sft"},
-    "sft": {"samples", "preferences", "reward_model", "ppo", "dpo", "evaluation"},
+    "sft": {"samples", "preferences", "reward_model", "evaluation"} | METHODS,
     "samples": {"preferences"},
-    "preferences": {"reward_model", "dpo", "evaluation"},
-    "reward_model": {"ppo", "dpo", "evaluation"},
-    "ppo": {"evaluation"},
-    "dpo": {"evaluation"},
+    "preferences": {"reward_model", "evaluation"} | OFFLINE,
+    "reward_model": {"evaluation"} | METHODS,
+    **{method: {"evaluation"} for method in METHODS},
     "evaluation": set(),
 }
 
@@ -112,6 +116,18 @@ def full_recipe(tmp_path, in_repo, monkeypatch) -> dict:
         f"compute.accelerate_config={REPO}/recipes/accelerate/ddp_4gpu.yaml",
         "samples.top_k=50",
         "samples.top_p=0.9",
+        "ppo.eval_every_updates=2",
+        "rloo={eval_every_steps: 2}",
+        "grpo={eval_every_steps: 2}",
+        "online_dpo={eval_every_steps: 2}",
+        "rsft={eval_every_steps: 2, rounds: 2}",
+        "kto={eval_every_steps: 2}",
+        "simpo={eval_every_steps: 2}",
+        "orpo={eval_every_steps: 2}",
+        "variants={dpo_robust: {method: dpo, loss_type: robust, label_smoothing: 0.05, eval_every_steps: 2}}",
+        "dpo.loss_type=[robust, sft]",
+        "dpo.loss_weights=[1.0, 0.5]",
+        "dpo.label_smoothing=0.1",
         f"gold_labeler={gold}",
     ]
     recipe = load_recipe(REPO / "recipes/smoke.yaml", overrides)
@@ -139,8 +155,8 @@ OTHER_CHOICES = {
     "dtype": "bfloat16",
     "device": "auto",
     "pairing": "random",
-    "loss_type": "ipo",
     "kl_estimator": "k3",
+    "scale_rewards": "batch",
     "target_modules": ["q_proj", "v_proj"],
     "pattern": "[?]",
     "function": "fingerprint_labelers:rude",
@@ -151,6 +167,12 @@ def changed_values(path: tuple, value, tmp_path: Path) -> list:
     """Values to try in place of `value`, most likely valid first."""
     if path[-1] in OTHER_CHOICES:
         return [OTHER_CHOICES[path[-1]]]
+    if path[-1] == "loss_type":  # each method's own losses; DPO's may be a list
+        return ["hinge", "grpo", "ipo", "sigmoid", list(reversed(value)) if isinstance(value, list) else ["robust"]]
+    if path[-1] == "loss_weights":
+        return [[weight * 2 for weight in value]] if value else [[2.0]]
+    if value is None:  # an optional key left unset: set it
+        return [2, 0.5, True, [2.0]]
     if isinstance(value, bool):
         return [not value]
     if isinstance(value, int):
@@ -198,14 +220,14 @@ def test_every_key_rebuilds_exactly_its_readers_and_what_follows(full_recipe, tm
     for path, value in leaves(full_recipe):
         dotted = ".".join(map(str, path))
         if (
-            path[-1] in ("kind", "name") or path[0] == "sweep"
+            path[-1] in ("kind", "method", "name") or path[0] == "sweep"
         ):  # a labeler's kind is tested below; name and sweep make no stage
             continue
         if (
             dotted in OTHER_SOURCES
         ):  # one model source and one prompt source at a time; a local model directory is below
             continue
-        for candidate in changed_values(path, value, tmp_path):
+        for candidate in [c for c in changed_values(path, value, tmp_path) if c != value]:
             try:
                 after = stage_fingerprints(set_path(full_recipe, path, candidate), run_dir)
             except ValueError:  # pydantic's ValidationError: not a valid change of this key, try the next
@@ -242,14 +264,17 @@ def test_a_stage_version_bump_rebuilds_it_and_what_follows(full_recipe, tmp_path
     monkeypatch.setattr(reward_model, "version", reward_model.version + 1)
     after = stage_fingerprints(full_recipe, tmp_path)
     changed = {stage for stage in before if before[stage] != after[stage]}
-    assert changed == {"reward_model", "ppo", "dpo", "evaluation"}
+    assert changed == expected_changes("reward_model") == {"reward_model", "evaluation"} | METHODS
 
 
-def test_without_curves_dpo_does_not_read_the_reward_model(full_recipe, tmp_path):
-    data = full_recipe | {"dpo": full_recipe["dpo"] | {"eval_every_steps": None}}
+def test_without_curves_the_offline_methods_do_not_read_the_reward_model(full_recipe, tmp_path):
+    data = copy.deepcopy(full_recipe)
+    for name in OFFLINE - {"dpo_robust"}:
+        data[name]["eval_every_steps"] = None
+    data["variants"]["dpo_robust"]["eval_every_steps"] = None
     before = stage_fingerprints(data, tmp_path)
     after = stage_fingerprints(set_path(data, ("reward_model", "epochs"), 9.0), tmp_path)
-    assert {stage for stage in before if before[stage] != after[stage]} == {"reward_model", "ppo", "evaluation"}
+    assert {stage for stage in before if before[stage] != after[stage]} == {"reward_model", "evaluation"} | ONLINE
 
 
 def test_a_local_model_directory_is_fingerprinted_by_its_files(full_recipe, tiny_model_dir, tmp_path):

@@ -19,93 +19,10 @@ from rlhf_recipes.stages.dpo import dpo
 from rlhf_recipes.stages.ppo import ppo
 from rlhf_recipes.stages.reward_model import reward_model
 
-PROMPTS = [
-    f"{item} {place}"
-    for item in ("the soup", "the phone", "the hotel room", "the movie")
-    for place in ("at the mall", "in the city")
-]
+from .helpers import PROMPTS, save_preferences, scored_pair
+
 CPU = Compute(device="cpu")
 LORA = Lora(rank=4, alpha=8, dropout=0.0)
-
-
-@pytest.fixture(scope="module")
-def preferences_dir(tmp_path_factory):
-    rows = [
-        scored_pair(p, c, r)
-        for p in PROMPTS
-        for c, r in ((" was great and lovely .", " was awful ."), (" was nice .", " was rude and dirty ."))
-    ]
-    out = tmp_path_factory.mktemp("preferences")
-    save_preferences(out, rows)
-    return out
-
-
-def scored_pair(prompt, chosen, rejected) -> dict:
-    """A preference row as the label stage writes it (gold = the labeler, no noise)."""
-    return {
-        "prompt": prompt,
-        "chosen": chosen,
-        "rejected": rejected,
-        "chosen_score": 0.6,
-        "rejected_score": -0.5,
-        "chosen_gold": 0.6,
-        "rejected_gold": -0.5,
-        "noise_free": True,
-    }
-
-
-def save_preferences(out, rows) -> None:
-    """The label stage's outputs: the pairs, and every held-out response with its scores."""
-    import json
-
-    from datasets import Dataset, DatasetDict
-
-    from rlhf_recipes.generation.formatting import text_of
-
-    DatasetDict({"train": Dataset.from_list(rows), "heldout": Dataset.from_list(rows[:4])}).save_to_disk(
-        str(out / "dataset")
-    )
-    with open(out / "scored_responses.jsonl", "w") as handle:
-        for row in rows[:4]:
-            for side in ("chosen", "rejected"):
-                handle.write(
-                    json.dumps(
-                        {
-                            "split": "heldout",
-                            "prompt_index": 0,
-                            "prompt": text_of(row["prompt"]),
-                            "response": text_of(row[side]),
-                            "score": row[f"{side}_score"],
-                            "gold": row[f"{side}_gold"],
-                            "words": 3,
-                        }
-                    )
-                    + "\n"
-                )
-
-
-@pytest.fixture(scope="module")
-def prompts_dir(tmp_path_factory):
-    """The prompts stage's output: PROMPTS to train on, two held out."""
-    import json
-
-    out = tmp_path_factory.mktemp("prompts")
-    for name, rows in (("train", PROMPTS), ("heldout", PROMPTS[:2])):
-        (out / f"{name}.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n" for p in rows))
-    return out
-
-
-@pytest.fixture(scope="module")
-def reward_dir(tiny_model_dir, tmp_path_factory):
-    """An (untrained, seeded) reward model in the policy's tokenizer: enough for PPO to run against."""
-    from rlhf_recipes.models.loading import load_reward_model, load_tokenizer
-
-    out = tmp_path_factory.mktemp("reward")
-    tokenizer = load_tokenizer(str(tiny_model_dir))
-    torch.manual_seed(0)
-    load_reward_model(str(tiny_model_dir), tokenizer.pad_token_id, Loading()).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 def loading(four_bit: bool) -> Loading:
@@ -160,7 +77,8 @@ def test_dpo_with_lora(tiny_model_dir, preferences_dir, tmp_path, four_bit):
 
 def train_ppo(policy, reward_dir, prompts_dir, out_dir, loading: Loading, tuning: Tuning) -> None:
     """Two PPO updates of four rollouts on the tiny model; the value model gets the policy's LoRA."""
-    config = Ppo(learning_rate=1e-2, total_episodes=8, rollouts_per_update=4, mini_batch_size=2, ppo_epochs=1)
+    config = Ppo(learning_rate=1e-2, total_episodes=8, rollouts_per_update=4, mini_batch_size=2, ppo_epochs=1,
+                 whiten_rewards=False)  # fmt: skip
     ppo(ppo=config.model_copy(update={"max_new_tokens": 6}), loading=loading, tuning=tuning, compute=CPU, policy=policy,
         reward_model=reward_dir, reward_loading=loading, value_model_lora=tuning.lora, prompts=prompts_dir, curve=None,
         seed=0, out_dir=out_dir)  # fmt: skip

@@ -79,3 +79,36 @@ def test_reward_and_dpo_stages_on_two_processes_match_one_process(smoke_run, tmp
     assert metrics["policies"]["reference"]["gold_mean"] == single_metrics["policies"]["reference"]["gold_mean"]
     assert metrics["policies"]["reference"]["n"] == single_metrics["policies"]["reference"]["n"]
     assert abs(metrics["policies"]["dpo"]["gold_mean"] - single_metrics["policies"]["dpo"]["gold_mean"]) < 0.1
+
+
+def test_an_online_and_an_offline_method_on_two_processes(smoke_run, tmp_path):
+    """GRPO (each process samples and scores its share of every batch) and KTO (each process takes half of
+    every batch) train as two processes from the one-process run's inputs; KTO's losses follow one
+    process's step by step, GRPO takes the same steps, and both policies are evaluated once."""
+    single, _ = smoke_run
+    grpo = "{epochs: 0.25, prompts_per_step: 8, generations_per_prompt: 2, learning_rate: 3.0e-4, max_new_tokens: 16}"
+    kto = "{epochs: 0.25, batch_size: 16, learning_rate: 3.0e-4, max_length_tokens: 64}"
+    methods = ["ppo=null", "dpo=null", "evaluation.best_of_n=[]", f"grpo={grpo}", f"kto={kto}"]
+    runs = {}
+    for processes in (1, 2):
+        run_dir = runs[processes] = tmp_path / f"processes-{processes}"
+        run_dir.mkdir()
+        for stage in ("prompts", "model", "sft", "samples", "preferences", "reward_model"):  # reused by fingerprint
+            shutil.copytree(single / stage, run_dir / stage)
+        shutil.copy(single / "run.json", run_dir / "run.json")
+        launch = ["--launcher", "accelerate", "--num-processes", "2"] if processes == 2 else []
+        command = [sys.executable, "-m", "rlhf_recipes", "run", "recipes/smoke.yaml", *methods, *launch]
+        result = subprocess.run([*command, "--output-dir", str(run_dir)], cwd=REPO, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("grpo done") == 1 and result.stderr.count("kto done") == 1, "one process speaks"
+    run = json.loads((runs[2] / "run.json").read_text())
+    assert run["processes"] == 2 and run["stages"]["reward_model"]["reused"]
+    metrics = json.loads((runs[2] / "metrics.json").read_text())
+    assert set(metrics["policies"]) == {"reference", "grpo", "kto"}
+
+    def steps(run_dir):
+        return json.loads((run_dir / "grpo" / "stage.json").read_text())["summary"]["steps"]
+
+    assert steps(runs[2]) == steps(runs[1]), "two processes take the steps one process takes"
+    one, two = losses(runs[1], "kto"), losses(runs[2], "kto")
+    assert len(one) == len(two) and max(abs(a - b) for a, b in zip(one[:5], two[:5], strict=True)) < 1e-3

@@ -48,7 +48,8 @@ def test_wrong_type_names_path_value_and_meaning(in_repo):
 def test_ppo_key_under_dpo_and_dpo_key_under_ppo(in_repo):
     message = smoke_with(["dpo.kl_coef=0.1", "ppo.beta=0.1"])
     assert "dpo.kl_coef: 'kl_coef' is a PPO setting" in message and "move it under ppo:" in message
-    assert "ppo.beta: 'beta' is a DPO setting" in message and "move it under dpo:" in message
+    assert "ppo.beta: 'beta' is a setting of DPO, KTO, SimPO, ORPO, RLOO, GRPO, online DPO, not of PPO" in message
+    assert "Fix: move it under one of dpo:, kto:," in message
 
 
 def test_all_problems_are_reported_at_once(in_repo):

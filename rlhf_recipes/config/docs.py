@@ -26,8 +26,12 @@ def _type_name(annotation) -> str:
         return "one of " + ", ".join(f"`{value}`" for value in args)
     if origin is list:
         return f"list of {_type_name(args[0])}"
+    if origin is dict:
+        return f"mapping of name to {_type_name(args[1])}"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "section"
+    if isinstance(annotation, typing.TypeAliasType if hasattr(typing, "TypeAliasType") else ()):
+        return _type_name(annotation.__value__)
     names = {type(None): "null", float: "number", int: "integer", str: "text", bool: "true/false", Path: "path"}
     return names.get(annotation, str(annotation))
 
@@ -52,7 +56,7 @@ def _section(title: str, model: type[BaseModel]) -> list[str]:
 def render() -> str:
     from .base import Lora
     from .labelers import WeightedLabeler
-    from .methods import Dpo, Ppo
+    from .methods import METHODS
     from .schema import Compute, Evaluation, Model, Preferences, Prompts, RewardModel, Samples, Sft, Sweep, TinyModel
 
     lines = [
@@ -77,8 +81,18 @@ def render() -> str:
         kind = typing.get_args(member.model_fields["kind"].annotation)[0]
         lines += _section(f"labeler` with `kind: {kind}", member)
     lines += _section("parts[]", WeightedLabeler)
-    for title, model in (("preferences", Preferences), ("reward_model", RewardModel), ("ppo", Ppo), ("dpo", Dpo)):
+    for title, model in (("preferences", Preferences), ("reward_model", RewardModel)):
         lines += _section(title, model)
+    lines += [
+        "## Training methods",
+        "",
+        "Each method section trains one policy of the method's name. Under `variants:`, each key names a",
+        "further policy and its `method:` says which method trains it, with that method's keys beside it.",
+        "What each method optimises, what it reads and what it costs: [method.md](method.md).",
+        "",
+    ]
+    for model in METHODS:
+        lines += _section(f"{model.stage}` — also `variants.<name>` with `method: {model.stage}", model)
     for title, model in (("evaluation", Evaluation), ("compute", Compute), ("sweep", Sweep)):
         lines += _section(title, model)
     return "\n".join(lines).rstrip() + "\n"

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import RecipeError
 from .labelers import Labeler
-from .methods import Dpo, Ppo
+from .methods import METHODS
 from .schema import Recipe
 
 
@@ -207,7 +207,8 @@ def _describe(item: dict) -> str:
         ctx = item.get("ctx", {})
         tags = [tag.strip(" '") for tag in ctx.get("expected_tags", "").split(",")]
         guess = _closest(str(ctx.get("tag", "")), tags)
-        return f"{where}.kind: {message}." + (f" Did you mean {guess!r}?" if guess else "")
+        tag = "method" if where.startswith("variants") else "kind"
+        return f"{where}.{tag}: {message}." + (f" Did you mean {guess!r}?" if guess else "")
     if message.startswith("Value error, "):
         return f"{where}: {message.removeprefix('Value error, ')}."
     received = f"got {value!r}" + (f" ({type(value).__name__})" if not isinstance(value, dict) else "")
@@ -223,13 +224,17 @@ def _describe(item: dict) -> str:
 def _unknown_key(path: list[str], parent: type[BaseModel] | None, value: Any) -> str:
     key, section = path[-1], ".".join(path[:-1]) or "the top level"
     allowed = sorted(parent.model_fields) if parent else []
-    for method, other, this in (("PPO", Ppo, Dpo), ("DPO", Dpo, Ppo)):
-        if parent is this and key in other.model_fields:
-            target = method.lower()
+    owners = [method for method in METHODS if method is not parent and key in method.model_fields]
+    if parent in METHODS and owners:
+        if len(owners) == 1:
             return (
-                f"{'.'.join(path)}: {key!r} is a {method} setting, not valid under {section}. "
-                f"Fix: move it under {target}:."
+                f"{'.'.join(path)}: {key!r} is a {owners[0].TITLE} setting, not valid under {section}. "
+                f"Fix: move it under {owners[0].stage}:."
             )
+        return (
+            f"{'.'.join(path)}: {key!r} is a setting of {', '.join(m.TITLE for m in owners)}, not of "
+            f"{parent.TITLE}. Fix: move it under one of {', '.join(m.stage + ':' for m in owners)} or remove it."
+        )
     for tag, member in _Tagged(list(_flatten(Labeler))).members.items():
         if parent is not member and parent in _flatten(Labeler) and key in member.model_fields:
             this_kind = typing.get_args(parent.model_fields["kind"].annotation)[0]
@@ -256,6 +261,10 @@ def _walk(loc: tuple) -> tuple[list[str], Any]:
         if isinstance(node, _Tagged) and part in node.members:
             node = node.members[part]  # a discriminator tag: not part of the YAML path
             continue
+        if isinstance(node, _Keyed):  # a key of a mapping of sections (variants: name -> section)
+            path.append(str(part))
+            node = node.value
+            continue
         parent = node
         path.append(str(part))
         field = getattr(node, "model_fields", {}).get(part) if isinstance(part, str) else None
@@ -264,7 +273,10 @@ def _walk(loc: tuple) -> tuple[list[str], Any]:
 
 
 def _model_in(annotation: Any) -> Any:
-    """The pydantic model inside an annotation like `Ppo | None`; a _Tagged for a discriminated union."""
+    """The pydantic model inside an annotation like `Ppo | None`; a _Tagged for a discriminated union; a
+    _Keyed for a mapping of sections."""
+    if typing.get_origin(annotation) is dict:
+        return _Keyed(_model_in(typing.get_args(annotation)[1]))
     candidates = [arg for arg in _flatten(annotation) if isinstance(arg, type) and issubclass(arg, BaseModel)]
     if len(candidates) == 1:
         return candidates[0]
@@ -281,10 +293,19 @@ def _flatten(annotation: Any) -> list:
 
 
 class _Tagged:
-    """Stands for a discriminated union (the labeler) while walking an error location."""
+    """Stands for a discriminated union (a labeler on `kind`, a variant on `method`) while walking an error
+    location."""
 
     def __init__(self, members: list[type[BaseModel]]):
-        self.members = {typing.get_args(m.model_fields["kind"].annotation)[0]: m for m in members}
+        tag = "kind" if "kind" in members[0].model_fields else "method"
+        self.members = {typing.get_args(m.model_fields[tag].annotation)[0]: m for m in members}
+
+
+class _Keyed:
+    """Stands for a mapping of names to sections (`variants:`) while walking an error location."""
+
+    def __init__(self, value: Any):
+        self.value = value
 
 
 def _field_description(parent: Any, key: str) -> str | None:

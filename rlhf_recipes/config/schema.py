@@ -15,7 +15,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from .base import ExistingFile, ExistingPath, Lora, PositiveFloat, PositiveInt, Section
 from .labelers import Labeler
-from .methods import Dpo, Method, Ppo
+from .methods import METHODS, Dpo, Grpo, Kto, Method, MethodSection, OnlineDpo, Orpo, Ppo, Rloo, Rsft, Simpo
 
 
 def read_accelerate_config(path: Path) -> dict:
@@ -104,8 +104,10 @@ class Model(Section):
     )
     tiny: TinyModel | None = Field(None, description="Build a tiny model locally instead of loading one.")
     trust_remote_code: bool = Field(False, description="Run Python code shipped with a hub model. Off unless set.")
-    dtype: Literal["float32", "bfloat16", "float16"] = Field(
-        "float32", description="Dtype of the loaded weights (of the non-quantized ones, with load_in_4bit)."
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
+        "float32",
+        description="Dtype of the loaded weights (of the non-quantized ones, with load_in_4bit); auto: bfloat16 "
+        "where the device computes it natively (a GPU that supports it, a CPU with AVX512-BF16 or AMX), else float32.",
     )
     load_in_4bit: bool = Field(False, description="Load policy and reference in 4-bit NF4 (QLoRA); needs lora.")
     lora: Lora | None = Field(
@@ -253,7 +255,9 @@ class Compute(Section):
     """Hardware settings shared by all training stages. TRL defaults both flags on; we default them off."""
 
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: a GPU if one is visible, else CPU.")
-    bf16: bool = Field(False, description="bfloat16 autocast in training.")
+    bf16: bool | Literal["auto"] = Field(
+        False, description="bfloat16 autocast in training; auto: where the device computes bfloat16 natively."
+    )
     gradient_checkpointing: bool = Field(False, description="Trade compute for activation memory.")
     checkpoint_every_steps: PositiveInt | None = Field(
         None,
@@ -292,6 +296,10 @@ class Sweep(Section):
         return self
 
 
+# Names a variant cannot take: the stages every run has, and the reference policy.
+RESERVED_NAMES = {"prompts", "model", "sft", "samples", "preferences", "reward_model", "evaluation", "reference"}
+
+
 class Recipe(Section):
     """One end-to-end run: prompts, optional SFT, sampling, labeling, reward model, PPO and/or DPO, evaluation."""
 
@@ -309,20 +317,41 @@ class Recipe(Section):
     )
     preferences: Preferences = Field(Preferences(), description="Pairing and label noise.")
     reward_model: RewardModel = Field(RewardModel(), description="Reward-model training (formerly `reward:`).")
-    ppo: Ppo | None = Field(None, description="PPO training; omit to skip PPO.")
-    dpo: Dpo | None = Field(None, description="DPO training; omit to skip DPO.")
+    ppo: Ppo | None = Field(None, description="PPO against the learned reward; omit to skip.")
+    dpo: Dpo | None = Field(None, description="DPO on the labeled pairs; omit to skip.")
+    kto: Kto | None = Field(None, description="KTO on the labeled pairs, unpaired; omit to skip.")
+    simpo: Simpo | None = Field(None, description="SimPO on the labeled pairs; omit to skip.")
+    orpo: Orpo | None = Field(None, description="ORPO on the labeled pairs; omit to skip.")
+    rloo: Rloo | None = Field(None, description="RLOO against the learned reward; omit to skip.")
+    grpo: Grpo | None = Field(None, description="GRPO against the learned reward; omit to skip.")
+    online_dpo: OnlineDpo | None = Field(None, description="Online DPO ranked by the learned reward; omit to skip.")
+    rsft: Rsft | None = Field(None, description="Rejection-sampling fine-tuning on the learned reward; omit to skip.")
+    variants: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], MethodSection] = Field(
+        {},
+        description="More policies, each named by its key and trained by the method its `method:` names, e.g. "
+        "{dpo_ipo: {method: dpo, loss_type: ipo}}; each is its own policy in the report.",
+    )
     evaluation: Evaluation = Field(Evaluation(), description="Held-out evaluation.")
     compute: Compute = Field(Compute(), description="Device and precision.")
     sweep: Sweep | None = Field(None, description="Vary one key and/or the seed; omit for a single run.")
 
     def methods(self) -> dict[str, Method]:
-        """The policies this recipe trains, by name: each method section that is set."""
-        return {name: method for name, method in (("ppo", self.ppo), ("dpo", self.dpo)) if method is not None}
+        """The policies this recipe trains, by name: each method section that is set, then the variants."""
+        sections = {cls.stage: getattr(self, cls.stage) for cls in METHODS}
+        return {name: method for name, method in sections.items() if method is not None} | dict(self.variants)
 
     @model_validator(mode="after")
     def _trains_a_policy(self):
-        if self.ppo is None and self.dpo is None:
-            raise ValueError("the recipe trains no policy. Fix: add a ppo: section, a dpo: section, or both")
+        if not self.methods():
+            sections = ", ".join(f"{cls.stage}:" for cls in METHODS)
+            raise ValueError(f"the recipe trains no policy. Fix: add one or more of {sections} or variants:")
+        taken = {cls.stage for cls in METHODS if getattr(self, cls.stage) is not None} | RESERVED_NAMES
+        clashes = sorted(name for name in self.variants if name in taken or name.startswith("best_of_"))
+        if clashes:
+            raise ValueError(
+                f"variants {', '.join(clashes)}: a variant's name is its policy's and its stage's name, and these are "
+                "taken (by a method section, a stage, the reference or best-of-N). Fix: rename them, e.g. dpo_ipo"
+            )
         return self
 
     @model_validator(mode="after")
@@ -345,7 +374,7 @@ class Recipe(Section):
     @model_validator(mode="after")
     def _four_bit_trains_in_bfloat16(self):
         quantized = self.model.load_in_4bit or self.reward_model.load_in_4bit
-        if quantized and self.model.dtype != "bfloat16" and not self.compute.bf16:
+        if quantized and self.model.dtype != "bfloat16" and self.compute.bf16 is not True:
             raise ValueError(
                 "4-bit loading trains its adapters in bfloat16 (TRL casts them), so the rest of the model must "
                 "run in bfloat16 too. Fix: set model.dtype: bfloat16 or compute.bf16: true"

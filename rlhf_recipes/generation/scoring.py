@@ -53,9 +53,13 @@ def response_logprobs(
     return gather_batches(done)
 
 
-def reward_scores(reward_model, tokenizer, prompts: list[str], responses: list[str], batch_size: int) -> list[float]:
+def reward_scores(
+    reward_model, tokenizer, prompts: list[str], responses: list[str], batch_size: int, shared: bool = True
+) -> list[float]:
     """The reward model's scalar for each prompt+response: formatting.scored_ids, right-padded,
-    read at the last non-pad token (the EOS), exactly as it was trained."""
+    read at the last non-pad token (the EOS), exactly as it was trained. With `shared`, every process
+    holds the same inputs and they share the batches; otherwise (inside a TRL trainer, where each process
+    has its own responses) each process scores all of its own."""
     import torch
 
     from .formatting import scored_ids
@@ -63,7 +67,7 @@ def reward_scores(reward_model, tokenizer, prompts: list[str], responses: list[s
 
     device = next(reward_model.parameters()).device
     done: dict[int, list[float]] = {}
-    for start in progress.batches("reward-model scores", len(prompts), batch_size):
+    for start in progress.batches("reward-model scores", len(prompts), batch_size, shared):
         encoded = [
             scored_ids(tokenizer, prompt, response)
             for prompt, response in zip(
@@ -76,4 +80,4 @@ def reward_scores(reward_model, tokenizer, prompts: list[str], responses: list[s
                 input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=False
             ).logits
         done[start] = logits[:, 0].float().tolist()
-    return gather_batches(done)
+    return gather_batches(done) if shared else [score for start in sorted(done) for score in done[start]]

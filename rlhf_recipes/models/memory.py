@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..config.base import Lora
 from ..config.schema import Recipe
+from .loading import Loading, device_for
 
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -123,6 +124,7 @@ def kv_cache_bytes(counts: Counts, sequences: int, tokens: int, dtype: str) -> f
 def stage_footprints(recipe: Recipe, policy: Counts, reward: Counts) -> dict[str, Footprint]:
     """Peak memory of each stage of `recipe`, by component."""
     m, r, ckpt = recipe.model, recipe.reward_model, recipe.compute.gradient_checkpointing
+    m = m.model_copy(update={"dtype": Loading.of(m, device_for(recipe.compute, visible=False)).dtype})  # auto decided
     lora, rlora = m.lora is not None, r.lora is not None
     head = reward.hidden  # the score head: hidden -> 1
     frozen_policy = model_footprint(policy, m.dtype, m.load_in_4bit, False, trained=False)
@@ -138,23 +140,19 @@ def stage_footprints(recipe: Recipe, policy: Counts, reward: Counts) -> dict[str
     stages["reward_model"] = model_footprint(
         reward, m.dtype, r.load_in_4bit, rlora, trained=True, score_head=head
     ) + Footprint(0, activations=activation_bytes(reward, 2 * r.batch_size, r.max_length_tokens, ckpt, logits=False))
-    if recipe.ppo:
-        p = recipe.ppo
-        tokens = PROMPT_TOKENS_ASSUMED + p.max_new_tokens
-        stages["ppo"] = (
-            model_footprint(policy, m.dtype, m.load_in_4bit, lora, trained=True)
-            + (Footprint(0) if lora else frozen_policy)  # the reference: the adapter disabled, or a copy
-            + model_footprint(reward, m.dtype, r.load_in_4bit, False, trained=False)
-            + model_footprint(reward, m.dtype, r.load_in_4bit, rlora, trained=True, score_head=head)  # value model
-            + Footprint(0, activations=2 * activation_bytes(policy, p.mini_batch_size, tokens, ckpt))
+    for name, method in recipe.methods().items():
+        sequences, tokens = method.memory_batch(PROMPT_TOKENS_ASSUMED)
+        footprint = model_footprint(policy, m.dtype, m.load_in_4bit, lora, trained=True) + Footprint(
+            0, activations=activation_bytes(policy, sequences, tokens, ckpt)
         )
-    if recipe.dpo:
-        d = recipe.dpo
-        stages["dpo"] = (
-            model_footprint(policy, m.dtype, m.load_in_4bit, lora, trained=True)
-            + (Footprint(0) if lora else frozen_policy)
-            + Footprint(0, activations=activation_bytes(policy, 2 * d.batch_size, d.max_length_tokens, ckpt))
-        )
+        if method.REFERENCE and not lora:  # with LoRA the reference is the adapter disabled
+            footprint += frozen_policy
+        if "reward_model" in method.READS:
+            footprint += model_footprint(reward, m.dtype, r.load_in_4bit, False, trained=False)
+        if method.VALUE_MODEL:  # trained, started from the reward model, its activations beside the policy's
+            footprint += model_footprint(reward, m.dtype, r.load_in_4bit, rlora, trained=True, score_head=head)
+            footprint += Footprint(0, activations=activation_bytes(policy, sequences, tokens, ckpt))
+        stages[name] = footprint
     e = recipe.evaluation
     stages["evaluation"] = (
         frozen_policy

@@ -21,8 +21,7 @@ from .metrics import (
     win_tie_loss,
 )
 
-SCHEMA_VERSION = 1
-POLICY_ORDER = ("reference", "ppo", "dpo")
+SCHEMA_VERSION = 2  # 2: implicit_rewards per policy (was dpo_implicit_reward), methods
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -72,7 +71,8 @@ def summarise_run(run_dir: Path) -> dict:
             if bon_rows and bon_rows[0].get("source") == "samples stage"
             else "drawn from the reference at evaluation"
         ),
-        "dpo_implicit_reward": implicit_summary(run_dir),
+        "methods": method_names(resolved),
+        "implicit_rewards": implicit_summary(run_dir),
         "training_curves": {
             name: {"points": points, "overoptimized": curve_overoptimized(points)} for name, points in curves.items()
         },
@@ -203,15 +203,26 @@ def reward_model_summary(run_dir: Path, preferences: dict) -> dict:
     }
 
 
+def method_names(resolved: dict) -> dict[str, str]:
+    """Each trained policy's method (its section's name), in the recipe's order: a method section trains
+    the policy of its own name; a variant names its method."""
+    from ..config.methods import METHODS
+
+    sections = {cls.stage: cls.stage for cls in METHODS if resolved.get(cls.stage) is not None}
+    return sections | {name: variant["method"] for name, variant in (resolved.get("variants") or {}).items()}
+
+
 def implicit_summary(run_dir: Path) -> dict:
-    saved = read_json(run_dir / "evaluation" / "dpo_implicit_reward.json")
-    if saved is None:
-        return {}
+    """Per policy with an implicit reward (DPO, online DPO, KTO): its accuracy as a classifier of held-out pairs."""
+    saved = read_json(run_dir / "evaluation" / "implicit_rewards.json", {})
     return {
-        "heldout_accuracy": saved["vs_gold"],
-        "heldout_accuracy_vs_proxy": saved["vs_proxy"],
-        "heldout_accuracy_vs_labels": saved["vs_labels"],
-        "beta": saved["beta"],
+        name: {
+            "heldout_accuracy": accuracy["vs_gold"],
+            "heldout_accuracy_vs_proxy": accuracy["vs_proxy"],
+            "heldout_accuracy_vs_labels": accuracy["vs_labels"],
+            "beta": accuracy["beta"],
+        }
+        for name, accuracy in saved.items()
     }
 
 
@@ -219,9 +230,13 @@ def cost_summary(run_dir: Path, resolved: dict, metrics: dict) -> dict:
     """What each method spent, so that gold gain can be set against generations, steps and time.
 
     The preference data (the train samples, each labeled once) is a shared cost of every method
-    but the reference; PPO and best-of-N also need the reward model. Best-of-N spends at answer
+    but the reference; the methods that read the learned reward (PPO, RLOO, GRPO, online DPO,
+    rejection sampling, best-of-N) also pay for training it. Each method stage reports its own
+    generations, reward-model calls and optimizer steps in its stage.json. Best-of-N spends at answer
     time instead: N generations and N reward-model calls per answer.
     """
+    from ..config.methods import METHODS
+
     seconds = metrics["stage_seconds"]
     train_responses = sum(
         1 for row in read_jsonl(run_dir / "preferences" / "scored_responses.jsonl") if row["split"] == "train"
@@ -242,19 +257,16 @@ def cost_summary(run_dir: Path, resolved: dict, metrics: dict) -> dict:
     costs = {"reference": cost(0, 0, 0, 0.0, 1)}
     for n in metrics["best_of_n"]:
         costs[f"best_of_{n}"] = cost(train_responses, 0, rm_steps, rm_seconds, int(n))
-    ppo_log = read_json(run_dir / "ppo" / "log_history.json") if "ppo" in metrics["policies"] else None
-    if ppo_log is not None:
-        episodes = max((entry.get("episode", 0) for entry in ppo_log), default=0)
-        updates = sum(1 for entry in ppo_log if "episode" in entry)
-        ppo = resolved["ppo"]
-        steps = updates * ppo["ppo_epochs"] * (ppo["rollouts_per_update"] // ppo["mini_batch_size"])
-        costs["ppo"] = cost(
-            train_responses + episodes, episodes, rm_steps + steps, rm_seconds + seconds.get("ppo", 0.0), 1
-        )
-    dpo_log = read_json(run_dir / "dpo" / "log_history.json") if "dpo" in metrics["policies"] else None
-    if dpo_log is not None:
-        steps = max((entry.get("step", 0) for entry in dpo_log), default=0)
-        costs["dpo"] = cost(train_responses, 0, steps, seconds.get("dpo", 0.0), 1)
+    reads = {cls.stage: cls.READS for cls in METHODS}
+    for name, method in metrics["methods"].items():
+        own = read_json(run_dir / name / "stage.json")["summary"]
+        generations, calls = own.get("training_generations", 0), own.get("reward_model_calls", 0)
+        if "reward_model" in reads[method]:
+            costs[name] = cost(
+                train_responses + generations, calls, rm_steps + own["steps"], rm_seconds + seconds[name], 1
+            )
+        else:
+            costs[name] = cost(train_responses + generations, calls, own["steps"], seconds[name], 1)
     reference_gold = metrics["policies"]["reference"]["gold_mean"]
     for method, entry in costs.items():
         result = (

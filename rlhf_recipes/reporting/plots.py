@@ -2,7 +2,23 @@
 
 from pathlib import Path
 
-COLORS = {"reference": "#555555", "ppo": "#1f77b4", "dpo": "#d62728", "best_of_n": "#2ca02c"}
+# The reference and best-of-N keep their colours; the trained policies take the others in recipe order.
+FIXED_COLORS = {"reference": "#555555", "best_of_n": "#2ca02c"}
+PALETTE = ["#1f77b4", "#d62728", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
+           "#aec7e8", "#ff9896", "#c5b0d5", "#ffbb78", "#c49c94"]  # fmt: skip
+
+
+def color(metrics: dict, name: str) -> str:
+    """A policy's colour, the same in every plot of a report."""
+    if name in FIXED_COLORS:
+        return FIXED_COLORS[name]
+    names = list(metrics["methods"])
+    return PALETTE[names.index(name) % len(PALETTE)] if name in names else "black"
+
+
+def step_unit(metrics: dict, name: str) -> str:
+    """What a training curve of policy `name` counts: PPO's updates or optimizer steps."""
+    return "PPO update" if metrics["methods"].get(name) == "ppo" else "optimizer step"
 
 
 def _pyplot():
@@ -25,10 +41,10 @@ def frontier(metrics: dict, out: Path) -> None:
             [p["kl_mean"] for p in points],
             [p["gold_mean"] for p in points],
             "o--",
-            color=COLORS[name],
+            color=color(metrics, name),
             alpha=0.45,
             markersize=4,
-            label=f"{name.upper()} during training (step 0 to {points[-1]['step']})",
+            label=f"{name} during training (step 0 to {points[-1]['step']})",
         )
     if metrics["best_of_n"]:
         bon = sorted(metrics["best_of_n"].items(), key=lambda item: int(item[0]))
@@ -36,7 +52,7 @@ def frontier(metrics: dict, out: Path) -> None:
             [b["kl_bound"] for _, b in bon],
             [b["gold_mean"] for _, b in bon],
             "s-",
-            color=COLORS["best_of_n"],
+            color=color(metrics, "best_of_n"),
             label="best-of-N (KL: the bound log N - (N-1)/N)",
         )
         for n, b in bon:
@@ -51,7 +67,7 @@ def frontier(metrics: dict, out: Path) -> None:
             yerr=[[m["gold_mean"] - low], [high - m["gold_mean"]]],
             fmt="o" if name == "reference" else "*",
             markersize=8 if name == "reference" else 14,
-            color=COLORS.get(name, "black"),
+            color=color(metrics, name),
             capsize=3,
             label=f"{name} (final, 95% CI)",
         )
@@ -73,46 +89,43 @@ def training_curves(metrics: dict, out: Path) -> None:
     for row, (name, curve) in enumerate(curves.items()):
         points = curve["points"]
         steps = [p["step"] for p in points]
-        unit = "PPO update" if name == "ppo" else "DPO optimizer step"
+        unit, tint = step_unit(metrics, name), color(metrics, name)
         left = axes[row][0]
-        left.plot(steps, [p["gold_mean"] for p in points], "o-", color=COLORS[name], label="gold (left axis)")
+        left.plot(steps, [p["gold_mean"] for p in points], "o-", color=tint, label="gold (left axis)")
         left.set_xlabel(unit)
-        left.set_ylabel("gold reward (mean)", color=COLORS[name])
+        left.set_ylabel("gold reward (mean)", color=tint)
         twin = left.twinx()
         twin.plot(
             steps, [p["reward_model_mean"] for p in points], "s--", color="#ff7f0e", label="learned reward (right axis)"
         )
         twin.set_ylabel("learned reward (mean)", color="#ff7f0e")
         flag = "  [over-optimization: gold fell from its peak]" if curve["overoptimized"] else ""
-        left.set_title(f"{name.upper()}: held-out gold and learned reward{flag}", fontsize=10)
+        left.set_title(f"{name}: held-out gold and learned reward{flag}", fontsize=10)
         left.grid(alpha=0.3)
         right = axes[row][1]
         right.plot(steps, [p["kl_mean"] for p in points], "o-", color="#9467bd")
         right.set_xlabel(unit)
         right.set_ylabel("KL to reference (nats)")
-        right.set_title(f"{name.upper()}: KL(policy || reference) on held-out prompts", fontsize=10)
+        right.set_title(f"{name}: KL(policy || reference) on held-out prompts", fontsize=10)
         right.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
 
 
-TRAINER_PANELS = [
-    ("reward_model", "loss", "reward model: Bradley-Terry loss"),
-    ("reward_model", "accuracy", "reward model: train batch accuracy"),
-    ("ppo", "objective/scores", "PPO: learned reward of rollouts"),
-    ("ppo", "objective/kl", "PPO: KL of rollouts (nats)"),
-    ("ppo", "loss/value_avg", "PPO: value loss"),
-    ("ppo", "policy/clipfrac_avg", "PPO: clipped fraction"),
-    ("dpo", "loss", "DPO: loss"),
-    ("dpo", "rewards/margins", "DPO: implicit reward margin"),
-    ("dpo", "rewards/accuracies", "DPO: implicit reward accuracy"),
-]
+REWARD_MODEL_PANELS = (("loss", "Bradley-Terry loss"), ("accuracy", "train batch accuracy"))
 
 
-def trainer_logs(logs: dict[str, list[dict]], out: Path) -> bool:
-    """TRL's own logged curves, a small panel each; False (and no file) when nothing was logged."""
-    panels = [(stage, key, title) for stage, key, title in TRAINER_PANELS if any(key in e for e in logs.get(stage, []))]
+def trainer_logs(metrics: dict, logs: dict[str, list[dict]], out: Path) -> bool:
+    """TRL's own logged curves, a small panel each (the reward model's, then each method's LOG_PANELS);
+    False (and no file) when nothing was logged. logs: stage name -> its log history."""
+    from ..config.methods import METHODS
+
+    kinds = {cls.stage: cls for cls in METHODS}
+    wanted = [("reward_model", key, f"reward model: {title}") for key, title in REWARD_MODEL_PANELS]
+    for name, method in metrics["methods"].items():
+        wanted += [(name, key, f"{name}: {title}") for key, title in kinds[method].LOG_PANELS]
+    panels = [(stage, key, title) for stage, key, title in wanted if any(key in e for e in logs.get(stage, []))]
     if not panels:
         return False
     plt = _pyplot()
@@ -122,9 +135,9 @@ def trainer_logs(logs: dict[str, list[dict]], out: Path) -> bool:
     for index, (stage, key, title) in enumerate(panels):
         ax = axes[index // columns][index % columns]
         entries = [e for e in logs[stage] if key in e]
-        ax.plot([e["step"] for e in entries], [e[key] for e in entries], color=COLORS.get(stage, "#8c564b"))
+        ax.plot([e["step"] for e in entries], [e[key] for e in entries], color=color(metrics, stage))
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("PPO update" if stage == "ppo" else "optimizer step")
+        ax.set_xlabel(step_unit(metrics, stage))
         ax.grid(alpha=0.3)
     for index in range(len(panels), rows * columns):
         axes[index // columns][index % columns].axis("off")
@@ -137,7 +150,7 @@ def trainer_logs(logs: dict[str, list[dict]], out: Path) -> bool:
 def win_rates(metrics: dict, out: Path) -> None:
     """Win, tie and loss fractions against the reference, judged by gold, per method."""
     plt = _pyplot()
-    rows = [(name.upper(), m) for name, m in metrics["policies"].items() if name != "reference"]
+    rows = [(name, m) for name, m in metrics["policies"].items() if name != "reference"]
     rows += [
         (f"best-of-{n}", b) for n, b in sorted(metrics["best_of_n"].items(), key=lambda item: int(item[0])) if n != "1"
     ]
@@ -162,7 +175,7 @@ def win_rates(metrics: dict, out: Path) -> None:
     plt.close(fig)
 
 
-def lengths(generations: list[dict], out: Path) -> None:
+def lengths(metrics: dict, generations: list[dict], out: Path) -> None:
     """Distribution of response length per policy."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -177,7 +190,7 @@ def lengths(generations: list[dict], out: Path) -> None:
             bins=bins,
             histtype="step",
             linewidth=1.8,
-            color=COLORS.get(name, "black"),
+            color=color(metrics, name),
             label=f"{name} (mean {sum(words) / len(words):.1f})",
         )
     ax.set_xlabel("response length (words)")
@@ -190,24 +203,22 @@ def lengths(generations: list[dict], out: Path) -> None:
 
 
 def reward_model_accuracy(metrics: dict, out: Path) -> None:
-    """Held-out pairwise accuracy of the reward model (and of DPO's implicit reward) against each judge,
-    with the Bayes ceiling of the noisy labels."""
+    """Held-out pairwise accuracy of the reward model (and of each policy's implicit reward, DPO-style methods)
+    against gold and against the noisy labels, with the Bayes ceiling of the noisy labels."""
     plt = _pyplot()
-    rm, implicit = metrics["reward_model"], metrics["dpo_implicit_reward"]
+    rm = metrics["reward_model"]
     bars = [
-        ("reward model\nvs gold", rm["heldout_accuracy"]),
-        ("reward model\nvs labels", rm["heldout_accuracy_vs_labels"]),
+        ("reward model\nvs gold", rm["heldout_accuracy"], "#ff7f0e"),
+        ("reward model\nvs labels", rm["heldout_accuracy_vs_labels"], "#ffbb78"),
     ]
-    if implicit:
+    for name, implicit in metrics["implicit_rewards"].items():
         bars += [
-            ("DPO implicit\nvs gold", implicit["heldout_accuracy"]),
-            ("DPO implicit\nvs labels", implicit["heldout_accuracy_vs_labels"]),
+            (f"{name} implicit\nvs gold", implicit["heldout_accuracy"], color(metrics, name)),
+            (f"{name} implicit\nvs labels", implicit["heldout_accuracy_vs_labels"], color(metrics, name)),
         ]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.bar(
-        range(len(bars)), [value for _, value in bars], color=["#ff7f0e", "#ffbb78", "#d62728", "#ff9896"][: len(bars)]
-    )
-    for x, (_, value) in enumerate(bars):
+    fig, ax = plt.subplots(figsize=(max(7, 1.2 * len(bars)), 4))
+    ax.bar(range(len(bars)), [value for _, value, _ in bars], color=[tint for _, _, tint in bars])
+    for x, (_, value, _) in enumerate(bars):
         ax.text(x, value + 0.01, f"{value:.3f}", ha="center", fontsize=9)
     ax.axhline(
         rm["bayes_accuracy_vs_labels"],
@@ -217,7 +228,7 @@ def reward_model_accuracy(metrics: dict, out: Path) -> None:
         label=f"Bayes ceiling vs noisy labels: {rm['bayes_accuracy_vs_labels']:.3f}",
     )
     ax.axhline(0.5, color="grey", linestyle=":", linewidth=1, label="chance: 0.5")
-    ax.set_xticks(range(len(bars)), [label for label, _ in bars], fontsize=9)
+    ax.set_xticks(range(len(bars)), [label for label, _, _ in bars], fontsize=8)
     ax.set_ylim(0, 1.08)
     ax.set_ylabel(f"pairwise accuracy on {rm['heldout_pairs']} held-out pairs")
     ax.set_title("Preference accuracy on held-out prompts")

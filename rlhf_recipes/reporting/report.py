@@ -6,8 +6,6 @@ import html
 import re
 from pathlib import Path
 
-from .analysis import POLICY_ORDER
-
 
 def number(value, digits: int = 3) -> str:
     if value is None:
@@ -26,8 +24,7 @@ def interval(values) -> str:
 def build_blocks(metrics: dict, generations: list[dict], examples: int, plots: list[str]) -> list[tuple]:
     """The report as blocks: ("h1"|"h2"|"p", text), ("table", header, rows), ("image", file, caption),
     ("list", items)."""
-    policies = {name: metrics["policies"][name] for name in POLICY_ORDER if name in metrics["policies"]}
-    _rm, _prefs = metrics["reward_model"], metrics["preferences"]
+    policies = metrics["policies"]  # the reference, then the trained policies in recipe order
     n = policies["reference"]["n"]
     blocks: list[tuple] = [
         ("h1", f"Run `{metrics['name']}` (seed {metrics['seed']})"),
@@ -158,7 +155,7 @@ def build_blocks(metrics: dict, generations: list[dict], examples: int, plots: l
 
 
 def reward_model_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
-    rm, prefs, implicit = metrics["reward_model"], metrics["preferences"], metrics["dpo_implicit_reward"]
+    rm, prefs = metrics["reward_model"], metrics["preferences"]
     items = [
         f"Held-out pairwise accuracy against gold: **{number(rm['heldout_accuracy'])}** on {rm['heldout_pairs']} pairs "
         "from prompts never trained on",
@@ -170,9 +167,9 @@ def reward_model_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
         f"Variance of the learned reward explained by length alone (R²): {number(rm['length_r2'])} "
         f"(of gold: {number(rm['gold_length_r2'])})",
     ]
-    if implicit:
+    for name, implicit in metrics["implicit_rewards"].items():
         items.append(
-            f"DPO's implicit reward β·log(π/π_ref) (β = {number(implicit['beta'], 2)}) on the same pairs: "
+            f"The implicit reward β·log(π/π_ref) of `{name}` (β = {number(implicit['beta'], 2)}) on the same pairs: "
             f"{number(implicit['heldout_accuracy'])} against gold, {number(implicit['heldout_accuracy_vs_labels'])} "
             "against the labels"
         )
@@ -237,7 +234,11 @@ def curve_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
             blocks.append(("image", "training_curves.png", "Held-out gold and learned reward during training."))
     if "trainer_logs.png" in plots:
         blocks.append(
-            ("image", "trainer_logs.png", "What TRL logged: reward-model loss and accuracy, PPO and DPO statistics.")
+            (
+                "image",
+                "trainer_logs.png",
+                "What TRL logged: the reward model's loss and accuracy, and each method's own statistics.",
+            )
         )
     if "win_rates.png" in plots:
         blocks.append(("image", "win_rates.png", "Win, tie and loss against the reference."))
@@ -279,9 +280,10 @@ def cost_blocks(metrics: dict) -> list[tuple]:
         (
             "p",
             "Training generations include the sampled preference data every method but the reference is built on; "
-            "PPO adds its rollouts (each scored once by the reward model). Best-of-N pays at answer time: N "
-            "generations and N reward-model calls per answer. Optimizer steps include the reward model's for PPO "
-            "and best-of-N.",
+            "the online methods (PPO, RLOO, GRPO, online DPO) and rejection sampling add the responses they sample "
+            "while training, each scored once by the reward model. Best-of-N pays at answer time: N generations "
+            "and N reward-model calls per answer. Optimizer steps and seconds include the reward model's for every "
+            "method that uses it.",
         ),
     ]
 
@@ -386,13 +388,14 @@ def write_report(run_dir: Path) -> dict:
     made = ["frontier.png", "win_rates.png", "lengths.png", "reward_model_accuracy.png"]
     figures.frontier(metrics, staging / "frontier.png")
     figures.win_rates(metrics, staging / "win_rates.png")
-    figures.lengths(generations, staging / "lengths.png")
+    figures.lengths(metrics, generations, staging / "lengths.png")
     figures.reward_model_accuracy(metrics, staging / "reward_model_accuracy.png")
     if metrics["training_curves"]:
         figures.training_curves(metrics, staging / "training_curves.png")
         made.append("training_curves.png")
-    logs = {stage: read_json(run_dir / stage / "log_history.json", []) for stage in ("reward_model", "ppo", "dpo")}
-    if figures.trainer_logs(logs, staging / "trainer_logs.png"):
+    stages = ["reward_model", *metrics["methods"]]
+    logs = {stage: read_json(run_dir / stage / "log_history.json", []) for stage in stages}
+    if figures.trainer_logs(metrics, logs, staging / "trainer_logs.png"):
         made.append("trainer_logs.png")
     shutil.rmtree(run_dir / "plots", ignore_errors=True)
     os.replace(staging, run_dir / "plots")

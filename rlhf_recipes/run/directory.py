@@ -153,9 +153,7 @@ class RunDirectory:
             return record["summary"], True
         self.rebuilt.add(name)
         temporary = self.path(f".{name}.partial")
-        if is_main() and not (
-            self.fingerprint_of_partial(temporary) == fingerprint and latest_checkpoint(temporary / "checkpoints")
-        ):
+        if is_main() and not (self.fingerprint_of_partial(temporary) == fingerprint and resumable(temporary)):
             shutil.rmtree(temporary, ignore_errors=True)
             temporary.mkdir()
             (temporary / "partial.json").write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
@@ -179,7 +177,7 @@ class RunDirectory:
                 shutil.rmtree(temporary / "checkpoints", ignore_errors=True)
                 (temporary / "stage.json").write_text(json.dumps(record, indent=2) + "\n")
         except BaseException:
-            if is_main() and not latest_checkpoint(temporary / "checkpoints"):  # nothing to resume from
+            if is_main() and not resumable(temporary):  # nothing to resume from
                 shutil.rmtree(temporary, ignore_errors=True)
             raise
         barrier()
@@ -244,6 +242,13 @@ class RunDirectory:
 
     def write_json(self, name: str, data) -> None:
         self.write_text(name, json.dumps(data, indent=2) + "\n")
+
+
+def resumable(partial: Path) -> bool:
+    """Did an interrupted stage leave something to resume from in its partial directory: a training
+    checkpoint, or (rejection sampling) a finished round? Stages keep those under checkpoints/."""
+    checkpoints = partial / "checkpoints"
+    return checkpoints.is_dir() and any(path.is_file() for path in checkpoints.rglob("*"))
 
 
 def latest_checkpoint(directory: Path) -> str | None:

@@ -13,7 +13,7 @@ from ..config.methods import Method
 from ..config.schema import Recipe
 from ..errors import RecipeError
 from ..models.builtin import builtin_gguf_path
-from ..models.loading import Loading, Tuning, device_for
+from ..models.loading import Loading, Tuning, device_for, resolved_compute
 from ..reporting.report import write_report
 from ..stages.evaluation import evaluation, samples_serve_best_of_n
 from ..stages.model import model
@@ -60,8 +60,7 @@ def stage_inputs(recipe: Recipe, run_dir: Path, policy: Path | str) -> dict:
     """Everything a stage may read, by the name of the keyword parameter that reads it. A parameter named
     after a stage is that stage's output directory, except in the stage of that name, where it is the
     stage's recipe section."""
-    settings, methods = recipe.model, recipe.methods()
-    dpo_betas = [method.beta for method in methods.values() if method.stage == "dpo"]
+    settings, methods, device = recipe.model, recipe.methods(), device_for(recipe.compute, visible=False)
     return {
         "sections": {
             "prompts": recipe.prompts,
@@ -76,19 +75,19 @@ def stage_inputs(recipe: Recipe, run_dir: Path, policy: Path | str) -> dict:
         "tiny": settings.tiny,
         "gguf": settings.gguf or (settings.builtin and builtin_gguf_path(settings.builtin)),
         "policy": policy,
-        "loading": Loading.of(settings),
+        "loading": Loading.of(settings, device),
         "tuning": Tuning.of(settings),
         "lora": settings.lora,
         "trust_remote_code": settings.trust_remote_code,
-        "reward_loading": Loading.of(settings, load_in_4bit=recipe.reward_model.load_in_4bit),
+        "reward_loading": Loading.of(settings, device, load_in_4bit=recipe.reward_model.load_in_4bit),
         "value_model_lora": recipe.reward_model.lora,
-        "compute": recipe.compute,
-        "device": device_for(recipe.compute),
+        "compute": resolved_compute(recipe.compute),
+        "device": device,
         "labeler": recipe.labeler,
         "gold_labeler": recipe.gold_labeler or recipe.labeler,
         "policies": {"reference": policy} | {name: run_dir / name for name in methods},
         "best_of_n_from_samples": samples_serve_best_of_n(recipe.samples, recipe.evaluation),
-        "dpo_beta": dpo_betas[0] if dpo_betas else None,
+        "implicit_rewards": {name: method.beta for name, method in methods.items() if method.IMPLICIT_REWARD},
     }
 
 
@@ -125,7 +124,8 @@ def curve(recipe: Recipe, run_dir: Path, method: Method) -> Curve | None:
     every, e = method.curve_every(), recipe.evaluation
     if not every:
         return None
-    reward_loading = Loading.of(recipe.model, load_in_4bit=recipe.reward_model.load_in_4bit)
+    device = device_for(recipe.compute, visible=False)
+    reward_loading = Loading.of(recipe.model, device, load_in_4bit=recipe.reward_model.load_in_4bit)
     gold = recipe.gold_labeler or recipe.labeler
     return Curve(
         every,

@@ -73,9 +73,10 @@ def _advance(label: str, total: int, done: int) -> None:
     _current.bars.update(_current.tasks[key], completed=done)
 
 
-def batches(label: str, total: int, batch_size: int):
-    """This process's batch start offsets for `total` items (distributed.batch_starts), with a bar."""
-    starts = batch_starts(total, batch_size)
+def batches(label: str, total: int, batch_size: int, shared: bool = True):
+    """This process's batch start offsets for `total` items (distributed.batch_starts, or all of them when
+    the items are not `shared` among processes), with a bar."""
+    starts = batch_starts(total, batch_size) if shared else range(0, total, batch_size)
     for number, start in enumerate(starts):
         _advance(label, len(starts), number)
         yield start

@@ -128,7 +128,7 @@ def write_sweep_report(run_dir: Path) -> dict:
 
 
 def sweep_frontier(metrics: dict, out: Path) -> None:
-    from ..reporting.plots import COLORS, _pyplot
+    from ..reporting.plots import PALETTE, _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -141,7 +141,9 @@ def sweep_frontier(metrics: dict, out: Path) -> None:
             xerr=[e["kl_mean"]["std"] for e in by_value.values()],
             yerr=[e["gold_mean"]["std"] for e in by_value.values()],
             fmt="o-" if policy != "reference" else "o",
-            color=COLORS.get(policy, "black"),
+            color="#555555"
+            if policy == "reference"
+            else PALETTE[list(metrics["policies"]).index(policy) % len(PALETTE)],
             capsize=3,
             label=policy,
         )

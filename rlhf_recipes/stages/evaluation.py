@@ -18,7 +18,7 @@ from ..run.stage import stage
 from .prompts import read_prompts
 
 
-@stage(version=1)
+@stage(version=2)
 def evaluation(
     *,
     evaluation: Evaluation,
@@ -31,7 +31,7 @@ def evaluation(
     best_of_n_from_samples: bool,
     prompts: Path,
     preferences: Path,
-    dpo_beta: float | None,
+    implicit_rewards: dict[str, float],
     seed: int,
     out_dir: Path,
 ):
@@ -40,7 +40,8 @@ def evaluation(
     Every policy samples with the same seed. Writes to out_dir: generations.jsonl (a row per
     response: gold, reward_model, kl, words), best_of_n.jsonl (the reference's samples for the
     best-of-N baselines, with their scores: the reward_model stage's scored held-out samples when
-    best_of_n_from_samples) and, when a DPO policy is among them (dpo_beta), dpo_implicit_reward.json.
+    best_of_n_from_samples) and, for the policies whose beta * log(pi / pi_ref) is an implicit reward
+    (`implicit_rewards`: name -> beta), implicit_rewards.json: that reward's accuracy on the held-out pairs.
     """
     paths = {name: str(path) for name, path in policies.items()}
     heldout = read_prompts(prompts, "heldout")
@@ -72,13 +73,16 @@ def evaluation(
                     seed + 1,
                 )
         write_jsonl(out_dir / "best_of_n.jsonl", rows)
-    if dpo_beta is not None:
+    if implicit_rewards:
         from datasets import load_from_disk
 
         pairs = load_from_disk(str(preferences / "dataset"), keep_in_memory=True)["heldout"]
-        implicit = dpo_implicit_accuracy(models, tokenizer, pairs, dpo_beta, evaluation.batch_size)
+        accuracies = {
+            name: implicit_reward_accuracy(models, name, tokenizer, pairs, beta, evaluation.batch_size)
+            for name, beta in implicit_rewards.items()
+        }
         if is_main():
-            (out_dir / "dpo_implicit_reward.json").write_text(json.dumps(implicit, indent=2) + "\n")
+            (out_dir / "implicit_rewards.json").write_text(json.dumps(accuracies, indent=2) + "\n")
     return {"policies": len(paths), "responses_each": len(heldout) * evaluation.responses_per_prompt}
 
 
@@ -174,8 +178,9 @@ def read_scored_heldout_samples(path: Path) -> list[dict]:
     return rows
 
 
-def dpo_implicit_accuracy(models: PolicySet, tokenizer, pairs, beta: float, batch_size: int) -> dict:
-    """DPO's implicit reward r(x, y) = beta * log(pi(y|x) / pi_ref(y|x)) as a classifier of held-out pairs."""
+def implicit_reward_accuracy(models: PolicySet, name: str, tokenizer, pairs, beta: float, batch_size: int) -> dict:
+    """The implicit reward r(x, y) = beta * log(pi(y|x) / pi_ref(y|x)) of policy `name` (DPO, online DPO,
+    KTO) as a classifier of held-out pairs."""
     prompts = [prompt_ids(tokenizer, text_of(p)) for p in pairs["prompt"]]
 
     def response_ids(column: str) -> list[list[int]]:
@@ -185,7 +190,7 @@ def dpo_implicit_accuracy(models: PolicySet, tokenizer, pairs, beta: float, batc
         ]
 
     chosen, rejected = response_ids("chosen"), response_ids("rejected")
-    with models.policy("dpo") as model:
+    with models.policy(name) as model:
         policy_c, policy_r = (response_logprobs(model, prompts, ids, 1.0, batch_size) for ids in (chosen, rejected))
     with models.reference() as reference:
         ref_c, ref_r = (response_logprobs(reference, prompts, ids, 1.0, batch_size) for ids in (chosen, rejected))

@@ -14,11 +14,11 @@ from ..generation.formatting import prompt_ids
 from ..models.loading import Loading, Tuning, device_for, load_policy, load_reward_model, load_tokenizer, lora_config
 from ..run.stage import stage
 from ..training.curve import Curve, HeldoutCurve
-from ..training.trainer import fit, per_process, save_trained_policy, trainer_arguments
+from ..training.trainer import fit, last_logged, per_process, save_trained_policy, trainer_arguments
 from .prompts import read_prompts
 
 
-@stage(version=1)
+@stage(version=2)
 def ppo(
     *,
     ppo: Ppo,
@@ -82,6 +82,7 @@ def ppo(
         temperature=ppo.temperature,
         missing_eos_penalty=ppo.missing_eos_penalty,
         stop_token="eos",
+        adam_epsilon=1e-5,  # Huang et al. 2024: the reference implementation's Adam epsilon
         num_sample_generations=0,
     )
     dataset = Dataset.from_dict({"input_ids": [prompt_ids(tokenizer, prompt) for prompt in train]})
@@ -108,11 +109,14 @@ def ppo(
         trainer, stage="ppo", out_dir=out_dir, learning_rate=ppo.learning_rate, curve=tracker, resumable=False
     )
     save_trained_policy(trainer, trained.eval(), tokenizer, out_dir, base, loading, tuning)
-    last = history[-1] if history else {}
+    updates, episodes = trainer.state.global_step, last_logged(history, "episode") or 0
     return {
-        "updates": trainer.state.global_step,
-        "final_score": last.get("objective/scores"),
-        "final_kl": last.get("objective/kl"),
+        "updates": updates,
+        "steps": updates * ppo.ppo_epochs * (ppo.rollouts_per_update // ppo.mini_batch_size),
+        "training_generations": episodes,
+        "reward_model_calls": episodes,
+        "final_score": last_logged(history, "objective/scores"),
+        "final_kl": last_logged(history, "objective/kl"),
     }
 
 

@@ -50,6 +50,7 @@ class HeldoutCurve(TrainerCallback):
         self.prompts = read_prompts(curve.heldout, "heldout")[: curve.prompts]
         self.encoded = [prompt_ids(tokenizer, prompt) for prompt in self.prompts]
         self.path = self.resumed_step = None
+        self.offset = 0  # optimizer steps of earlier training runs (RSFT's earlier rounds)
         self.points: list[dict] = []
 
     @classmethod
@@ -61,26 +62,28 @@ class HeldoutCurve(TrainerCallback):
             scorer = load_reward_model(str(curve.reward_model), tokenizer.pad_token_id, curve.reward_loading, device)
         return cls(curve, tokenizer, scorer, policy, reference, seed)
 
-    def saved_to(self, path: Path, resumed_from: str | None = None) -> "HeldoutCurve":
+    def saved_to(self, path: Path, resumed_from: str | None = None, offset: int = 0) -> "HeldoutCurve":
         """Save every point to `path` as it is measured; resuming from a checkpoint keeps the points
-        measured up to that checkpoint's step instead of measuring step 0 again."""
-        self.path = path
+        measured up to that checkpoint's step instead of measuring step 0 again. `offset`: optimizer steps
+        taken before this training run began (its steps are numbered after them)."""
+        self.path, self.offset = path, offset
         self.resumed_step = int(resumed_from.rsplit("-", 1)[-1]) if resumed_from else None
         return self
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if self.resumed_step is not None and self.path is not None and self.path.is_file():
-            self.points = [p for p in json.loads(self.path.read_text()) if p["step"] <= self.resumed_step]
+        if self.path is not None and self.path.is_file() and (self.resumed_step is not None or self.offset):
+            kept = self.offset + (self.resumed_step or 0)  # points up to where training resumes
+            self.points = [p for p in json.loads(self.path.read_text()) if p["step"] <= kept]
         else:
-            self.measure(0)
+            self.measure(self.offset)
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step % self.curve.every == 0:
-            self.measure(state.global_step)
+            self.measure(self.offset + state.global_step)
 
     def on_train_end(self, args, state, control, **kwargs):
-        if not self.points or self.points[-1]["step"] != state.global_step:
-            self.measure(state.global_step)
+        if not self.points or self.points[-1]["step"] != self.offset + state.global_step:
+            self.measure(self.offset + state.global_step)
 
     def measure(self, step: int) -> None:
         with progress.uncounted():

@@ -1,14 +1,16 @@
 """The shape every training stage follows around its one TRL trainer:
 
-1. `trainer_arguments`: what every TRL config gets, set explicitly (TRL's own defaults, bf16 and
-   gradient checkpointing on and logging to every installed tracker, are wrong for a CPU and for a
-   quiet tool);
-2. `fit`: train with one progress bar and no printed dicts, a stop at the first NaN or infinity,
+1. `load_policy_and_reference`: the tokenizer, the policy to train and, for full fine-tuning, a frozen
+   copy as the reference (with LoRA the reference is the policy with its adapter disabled);
+2. `trainer_arguments` (and `offline_arguments` for the methods that learn from the labeled pairs):
+   what every TRL config gets, set explicitly (TRL's own defaults, bf16 and gradient checkpointing on
+   and logging to every installed tracker, are wrong for a CPU and for a quiet tool);
+3. `fit`: train with one progress bar and no printed dicts, a stop at the first NaN or infinity,
    the held-out curve, resume from the stage's last checkpoint, and the log history saved;
-3. `save_trained_policy`: full weights or a LoRA adapter (gathered first when sharded).
+4. `save_trained_policy`: full weights or a LoRA adapter (gathered first when sharded).
 
 A stage builds its TRL config by hand from its recipe section (never `**`-splatting YAML into TRL),
-loads its models, builds the trainer, and calls these.
+builds the trainer, and calls these.
 """
 
 import json
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from ..config.schema import Compute
 from ..errors import RecipeError
-from ..models.loading import Loading, Tuning, device_for, save_policy
+from ..models.loading import Loading, Tuning, device_for, load_policy, load_tokenizer, save_policy
 from ..run.directory import latest_checkpoint
 from ..run.distributed import is_main, world_size
 from .curve import HeldoutCurve
@@ -45,6 +47,51 @@ def trainer_arguments(compute: Compute, out_dir: Path, seed: int) -> dict:
     }
 
 
+def load_policy_and_reference(policy, loading: Loading, tuning: Tuning, compute: Compute, reference: bool = True):
+    """(tokenizer, policy model, reference model or None, device) for a training stage: the reference is a
+    second copy for full fine-tuning; with LoRA, or when the method keeps no reference, it is None (the
+    policy with its adapter disabled stands in for it where one is needed)."""
+    device = device_for(compute)
+    tokenizer = load_tokenizer(str(policy), loading.trust_remote_code)
+    network = load_policy(str(policy), loading, device)
+    frozen = load_policy(str(policy), loading, device) if reference and tuning.lora is None else None
+    return tokenizer, network, frozen, device
+
+
+def offline_arguments(method, compute: Compute, out_dir: Path, seed: int) -> dict:
+    """What the TRL configs of the methods that learn from the labeled pairs (DPO, KTO, SimPO, ORPO) share:
+    trainer_arguments, the method's epochs, peak learning rate (cosine decay after a 5% warm-up), batch
+    (split among processes) and length limit."""
+    return trainer_arguments(compute, out_dir, seed) | {
+        "num_train_epochs": method.epochs,
+        "learning_rate": method.learning_rate,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": 0.05,
+        "per_device_train_batch_size": per_process(method.batch_size, f"{method.stage}.batch_size"),
+        "max_length": method.max_length_tokens,
+    }
+
+
+def online_arguments(method, compute: Compute, out_dir: Path, seed: int, responses_per_prompt: int) -> dict:
+    """What the TRL configs of RLOO and GRPO share: trainer_arguments, the method's epochs over the train
+    prompts and peak learning rate, and its batch in responses (TRL counts completions: prompts_per_step
+    times responses_per_prompt, split among processes), with its length limit and temperature."""
+    responses = method.prompts_per_step * responses_per_prompt
+    return trainer_arguments(compute, out_dir, seed) | {
+        "num_train_epochs": method.epochs,
+        "learning_rate": method.learning_rate,
+        "per_device_train_batch_size": per_process(responses, f"{method.stage}.prompts_per_step"),
+        "num_generations": responses_per_prompt,
+        "max_completion_length": method.max_new_tokens,
+        "temperature": method.temperature,
+    }
+
+
+def last_logged(history: list[dict], key: str):
+    """The last value TRL logged under `key`, or None."""
+    return next((entry[key] for entry in reversed(history) if key in entry), None)
+
+
 def per_process(batch_size: int, key: str) -> int:
     """A recipe's batch size is the whole batch of one optimizer step; each of several processes takes
     an equal share, so that any number of processes trains on the same batches."""
@@ -70,12 +117,15 @@ def fit(
     learning_rate: float,
     curve: HeldoutCurve | None = None,
     resumable: bool = True,
+    curve_file: Path | None = None,
+    curve_offset: int = 0,
 ) -> list[dict]:
     """Train `trainer` as every stage does and return its log history (also saved to out_dir/log_history.json).
 
     stage: the recipe section named in a divergence message; curve: a held-out curve already attached
-    to the policy and reference (saved to out_dir/curve.json as it grows); resumable: the trainer can
-    resume from a Trainer checkpoint (TRL's PPO cannot).
+    to the policy and reference, saved to `curve_file` (default out_dir/curve.json) as it grows, its
+    steps counted after `curve_offset` earlier ones; resumable: the trainer can resume from a Trainer
+    checkpoint in out_dir/checkpoints (TRL's PPO cannot).
     """
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -87,7 +137,7 @@ def fit(
     trainer.add_callback(FiniteTraining(stage, learning_rate))
     checkpoint = resume_point(out_dir) if resumable else None
     if curve is not None:
-        trainer.add_callback(curve.saved_to(out_dir / "curve.json", resumed_from=checkpoint))
+        trainer.add_callback(curve.saved_to(curve_file or out_dir / "curve.json", checkpoint, curve_offset))
     if resumable:
         trainer.train(resume_from_checkpoint=checkpoint)
     else:  # TRL's PPOTrainer.train takes no checkpoint

@@ -1,0 +1,78 @@
+"""GRPO stage: TRL's GRPOTrainer against the learned reward model. Each train prompt is answered K times;
+a response's advantage is its reward less its group's mean (divided by the group's standard deviation with
+scale_rewards: group), and beta times a per-token KL estimate (k3) to the reference joins the loss.
+
+TRL defaults beta to 0, which loads no reference and tracks no KL; the section defaults it above 0. The
+reward is training.rewards.LearnedReward: the reward model read at EOS as it was trained, less a penalty
+for responses that never end. With LoRA the reference is the policy with its adapter disabled; with full
+fine-tuning TRL loads it from the policy's directory.
+"""
+
+from pathlib import Path
+
+from ..config.methods import Grpo
+from ..config.schema import Compute
+from ..generation.formatting import uses_chat_template
+from ..models.loading import Loading, Tuning, load_reward_model, lora_config
+from ..run.stage import stage
+from ..training.curve import Curve, HeldoutCurve
+from ..training.data import prompt_rows
+from ..training.rewards import LearnedReward
+from ..training.trainer import fit, last_logged, load_policy_and_reference, online_arguments, save_trained_policy
+from .prompts import read_prompts
+
+
+@stage(version=1)
+def grpo(
+    *,
+    grpo: Grpo,
+    loading: Loading,
+    tuning: Tuning,
+    compute: Compute,
+    policy: Path | str,
+    prompts: Path,
+    reward_model: Path,
+    reward_loading: Loading,
+    curve: Curve | None,
+    seed: int,
+    out_dir: Path,
+):
+    """Train on the train prompts (the prompts stage's output) against the reward_model stage's model; save
+    the policy (or adapter) to out_dir, and with a curve the held-out curve to out_dir/curve.json."""
+    from transformers import set_seed
+    from trl import GRPOConfig, GRPOTrainer
+
+    set_seed(seed)
+    tokenizer, network, _, device = load_policy_and_reference(policy, loading, tuning, compute, reference=False)
+    scorer = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)
+    reward = LearnedReward(scorer, tokenizer, grpo.missing_eos_penalty)
+    train = read_prompts(prompts, "train")
+    args = GRPOConfig(
+        **online_arguments(grpo, compute, out_dir, seed, grpo.generations_per_prompt),
+        beta=grpo.beta,
+        loss_type=grpo.loss_type,
+        scale_rewards=grpo.scale_rewards,
+        model_init_kwargs={"dtype": loading.dtype},  # the reference TRL loads, for full fine-tuning
+    )
+    trainer = GRPOTrainer(
+        model=network,
+        reward_funcs=reward,
+        args=args,
+        train_dataset=prompt_rows(train, uses_chat_template(tokenizer)),
+        processing_class=tokenizer,
+        peft_config=lora_config(tuning.lora, "CAUSAL_LM") if tuning.lora else None,
+    )
+    trained = trainer.accelerator.unwrap_model(trainer.model)
+    reference = trainer.accelerator.unwrap_model(trainer.ref_model) if trainer.ref_model is not None else None
+    tracker = HeldoutCurve.start(curve, tokenizer, device, trained, reference, seed, scorer=scorer)
+    history = fit(trainer, stage="grpo", out_dir=out_dir, learning_rate=grpo.learning_rate, curve=tracker)
+    save_trained_policy(trainer, trained.eval(), tokenizer, out_dir, str(policy), loading, tuning)
+    steps = trainer.state.global_step
+    generations = steps * grpo.prompts_per_step * grpo.generations_per_prompt
+    return {
+        "steps": steps,
+        "training_generations": generations,
+        "reward_model_calls": generations,
+        "final_reward": last_logged(history, "reward"),
+        "final_kl": last_logged(history, "kl"),
+    }

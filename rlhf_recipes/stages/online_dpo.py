@@ -1,0 +1,89 @@
+"""Online DPO stage: trl.experimental.online_dpo's OnlineDPOTrainer. For each train prompt the policy, as
+it trains, answers twice; the learned reward model ranks the two; a DPO step (against the initial policy
+as reference) follows on that pair.
+
+The only module that imports trl.experimental.online_dpo. The reward is training.rewards.LearnedReward:
+the reward model read at EOS as it was trained, less a penalty for responses that never end. With LoRA the
+reference is the policy with its adapter disabled.
+"""
+
+from pathlib import Path
+
+from ..config.methods import OnlineDpo
+from ..config.schema import Compute
+from ..generation.formatting import uses_chat_template
+from ..models.loading import Loading, Tuning, load_reward_model, lora_config
+from ..run.stage import stage
+from ..training.curve import Curve, HeldoutCurve
+from ..training.data import prompt_rows
+from ..training.rewards import LearnedReward
+from ..training.trainer import (
+    fit,
+    last_logged,
+    load_policy_and_reference,
+    per_process,
+    save_trained_policy,
+    trainer_arguments,
+)
+from .prompts import read_prompts
+
+
+@stage(version=1)
+def online_dpo(
+    *,
+    online_dpo: OnlineDpo,
+    loading: Loading,
+    tuning: Tuning,
+    compute: Compute,
+    policy: Path | str,
+    prompts: Path,
+    reward_model: Path,
+    reward_loading: Loading,
+    curve: Curve | None,
+    seed: int,
+    out_dir: Path,
+):
+    """Train on the train prompts (the prompts stage's output) against the reward_model stage's model; save
+    the policy (or adapter) to out_dir, and with a curve the held-out curve to out_dir/curve.json."""
+    from transformers import set_seed
+    from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
+
+    method = online_dpo
+    set_seed(seed)
+    tokenizer, network, reference, device = load_policy_and_reference(policy, loading, tuning, compute)
+    scorer = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)
+    reward = LearnedReward(scorer, tokenizer, method.missing_eos_penalty)
+    train = read_prompts(prompts, "train")
+    args = OnlineDPOConfig(
+        **trainer_arguments(compute, out_dir, seed),
+        num_train_epochs=method.epochs,
+        learning_rate=method.learning_rate,
+        per_device_train_batch_size=per_process(method.prompts_per_step, "online_dpo.prompts_per_step"),
+        max_new_tokens=method.max_new_tokens,
+        temperature=method.temperature,
+        beta=method.beta,
+        loss_type=method.loss_type,
+        missing_eos_penalty=None,  # LearnedReward applies it
+    )
+    trainer = OnlineDPOTrainer(
+        model=network,
+        ref_model=reference,
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=prompt_rows(train, uses_chat_template(tokenizer)),
+        processing_class=tokenizer,
+        peft_config=lora_config(tuning.lora, "CAUSAL_LM") if tuning.lora else None,
+    )
+    trained = trainer.accelerator.unwrap_model(trainer.model)
+    tracker = HeldoutCurve.start(curve, tokenizer, device, trained, reference, seed, scorer=scorer)
+    history = fit(trainer, stage="online_dpo", out_dir=out_dir, learning_rate=method.learning_rate, curve=tracker)
+    save_trained_policy(trainer, trained.eval(), tokenizer, out_dir, str(policy), loading, tuning)
+    steps = trainer.state.global_step
+    generations = steps * method.prompts_per_step * method.responses_per_prompt()
+    return {
+        "steps": steps,
+        "training_generations": generations,
+        "reward_model_calls": generations,
+        "final_reward": last_logged(history, "objective/scores"),
+        "final_kl": last_logged(history, "objective/kl"),
+    }

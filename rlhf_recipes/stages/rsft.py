@@ -1,0 +1,177 @@
+"""Rejection-sampling fine-tuning stage (best-of-N distillation; expert iteration with rounds > 1).
+
+Each round the policy answers every train prompt N times, the learned reward model picks the best answer
+of each prompt, and TRL's SFTTrainer fine-tunes the policy on those answers (loss on the answer tokens
+only). The next round samples from the tuned policy. With LoRA every round trains the same adapter.
+
+A finished round is kept (the weights in out_dir/checkpoints/done/), so an interrupted stage resumes at the
+round it was in, and inside that round from its last Trainer checkpoint.
+"""
+
+import json
+from pathlib import Path
+
+from ..config.methods import Rsft
+from ..config.schema import Compute
+from ..generation.formatting import demonstration_row, prompt_ids, uses_chat_template
+from ..generation.sampling import generate_responses
+from ..generation.scoring import reward_scores
+from ..models.loading import Loading, Tuning, load_reward_model, lora_config, save_policy
+from ..run.distributed import is_main
+from ..run.stage import stage
+from ..training.curve import Curve, HeldoutCurve
+from ..training.trainer import (
+    final_loss,
+    fit,
+    load_policy_and_reference,
+    per_process,
+    save_trained_policy,
+    trainer_arguments,
+)
+from .prompts import read_prompts
+
+
+@stage(version=1)
+def rsft(
+    *,
+    rsft: Rsft,
+    loading: Loading,
+    tuning: Tuning,
+    compute: Compute,
+    policy: Path | str,
+    prompts: Path,
+    reward_model: Path,
+    reward_loading: Loading,
+    curve: Curve | None,
+    seed: int,
+    out_dir: Path,
+):
+    """Run rsft.rounds rounds on the train prompts (the prompts stage's output), selecting with the
+    reward_model stage's model; save the policy (or adapter) to out_dir, the selected answers of every
+    round to out_dir/selected.jsonl, and with a curve the held-out curve to out_dir/curve.json."""
+    from peft import get_peft_model
+    from transformers import set_seed
+
+    set_seed(seed)
+    tokenizer, network, reference, device = load_policy_and_reference(
+        policy, loading, tuning, compute, reference=curve is not None
+    )
+    if tuning.lora:
+        network = get_peft_model(network, lora_config(tuning.lora, "CAUSAL_LM"))
+    scorer = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)
+    tracker = HeldoutCurve.start(curve, tokenizer, device, network, reference, seed, scorer=scorer)
+    train = read_prompts(prompts, "train")
+    done = out_dir / "checkpoints" / "done"
+    finished = resume_rounds(network, done)
+    histories, selected, trainer = finished["histories"], finished["selected"], None
+    for round_index in range(finished["rounds"], rsft.rounds):
+        best = best_answers(network, tokenizer, scorer, train, rsft, seed + round_index)
+        selected += [{"round": round_index, "prompt": p, "response": r, "reward_model": s} for p, r, s in best]
+        offset = steps_so_far(histories)
+        trainer, history = train_round(
+            network, tokenizer, best, rsft, compute, out_dir, round_index, seed, tracker, offset
+        )
+        histories.append(history)
+        network = trainer.accelerator.unwrap_model(trainer.model)
+        keep_round(network, done, round_index + 1, histories, selected)
+    steps = steps_so_far(histories)
+    if is_main():
+        (out_dir / "log_history.json").write_text(json.dumps(sum(histories, []), indent=1) + "\n")
+        with open(out_dir / "selected.jsonl", "w", encoding="utf-8") as rows:
+            rows.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in selected)
+    if trainer is not None:
+        save_trained_policy(trainer, network.eval(), tokenizer, out_dir, str(policy), loading, tuning)
+    elif is_main():  # every round had finished before an interruption: the kept weights are the result
+        save_policy(network.eval(), tokenizer, out_dir, str(policy), loading, merged=tuning.save_merged)
+    generations = rsft.rounds * rsft.samples_per_prompt * len(train)
+    return {
+        "rounds": rsft.rounds,
+        "steps": steps,
+        "training_generations": generations,
+        "reward_model_calls": generations,
+        "final_loss": final_loss(histories[-1]),
+        "selected_reward_model_mean": sum(row["reward_model"] for row in selected[-len(train) :]) / len(train),
+    }
+
+
+def best_answers(network, tokenizer, scorer, prompts: list[str], rsft: Rsft, seed: int) -> list[tuple[str, str, float]]:
+    """(prompt, the answer of N the reward model scores highest, its score) for every prompt."""
+    network.eval()
+    encoded = [prompt_ids(tokenizer, prompt) for prompt in prompts]
+    groups = generate_responses(
+        network,
+        tokenizer,
+        encoded,
+        rsft.samples_per_prompt,
+        rsft.max_new_tokens,
+        rsft.temperature,
+        rsft.batch_size,
+        seed,
+    )
+    texts = [response.text for group in groups for response in group]
+    asked = [prompt for prompt in prompts for _ in range(rsft.samples_per_prompt)]
+    scores = reward_scores(scorer, tokenizer, asked, texts, rsft.batch_size)
+    best = []
+    for index, prompt in enumerate(prompts):
+        start = index * rsft.samples_per_prompt
+        pick = max(range(start, start + rsft.samples_per_prompt), key=lambda i: scores[i])
+        best.append((prompt, texts[pick], scores[pick]))
+    return best
+
+
+def train_round(
+    network, tokenizer, best, rsft: Rsft, compute, out_dir: Path, round_index: int, seed: int, tracker, offset
+):
+    """One round of SFT on the selected answers; returns the trainer and its log history, with steps numbered
+    after the `offset` steps of the earlier rounds."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    chat = uses_chat_template(tokenizer)
+    round_dir = out_dir / "checkpoints" / f"round-{round_index}"
+    round_dir.mkdir(parents=True, exist_ok=True)
+    args = SFTConfig(
+        **trainer_arguments(compute, round_dir, seed + round_index),
+        num_train_epochs=rsft.epochs,
+        learning_rate=rsft.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        per_device_train_batch_size=per_process(rsft.batch_size, "rsft.batch_size"),
+        max_length=rsft.max_length_tokens,
+        completion_only_loss=True,
+    )
+    rows = Dataset.from_list([demonstration_row(prompt, answer, chat) for prompt, answer, _ in best])
+    trainer = SFTTrainer(model=network, args=args, train_dataset=rows, processing_class=tokenizer)
+    history = fit(trainer, stage="rsft", out_dir=round_dir, learning_rate=rsft.learning_rate, curve=tracker,
+                  curve_file=out_dir / "curve.json", curve_offset=offset)  # fmt: skip
+    return trainer, [entry | {"round": round_index, "step": entry.get("step", 0) + offset} for entry in history]
+
+
+def steps_so_far(histories: list[list[dict]]) -> int:
+    """Optimizer steps of the finished rounds (their log entries are numbered across rounds)."""
+    return max((entry.get("step", 0) for history in histories for entry in history), default=0)
+
+
+def keep_round(network, done: Path, rounds: int, histories: list, selected: list) -> None:
+    """Save the policy after `rounds` finished rounds, so that an interrupted stage resumes after them."""
+    if not is_main():
+        return
+    network.save_pretrained(done)
+    (done / "rounds.json").write_text(json.dumps({"rounds": rounds, "histories": histories, "selected": selected}))
+
+
+def resume_rounds(network, done: Path) -> dict:
+    """The rounds an interrupted run of this stage finished (loading their weights into `network`), or none."""
+    record = done / "rounds.json"
+    if not record.is_file():
+        return {"rounds": 0, "histories": [], "selected": []}
+    from safetensors.torch import load_file
+
+    weights = done / ("adapter_model.safetensors" if (done / "adapter_config.json").is_file() else "model.safetensors")
+    if (done / "adapter_config.json").is_file():
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(network, load_file(weights))
+    else:
+        network.load_state_dict(load_file(weights), strict=False)
+    return json.loads(record.read_text())
