@@ -153,13 +153,13 @@ class RunDirectory:
             return record["summary"], True
         self.rebuilt.add(name)
         temporary = self.path(f".{name}.partial")
-        if is_main() and not (self.fingerprint_of_partial(temporary) == fingerprint and resumable(temporary)):
-            shutil.rmtree(temporary, ignore_errors=True)
-            temporary.mkdir()
-            (temporary / "partial.json").write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
-        barrier()
-        started = time.time()
-        try:
+        try:  # from the partial directory's creation on: an interruption anywhere leaves nothing half-made
+            if is_main() and not (self.fingerprint_of_partial(temporary) == fingerprint and resumable(temporary)):
+                shutil.rmtree(temporary, ignore_errors=True)
+                temporary.mkdir()
+                (temporary / "partial.json").write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
+            barrier()
+            started = time.time()
             with progress.stage(name, self.console) as counters:
                 runs_here = is_main() or not function.main_only
                 summary = function(**step.arguments, out_dir=temporary) if runs_here else None
