@@ -135,9 +135,12 @@ def test_bad_method_settings_are_refused_with_the_fix():
 
 
 def test_a_method_missing_from_the_installed_trl_names_the_versions_that_have_it(monkeypatch):
-    import trl.experimental.cpo
+    from rlhf_recipes.config import methods
 
-    monkeypatch.delattr(trl.experimental.cpo, "CPOTrainer")
+    assert methods.module_provides("trl.experimental.cpo", "CPOTrainer"), "read from the installed TRL's source"
+    assert not methods.module_provides("trl", "PPOTrainer"), "TRL's top level has no PPO"
+    provides = methods.module_provides
+    monkeypatch.setattr(methods, "module_provides", lambda m, n: n != "CPOTrainer" and provides(m, n))
     with pytest.raises(ValidationError, match=r"needs trl.experimental.cpo.CPOTrainer, which the installed TRL .* "
                        r"Fix: pip install 'trl>=1.10,<1.13'"):  # fmt: skip
         Simpo()

@@ -6,9 +6,12 @@ learned reward model, a reference policy) is stated once per class, for the memo
 report's costs and the docs.
 """
 
-import importlib
+import ast
+import functools
+import importlib.util
 import os
 from importlib import metadata
+from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -48,18 +51,32 @@ class Method(Section):
 
     @model_validator(mode="after")
     def _trainer_is_installed(self):
-        os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # trl.experimental warns on import otherwise
         module, _, name = self.TRAINER.partition(":")
-        try:
-            found = hasattr(importlib.import_module(module), name)
-        except ImportError:
-            found = False
-        if not found:
+        if not module_provides(module, name):
             raise ValueError(
                 f"the {self.TITLE} method needs {module}.{name}, which the installed TRL "
                 f"({metadata.version('trl')}) does not have. Fix: pip install '{self.TRL_VERSIONS}'"
             )
         return self
+
+
+@functools.cache
+def module_provides(module: str, name: str) -> bool:
+    """Whether the installed `module` provides `name`, read from its __init__.py (a name it imports, or a
+    string of a lazy module's import structure, as trl's), without importing it: importing a TRL trainer
+    takes seconds (torch, transformers), and validating a recipe must not."""
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # trl.experimental warns on import otherwise
+    try:
+        spec = importlib.util.find_spec(module)  # imports the parent packages only
+    except ImportError:
+        return False
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        return False
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    names = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+             for alias in node.names}  # fmt: skip
+    strings = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+    return name in names | strings
 
 
 class OfflineMethod(Method):
