@@ -32,6 +32,15 @@ def validate(recipe: Path, overrides: list[str] = OVERRIDES) -> None:
     except RecipeError as error:
         _fail(error)
     console.print(f"{recipe}: valid.", highlight=False)
+    from .config.loader import study_runs
+    from .config.schema import Recipe
+
+    runs = study_runs(loaded, loaded.model_dump(mode="json"))
+    if runs:
+        console.print(
+            f"Study: {len(runs)} runs ({', '.join(run.label for run in runs)}), each as follows.", highlight=False
+        )
+        loaded = Recipe.model_validate(runs[0].data)
     console.print(describe_plan(loaded), highlight=False)
     from .models.memory import memory_table
 
@@ -66,7 +75,9 @@ def describe_plan(recipe) -> str:
         "evaluation": f"{recipe.evaluation.responses_per_prompt} responses per held-out prompt per policy",
     } | {name: method.describe() for name, method in recipe.methods().items()}
     lines = [f"Policy: {source}, {model.dtype}, {tuning}; labeler: {recipe.labeler.kind}", "Stages:"]
-    lines += [f"  {step.name:<13} {what[step.name]}" for step in plan(recipe, Path("runs") / recipe.name)]
+    steps = plan(recipe, Path("runs") / recipe.name)
+    width = max(len(step.name) for step in steps)
+    lines += [f"  {step.name:<{width}}  {what[step.name]}" for step in steps]
     return "\n".join(lines)
 
 
@@ -114,7 +125,7 @@ def run(
             raise typer.Exit(130) from None
     _offline_unless_needed(loaded)  # before huggingface_hub is imported: it reads the variable once
     from .models.loading import device_for
-    from .run.distributed import is_main, start
+    from .run.distributed import finish, is_main, start
 
     try:
         start(cpu=device_for(loaded.compute) == "cpu")  # join the other processes, if accelerate launched several
@@ -122,15 +133,23 @@ def run(
         _fail(error)
     console.quiet = not is_main()  # one voice when several processes run the recipe
     _quiet_libraries(debug)
+    try:
+        _run_or_study(loaded, run_dir, force, debug)
+    finally:
+        finish()
+
+
+def _run_or_study(loaded, run_dir: Path, force: str | None, debug: bool) -> None:
+    """Run the recipe (or its study) in this process, turning what can go wrong into its message and exit code."""
     from .run.pipeline import run_recipe
-    from .run.sweep import run_sweep
+    from .run.study import run_study
 
     try:
-        if loaded.sweep is not None:
-            run_sweep(loaded, run_dir, console, force=force)
-            console.print(
-                f"[green]done:[/green] {run_dir / 'report.md'} (variants in {run_dir / 'variants'})", highlight=False
-            )
+        if loaded.study is not None:
+            metrics = run_study(loaded, run_dir, console, force=force)
+            console.print(f"[green]done:[/green] {run_dir / 'report.md'} (one run per seed inside)", highlight=False)
+            for label, summary in metrics["conditions"].items():
+                console.print(("" if label == "all" else f"{label}: ") + summary["summary"], highlight=False)
             return
         metrics = run_recipe(loaded, run_dir, console, force=force)
     except RecipeError as error:
@@ -174,11 +193,11 @@ def run(
 @app.command()
 def report(run_dir: Path, debug: bool = DEBUG) -> None:
     """Rebuild metrics.json, plots, report.md and report.html of a finished run, without retraining."""
-    if (run_dir / "sweep.json").is_file():
-        from .run.sweep import write_sweep_report
+    if (run_dir / "study.json").is_file():
+        from .reporting.study_report import write_study_report
 
-        write_sweep_report(run_dir)
-        console.print(f"rebuilt {run_dir / 'report.md'} and {run_dir / 'report.html'} of the sweep", highlight=False)
+        write_study_report(run_dir)
+        console.print(f"rebuilt {run_dir / 'report.md'} and {run_dir / 'report.html'} of the study", highlight=False)
         return
     if not (run_dir / "evaluation" / "generations.jsonl").is_file() or not (run_dir / "recipe.resolved.yaml").is_file():
         _fail(
@@ -197,27 +216,17 @@ def report(run_dir: Path, debug: bool = DEBUG) -> None:
 
 
 @app.command()
-def compare(run_dirs: list[Path] = typer.Argument(..., help="Run directories (or their metrics.json files).")) -> None:
-    """Print one markdown table of every policy of several runs."""
-    import json
+def compare(
+    paths: list[Path] = typer.Argument(..., help="Run or study directories (or their metrics.json files)."),
+) -> None:
+    """Compare runs and studies as markdown, grouped by gold judge: every policy, and with two or more runs
+    the verdict table over them as replicates. Runs judged by different gold labelers are never ranked together."""
+    from .reporting.compare import compare_text
 
-    rows = [
-        "| run | policy | gold mean | gold 95% CI | KL (nats) | win rate | reward-model accuracy |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for run_dir in run_dirs:
-        path = run_dir if run_dir.suffix == ".json" else run_dir / "metrics.json"
-        if not path.is_file():
-            _fail(RecipeError(f"{run_dir}: no metrics.json. Fix: name finished run directories."))
-        metrics = json.loads(path.read_text())
-        accuracy = metrics["reward_model"]["heldout_accuracy"]
-        for name, m in metrics["policies"].items():
-            low, high = m.get("gold_ci95", [float("nan")] * 2)
-            rows.append(
-                f"| {metrics['name']} | {name} | {m['gold_mean']:.3f} | [{low:.3f}, {high:.3f}] | {m['kl_mean']:.3f} "
-                f"| {m['win_rate_vs_reference']:.3f} | {accuracy:.3f} |"
-            )
-    typer.echo("\n".join(rows))
+    try:
+        typer.echo(compare_text(paths))
+    except RecipeError as error:
+        _fail(error)
 
 
 def _offline_unless_needed(recipe) -> None:
@@ -232,9 +241,13 @@ def _offline_unless_needed(recipe) -> None:
 
 
 def check_force(stage: str | None, recipe) -> None:
-    """A RecipeError, before anything runs, when --force names no stage of the recipe (or of its sweep's variants)."""
+    """A RecipeError, before anything runs, when --force names no stage of the recipe (or of its study's runs)."""
+    from .config.loader import study_runs
+    from .config.schema import Recipe
     from .run.pipeline import checked_force, plan
 
+    runs = study_runs(recipe, recipe.model_dump(mode="json"))
+    recipe = Recipe.model_validate(runs[0].data) if runs else recipe
     checked_force(stage, plan(recipe, Path("runs") / recipe.name))
 
 

@@ -1,25 +1,44 @@
 """The report's judgements, by hand: over-optimization flags and best-of-N selection."""
 
-from rlhf_recipes.reporting.analysis import best_of_n_summary, curve_overoptimized, overoptimized
+from rlhf_recipes.reporting.analysis import best_of_n_summary, curve_overoptimization, policy_summary
 
 
-def test_overoptimized_when_the_learned_reward_rises_and_gold_does_not():
-    reference = [0.0, 1.0] * 50
-    assert overoptimized(0.8, [0.0, 1.0] * 50, reference), "learned reward up, gold flat"
-    assert not overoptimized(0.8, [1.0, 2.0] * 50, reference), "gold up by a full point"
-    assert not overoptimized(0.05, [0.0, 1.0] * 50, reference), "learned reward barely moved"
+def rows(gold, learned, kl, shift=0, prompts=20):
+    """Two responses per prompt with per-prompt noise in {-0.1, 0, 0.1}; another `shift`, other noise,
+    so paired differences have a spread."""
+    out = []
+    for i in range(prompts):
+        wobble = 0.1 * ((i * 7 + shift) % 3 - 1)
+        for sample in range(2):
+            out.append({"prompt_index": i, "sample": sample, "gold": gold + wobble, "reward_model": learned + wobble,
+                        "kl": kl + wobble, "words": 10, "response": f"r{i}{sample}"})  # fmt: skip
+    return out
 
 
-def test_curve_flags_gold_falling_from_its_peak_while_the_learned_reward_holds():
-    def point(step, gold, learned):
-        return {"step": step, "gold_mean": gold, "gold_std": 0.1, "reward_model_mean": learned, "n": 100}
+def test_a_policy_is_flagged_only_with_evidence_against_its_reference():
+    reference = rows(0.0, 0.0, 0.0, shift=1)
+    assert policy_summary(rows(0.5, 1.0, 2.0), reference)["overoptimization"]["state"] == "fine"
+    fell = policy_summary(rows(-0.3, 1.0, 2.0), reference)["overoptimization"]
+    assert fell["state"] == "over-optimized", "gold fell below the reference (its peak) while the learned reward rose"
+    assert "below its peak" in fell["evidence"]
+    assert policy_summary(rows(-0.3, 0.0, 0.0), reference)["overoptimization"]["state"] == "did not move"
 
-    rising = [point(0, 0.0, 0.0), point(1, 0.5, 1.0), point(2, 0.6, 2.0)]
-    assert not curve_overoptimized(rising)
-    peaked = [point(0, 0.0, 0.0), point(1, 0.6, 1.0), point(2, 0.3, 2.0)]
-    assert curve_overoptimized(peaked), "gold fell 0.3 (> 1.96 * sqrt(0.02/100) = 0.028) while the learned reward rose"
-    both_fell = [point(0, 0.0, 0.0), point(1, 0.6, 2.0), point(2, 0.3, 1.0)]
-    assert not curve_overoptimized(both_fell), "the reward model saw the drop too"
+
+def test_curve_flags_gold_falling_from_its_peak_while_the_learned_reward_rises_past_it():
+    def point(step, gold, learned, kl):
+        shape = [0.1 if i % 2 else -0.1 for i in range(20)]
+        return {"step": step, "gold_mean": gold, "gold": [gold + s for s in shape],
+                "reward_model": [learned + s for s in shape], "kl": [kl + s for s in shape]}  # fmt: skip
+
+    rising = [point(0, 0.0, 0.0, 0.0), point(1, 0.5, 1.0, 1.0), point(2, 0.6, 2.0, 2.0)]
+    assert curve_overoptimization(rising)["state"] == "fine"
+    peaked = [point(0, 0.0, 0.0, 0.0), point(1, 0.6, 1.0, 1.0), point(2, 0.3, 2.0, 2.0)]
+    flag = curve_overoptimization(peaked)
+    assert (flag["state"], flag["peak_step"]) == ("over-optimized", 1)
+    both_fell = [point(0, 0.0, 0.0, 0.0), point(1, 0.6, 2.0, 1.0), point(2, 0.3, 1.0, 2.0)]
+    assert curve_overoptimization(both_fell)["state"] != "over-optimized", "the reward model saw the drop too"
+    old_format = [{"step": 0, "gold_mean": 0.0}, {"step": 1, "gold_mean": 0.5}]
+    assert curve_overoptimization(old_format)["state"] == "inconclusive"
 
 
 def test_best_of_n_picks_the_highest_learned_reward_among_the_first_n():

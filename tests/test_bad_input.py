@@ -66,7 +66,17 @@ def recipe_file(tmp_path: Path, text: str | bytes) -> Path:
 
 
 def validate(*overrides):
-    return rlhf("validate", "recipes/smoke.yaml", *overrides)
+    """`rlhf validate` in this process: a subprocess spends seconds importing torch for each case."""
+    import contextlib
+
+    from typer.testing import CliRunner
+
+    from rlhf_recipes.cli import app
+
+    args = ["validate", "recipes/smoke.yaml", *map(str, overrides)]
+    with contextlib.chdir(REPO):
+        result = CliRunner().invoke(app, args, terminal_width=1000)
+    return subprocess.CompletedProcess(args, result.exit_code, "", result.output + (result.stderr or ""))
 
 
 def quick_run(tmp_path, *overrides, env=None):
@@ -163,9 +173,10 @@ def builtin_missing(tmp_path, monkeypatch):
 
 def trl_without(monkeypatch, module: str, name: str, *overrides):
     """Validate with a TRL that lacks a trainer (as TRL 1.13 lacks PPO)."""
-    import importlib
+    from rlhf_recipes.config import methods
 
-    monkeypatch.delattr(importlib.import_module(module), name)
+    provides = methods.module_provides
+    monkeypatch.setattr(methods, "module_provides", lambda m, n: (m, n) != (module, name) and provides(m, n))
     return in_process(monkeypatch, "validate", "recipes/smoke.yaml", *overrides)
 
 
@@ -203,7 +214,8 @@ CASES = {
     "batch-mismatch": lambda t, m: validate("ppo.mini_batch_size=7"),
     "bad-override": lambda t, m: validate("ppo.kl_coef"),
     "override-into-value": lambda t, m: validate("seed.x=1"),
-    "bad-sweep": lambda t, m: validate("sweep={key: ppo.kl_coef, values: [0.1, -1]}"),
+    "bad-study": lambda t, m: validate("study={grid: {ppo: {kl_coef: [0.1, -1]}}}"),
+    "study-unknown-knob": lambda t, m: validate("study={grid: {ppo: {kl_cof: [0.1]}}}"),
     "bad-force": lambda t, m: quick_run(t, "--force", "sft"),
     "missing-prompts": lambda t, m: validate("prompts.path=nowhere.txt"),
     "empty-prompts": lambda t, m: (t.joinpath("p.txt").write_text("\n\n"), quick_run(t, f"prompts.path={t / 'p.txt'}"))[

@@ -131,7 +131,7 @@ def full_recipe(tmp_path, in_repo, monkeypatch) -> dict:
         f"gold_labeler={gold}",
     ]
     recipe = load_recipe(REPO / "recipes/smoke.yaml", overrides)
-    return recipe.model_dump(mode="json") | {"sweep": None}
+    return recipe.model_dump(mode="json") | {"study": None}
 
 
 def stage_fingerprints(data: dict, run_dir: Path) -> dict[str, str]:
@@ -220,8 +220,8 @@ def test_every_key_rebuilds_exactly_its_readers_and_what_follows(full_recipe, tm
     for path, value in leaves(full_recipe):
         dotted = ".".join(map(str, path))
         if (
-            path[-1] in ("kind", "method", "name") or path[0] == "sweep"
-        ):  # a labeler's kind is tested below; name and sweep make no stage
+            path[-1] in ("kind", "method", "name") or path[0] == "study"
+        ):  # a labeler's kind is tested below; name and study make no stage
             continue
         if (
             dotted in OTHER_SOURCES

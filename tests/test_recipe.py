@@ -112,31 +112,46 @@ def test_recipe_reference_doc_is_current():
     )
 
 
-def test_sweeps_expand_to_validated_variants(in_repo):
-    from rlhf_recipes.config.loader import sweep_variant_data
+def test_a_study_expands_to_validated_runs_with_one_variant_per_grid_point(in_repo):
+    from rlhf_recipes.config.loader import study_runs
 
-    recipe = load_recipe(
-        REPO / "recipes/smoke.yaml", ["sweep={key: ppo.kl_coef, values: [0.01, 0.1, 1.0], seeds: [0, 1]}"]
-    )
-    variants = sweep_variant_data(recipe, recipe.model_dump(mode="json"))
-    assert [label for label, _ in variants] == [
-        "kl_coef-0.01_seed-0",
-        "kl_coef-0.01_seed-1",
-        "kl_coef-0.1_seed-0",
-        "kl_coef-0.1_seed-1",
-        "kl_coef-1.0_seed-0",
-        "kl_coef-1.0_seed-1",
+    overrides = [
+        "study.seeds=[0, 1]",
+        "study.grid={ppo: {kl_coef: [0.01, 1.0]}}",
+        "study.condition={key: preferences.label_flip_prob, values: [0.0, 0.2]}",
     ]
-    assert [(v["ppo"]["kl_coef"], v["seed"], v.get("sweep")) for _, v in variants][:2] == [
-        (0.01, 0, None),
-        (0.01, 1, None),
+    recipe = load_recipe(REPO / "recipes/smoke.yaml", overrides)
+    runs = study_runs(recipe, recipe.model_dump(mode="json"))
+    assert [run.label for run in runs] == [
+        "label_flip_prob-0.0/seed-0",
+        "label_flip_prob-0.0/seed-1",
+        "label_flip_prob-0.2/seed-0",
+        "label_flip_prob-0.2/seed-1",
     ]
+    first = runs[2].data
+    assert (first["seed"], first["preferences"]["label_flip_prob"], "study" in first) == (0, 0.2, False)
+    assert {name: v.get("kl_coef") for name, v in first["variants"].items()} == {
+        "ppo_kl_coef_0.01": 0.01,
+        "ppo_kl_coef_1": 1.0,
+    }
+    assert "ppo" not in first and "dpo" in first, "a gridded policy becomes its variants; the others stay"
 
 
-def test_every_sweep_variant_is_validated(in_repo):
+def test_an_old_sweep_is_the_study_it_means(in_repo):
+    sweep = load_recipe(REPO / "recipes/smoke.yaml", ["sweep={key: ppo.kl_coef, values: [0.1], seeds: [0, 1]}"])
+    assert (sweep.study.seeds, sweep.study.grid, sweep.study.condition) == ([0, 1], {"ppo": {"kl_coef": [0.1]}}, None)
+    noise = load_recipe(REPO / "recipes/smoke.yaml", ["sweep={key: preferences.label_flip_prob, values: [0.1]}"])
+    assert (noise.study.grid, noise.study.condition.key) == ({}, "preferences.label_flip_prob")
+
+
+def test_every_study_run_is_validated(in_repo):
     message = smoke_with(["sweep={key: ppo.kl_coef, values: [0.1, -1]}"])
-    assert "sweep variants kl_coef--1_seed-0: ppo.kl_coef: got -1" in message
-    assert "sweep (every variant): ppo.kl_cof: unknown key" in smoke_with(["sweep={key: ppo.kl_cof, values: [0.1]}"])
+    assert "study (every run): variants.ppo_kl_coef_-1.kl_coef: got -1" in message
+    assert "study.grid.ppo.kl_cof: ppo has no setting kl_cof. Fix: did you mean kl_coef?" in smoke_with(
+        ["study={grid: {ppo: {kl_cof: [0.1]}}}"]
+    )
+    assert "the recipe trains no policy ppx" in smoke_with(["study={grid: {ppx: {kl_coef: [0.1]}}}"])
+    assert "grid.ppo varies 2 knobs" in smoke_with(["study={grid: {ppo: {kl_coef: [0.1], learning_rate: [1]}}}"])
     assert "key and values go together" in smoke_with(["sweep={key: ppo.kl_coef}"])
 
 
@@ -145,10 +160,11 @@ def test_a_separate_gold_labeler(in_repo):
     assert recipe.gold_labeler.kind == "length" and recipe.labeler.kind == "sentiment"
 
 
-def test_empty_sweep_values_are_an_error(in_repo):
-    assert "sweep.values: got [] (list); list should have at least 1 item" in smoke_with(
+def test_empty_study_values_are_an_error(in_repo):
+    assert "study.grid.ppo.kl_coef: got [] (list); list should have at least 1 item" in smoke_with(
         ["sweep={key: ppo.kl_coef, values: []}"]
     )
+    assert "study.seeds: got [] (list); list should have at least 1 item" in smoke_with(["study={seeds: []}"])
 
 
 def test_old_section_names_still_validate_as_the_new_ones(tmp_path, in_repo):

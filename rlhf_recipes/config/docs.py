@@ -57,7 +57,8 @@ def render() -> str:
     from .base import Lora
     from .labelers import WeightedLabeler
     from .methods import METHODS
-    from .schema import Compute, Evaluation, Model, Preferences, Prompts, RewardModel, Samples, Sft, Sweep, TinyModel
+    from .schema import Compute, Evaluation, Model, Preferences, Prompts, RewardModel, Samples, Sft, TinyModel
+    from .study import Condition, Study
 
     lines = [
         "# Recipe reference",
@@ -93,8 +94,18 @@ def render() -> str:
     ]
     for model in METHODS:
         lines += _section(f"{model.stage}` — also `variants.<name>` with `method: {model.stage}", model)
-    for title, model in (("evaluation", Evaluation), ("compute", Compute), ("sweep", Sweep)):
+    for title, model in (("evaluation", Evaluation), ("compute", Compute)):
         lines += _section(title, model)
+    lines += [
+        "## Studies",
+        "",
+        "A `study:` runs the recipe once per seed (and per value of `condition`), each run training one policy",
+        "per value of each `grid` knob; its report compares the methods over seeds. The old one-key",
+        "`sweep: {key, values, seeds}` is still read: a key of a policy's own section becomes its grid knob,",
+        "any other key a condition. How the comparison is computed: [method.md](method.md#studies).",
+        "",
+    ]
+    lines += _section("study", Study) + _section("study.condition", Condition)
     return "\n".join(lines).rstrip() + "\n"
 
 

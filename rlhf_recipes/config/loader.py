@@ -5,6 +5,7 @@ import difflib
 import re
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from ..errors import RecipeError
 from .labelers import Labeler
 from .methods import METHODS
 from .schema import Recipe
+from .study import point_name
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -134,26 +136,53 @@ def rename_old_sections(data: dict) -> dict:
     return data
 
 
+def sweep_as_study(data: dict) -> dict:
+    """The raw recipe with an old `sweep: {key, values, seeds}` replaced by the study it means: a key of a
+    policy's own section (ppo.kl_coef, variants.dpo_ipo.beta) becomes that policy's grid knob, any other key
+    (preferences.label_flip_prob) a condition; seeds stay seeds."""
+    sweep = data.get("sweep")
+    if not isinstance(sweep, dict):
+        return data
+    if "study" in data:
+        raise RecipeError("sweep: is the old form of study:, and the recipe has both. Fix: move the sweep into study:")
+    data = {key: value for key, value in data.items() if key != "sweep"}
+    unknown = sorted(set(sweep) - {"key", "values", "seeds"})
+    if unknown:
+        raise RecipeError(f"sweep: unknown key(s) {', '.join(unknown)}. Fix: use key, values and seeds, or study:")
+    study = {"seeds": sweep["seeds"]} if "seeds" in sweep else {}
+    key, values = sweep.get("key"), sweep.get("values")
+    if (key is None) != (values is None):
+        raise RecipeError("sweep: key and values go together. Fix: give both, or neither (a sweep over seeds only)")
+    if key is not None:
+        parts = str(key).split(".")
+        methods = {cls.stage for cls in METHODS if data.get(cls.stage) is not None}
+        if len(parts) == 2 and parts[0] in methods:
+            study["grid"] = {parts[0]: {parts[1]: values}}
+        elif len(parts) == 3 and parts[0] == "variants" and parts[1] in (data.get("variants") or {}):
+            study["grid"] = {parts[1]: {parts[2]: values}}
+        else:
+            study["condition"] = {"key": key, "values": values}
+    return data | {"study": study}
+
+
 def load_recipe(path: Path, overrides: list[str] = ()) -> Recipe:
-    """Read, override and validate a recipe (and every variant of its sweep); raise one RecipeError
+    """Read, override and validate a recipe (and every run of its study); raise one RecipeError
     listing every problem."""
-    data = apply_overrides(rename_old_sections(read_yaml(path)), list(overrides))
+    data = sweep_as_study(apply_overrides(rename_old_sections(read_yaml(path)), list(overrides)))
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as error:
         raise RecipeError([f"{path}: {len(error.errors())} problem(s)"] + describe_errors(error)) from None
-    by_problem: dict[str, list[str]] = {}  # a problem -> the variants that have it
-    variants = sweep_variant_data(recipe, data)
-    for label, variant in variants:
+    by_problem: dict[str, list[str]] = {}  # a problem -> the study runs that have it
+    runs = study_runs(recipe, data)
+    for run in runs:
         try:
-            Recipe.model_validate(variant)
+            Recipe.model_validate(run.data)
         except ValidationError as error:
             for line in describe_errors(error):
-                by_problem.setdefault(line, []).append(label)
+                by_problem.setdefault(line, []).append(run.label)
     problems = [
-        f"sweep (every variant): {line}"
-        if len(labels) == len(variants)
-        else f"sweep variants {', '.join(labels)}: {line}"
+        f"study (every run): {line}" if len(labels) == len(runs) else f"study runs {', '.join(labels)}: {line}"
         for line, labels in by_problem.items()
     ]
     if problems:
@@ -161,31 +190,49 @@ def load_recipe(path: Path, overrides: list[str] = ()) -> Recipe:
     return recipe
 
 
-def sweep_variant_data(recipe: Recipe, data: dict) -> list[tuple[str, dict]]:
-    """(label, raw recipe) of every variant of the recipe's sweep, each without the sweep section."""
-    if recipe.sweep is None:
+@dataclass(frozen=True)
+class StudyRun:
+    """One run of a study: its directory under the study's (`seed-0`, `label_flip_prob-0.2/seed-0`), the
+    condition's value (None without a condition), the seed, and the raw recipe it runs (without study:)."""
+
+    label: str
+    condition: Any
+    seed: int
+    data: dict
+
+
+def study_runs(recipe: Recipe, data: dict) -> list[StudyRun]:
+    """Every run of the recipe's study, conditions outermost; [] for a recipe without one."""
+    study = recipe.study
+    if study is None:
         return []
-    sweep = recipe.sweep
-    base = {key: value for key, value in data.items() if key != "sweep"}
-    values = sweep.values if sweep.key else [None]
-    seeds = sweep.seeds or [recipe.seed]
-    variants = []
+    base = grid_as_variants({key: value for key, value in data.items() if key != "study"}, study.grid)
+    values = study.condition.values if study.condition else [None]
+    runs = []
     for value in values:
-        for seed in seeds:
-            variant = copy.deepcopy(base)
-            variant["seed"] = seed
-            if sweep.key:
-                problem = set_key(variant, sweep.key, value)
+        for seed in study.seeds or [recipe.seed]:
+            run = copy.deepcopy(base) | {"seed": seed}
+            folder = f"seed-{seed}"
+            if study.condition:
+                problem = set_key(run, study.condition.key, value)
                 if problem:
-                    raise RecipeError(f"sweep.key: {problem}")
-            variants.append((variant_label(sweep.key, value, seed), variant))
-    return variants
+                    raise RecipeError(f"study.condition.key: {problem}")
+                shown = re.sub(r"[^A-Za-z0-9._-]", "_", f"{study.condition.key.split('.')[-1]}-{value}")
+                folder = f"{shown}/{folder}"
+            runs.append(StudyRun(folder, value, seed, run))
+    return runs
 
 
-def variant_label(key: str | None, value, seed: int) -> str:
-    """The directory name of one sweep variant: `kl_coef-0.1_seed-0`, or `seed-0` for a sweep over seeds."""
-    label = (f"{key.split('.')[-1]}-{value}_" if key else "") + f"seed-{seed}"
-    return re.sub(r"[^A-Za-z0-9._-]", "_", label)
+def grid_as_variants(data: dict, grid: dict[str, dict[str, list]]) -> dict:
+    """The raw recipe with each gridded policy replaced by one variant per value of its knob."""
+    data = copy.deepcopy(data)
+    variants = dict(data.get("variants") or {})
+    for name, knobs in grid.items():
+        ((knob, values),) = knobs.items()
+        section = variants.pop(name) if name in variants else {"method": name} | (data.pop(name) or {})
+        for value in values:
+            variants[point_name(name, knob, value)] = section | {knob: value}
+    return data | {"variants": variants}
 
 
 def describe_errors(error: ValidationError) -> list[str]:

@@ -6,6 +6,7 @@ YAML, applies dotted overrides and turns validation errors into messages that na
 the value and the fix.
 """
 
+import difflib
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,6 +17,7 @@ from pydantic import AfterValidator, Field, model_validator
 from .base import ExistingFile, ExistingPath, Lora, PositiveFloat, PositiveInt, Section
 from .labelers import Labeler
 from .methods import METHODS, Dpo, Grpo, Kto, Method, MethodSection, OnlineDpo, Orpo, Ppo, Rloo, Rsft, Simpo
+from .study import Study
 
 
 def read_accelerate_config(path: Path) -> dict:
@@ -272,29 +274,8 @@ class Compute(Section):
     )
 
 
-class Sweep(Section):
-    """Train one variant of the recipe per value of one key, and per seed; the report sets them side by side."""
-
-    key: str | None = Field(None, description="Dotted recipe key to vary, e.g. ppo.kl_coef or dpo.beta.")
-    values: Annotated[list[float | int | str | bool], Field(min_length=1)] | None = Field(
-        None, description="The values of key, one variant each."
-    )
-    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] | None = Field(
-        None, description="Run every value with each of these seeds (mean and std in the report); default: seed."
-    )
-
-    @model_validator(mode="after")
-    def _key_with_values(self):
-        if (self.key is None) != (self.values is None):
-            raise ValueError("key and values go together. Fix: give both, or neither (a sweep over seeds only)")
-        if self.key is None and self.seeds is None:
-            raise ValueError("a sweep needs a key with values, seeds, or both. Fix: add them or remove sweep:")
-        if self.values is not None and len(self.values) != len({str(v) for v in self.values}):
-            raise ValueError("values repeat. Fix: list each value once")
-        if self.key in ("seed", "name"):
-            raise ValueError(f"{self.key} cannot be swept as a key. Fix: use seeds: for seeds, and one recipe per name")
-        return self
-
+# A variant's name: lower case, digits and _ (a study's grid points add the value: dpo_beta_0.1, 1e-05).
+VARIANT_NAME = r"^[a-z][a-z0-9_]*(_[0-9a-z.+-]+)?$"
 
 # Names a variant cannot take: the stages every run has, and the reference policy.
 RESERVED_NAMES = {"prompts", "model", "sft", "samples", "preferences", "reward_model", "evaluation", "reference"}
@@ -326,14 +307,16 @@ class Recipe(Section):
     grpo: Grpo | None = Field(None, description="GRPO against the learned reward; omit to skip.")
     online_dpo: OnlineDpo | None = Field(None, description="Online DPO ranked by the learned reward; omit to skip.")
     rsft: Rsft | None = Field(None, description="Rejection-sampling fine-tuning on the learned reward; omit to skip.")
-    variants: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], MethodSection] = Field(
+    variants: dict[Annotated[str, Field(pattern=VARIANT_NAME)], MethodSection] = Field(
         {},
         description="More policies, each named by its key and trained by the method its `method:` names, e.g. "
         "{dpo_ipo: {method: dpo, loss_type: ipo}}; each is its own policy in the report.",
     )
     evaluation: Evaluation = Field(Evaluation(), description="Held-out evaluation.")
     compute: Compute = Field(Compute(), description="Device and precision.")
-    sweep: Sweep | None = Field(None, description="Vary one key and/or the seed; omit for a single run.")
+    study: Study | None = Field(
+        None, description="Seeds, a grid of method knobs and an optional condition; omit for a single run."
+    )
 
     def methods(self) -> dict[str, Method]:
         """The policies this recipe trains, by name: each method section that is set, then the variants."""
@@ -352,6 +335,28 @@ class Recipe(Section):
                 f"variants {', '.join(clashes)}: a variant's name is its policy's and its stage's name, and these are "
                 "taken (by a method section, a stage, the reference or best-of-N). Fix: rename them, e.g. dpo_ipo"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _grid_names_policies_and_knobs(self):
+        if self.study is None:
+            return self
+        methods = self.methods()
+        for name, knobs in self.study.grid.items():
+            if name not in methods:
+                raise ValueError(
+                    f"study.grid.{name}: the recipe trains no policy {name} (it trains {', '.join(methods)}). "
+                    f"Fix: add a {name}: section or variant, or grid one of those"
+                )
+            knob = next(iter(knobs))
+            fields = sorted(set(type(methods[name]).model_fields) - {"method"})
+            if knob not in fields:
+                close = difflib.get_close_matches(knob, fields, n=1)
+                fix = f"did you mean {close[0]}? Settings: " if close else "one of "
+                what = name if name == methods[name].stage else f"{name} (a {methods[name].stage} policy)"
+                raise ValueError(
+                    f"study.grid.{name}.{knob}: {what} has no setting {knob}. Fix: {fix}{', '.join(fields)}"
+                )
         return self
 
     @model_validator(mode="after")

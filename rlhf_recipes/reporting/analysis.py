@@ -2,7 +2,6 @@
 without retraining. README.md documents every key."""
 
 import json
-import math
 from pathlib import Path
 
 import yaml
@@ -10,7 +9,6 @@ import yaml
 from .metrics import (
     bayes_accuracy,
     best_of_n_kl_bound,
-    ci95,
     distinct_n,
     mean,
     r_squared,
@@ -20,8 +18,21 @@ from .metrics import (
     win_rate,
     win_tie_loss,
 )
+from .statistics import (
+    INCONCLUSIVE,
+    LEVEL,
+    POWER,
+    detectable_difference,
+    overoptimization_state,
+    paired_difference,
+    t_interval,
+    units_needed,
+)
 
-SCHEMA_VERSION = 2  # 2: implicit_rewards per policy (was dpo_implicit_reward), methods
+# Differences a power statement sizes a run for, in standard deviations of the reference's gold scores.
+POWER_TARGETS_SD = (0.1, 0.2, 0.5)
+
+SCHEMA_VERSION = 3  # 2: implicit_rewards per policy, methods; 3: intervals over prompts, overoptimization, power
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -74,8 +85,10 @@ def summarise_run(run_dir: Path) -> dict:
         "methods": method_names(resolved),
         "implicit_rewards": implicit_summary(run_dir),
         "training_curves": {
-            name: {"points": points, "overoptimized": curve_overoptimized(points)} for name, points in curves.items()
+            name: {"points": points, "overoptimization": curve_overoptimization(points)}
+            for name, points in curves.items()
         },
+        "power": power_summary(by_policy),
         "stage_seconds": {stage: info["seconds"] for stage, info in read_json(run_dir / "run.json")["stages"].items()},
     }
     metrics["costs"] = cost_summary(run_dir, resolved, metrics)
@@ -91,25 +104,46 @@ def describe_labeler(config: dict) -> str:
     return describe(TypeAdapter(Labeler).validate_python(config, strict=False))
 
 
+def by_prompt(rows: list[dict], key: str) -> list[float]:
+    """The mean of `key` over each prompt's responses, in prompt order: the unit of every interval of a run
+    (a prompt's responses share the prompt, so they are not independent draws)."""
+    groups: dict[int, list[float]] = {}
+    for row in rows:
+        groups.setdefault(row["prompt_index"], []).append(row[key])
+    return [mean(values) for _, values in sorted(groups.items())]
+
+
 def policy_summary(rows: list[dict], reference_rows: list[dict]) -> dict:
-    """One policy's entry in metrics.json; responses pair with the reference's by position."""
+    """One policy's entry in metrics.json; responses pair with the reference's by prompt and sample index."""
     gold = [row["gold"] for row in rows]
     learned = [row["reward_model"] for row in rows]
     reference_gold = [row["gold"] for row in reference_rows]
     reference_learned = [row["reward_model"] for row in reference_rows]
     wins, ties, losses = win_tie_loss(gold, reference_gold)
-    low, high = ci95(gold)
-    learned_gain, gold_gain = standardized_gain(learned, reference_learned), standardized_gain(gold, reference_gold)
+    gold_by_prompt = by_prompt(rows, "gold")
+    interval = t_interval(gold_by_prompt)
+    gold_gain = paired_difference(gold_by_prompt, by_prompt(reference_rows, "gold"))
+    learned_gain = paired_difference(by_prompt(rows, "reward_model"), by_prompt(reference_rows, "reward_model"))
+    kl = t_interval(by_prompt(rows, "kl"))
+    peak = (gold_gain, learned_gain) if gold_gain.mean < 0 else None  # the reference is the best point on its way
+    state, evidence = overoptimization_state(kl, learned_gain, gold_gain, peak)
+    learned_gain_sd, gold_gain_sd = (
+        standardized_gain(learned, reference_learned),
+        standardized_gain(gold, reference_gold),
+    )
     words = sorted(row["words"] for row in rows)
     return {
         "gold_mean": mean(gold),
         "gold_std": std(gold),
-        "gold_ci95": [low, high],
+        "gold_ci95": [interval.low, interval.high],
+        "gold_gain": gold_gain.as_dict(),
         "reward_model_mean": mean(learned),
-        "learned_gain_sd": learned_gain,
-        "gold_gain_sd": gold_gain,
-        "learned_minus_gold_gap": learned_gain - gold_gain,
+        "learned_gain": learned_gain.as_dict(),
+        "learned_gain_sd": learned_gain_sd,
+        "gold_gain_sd": gold_gain_sd,
+        "learned_minus_gold_gap": learned_gain_sd - gold_gain_sd,
         "kl_mean": mean([row["kl"] for row in rows]),
+        "kl": kl.as_dict(),
         "win_rate_vs_reference": win_rate(wins, ties, losses),
         "wins": wins,
         "ties": ties,
@@ -122,28 +156,65 @@ def policy_summary(rows: list[dict], reference_rows: list[dict]) -> dict:
         },
         "distinct_1": distinct_n([row["response"] for row in rows], 1),
         "distinct_2": distinct_n([row["response"] for row in rows], 2),
-        "overoptimized": overoptimized(learned_gain, gold, reference_gold),
+        "overoptimization": {"state": state, "evidence": evidence},
         "n": len(rows),
+        "prompts": len(gold_by_prompt),
     }
 
 
-def overoptimized(learned_gain_sd: float, gold: list[float], reference_gold: list[float]) -> bool:
-    """The learned reward rose (by more than 0.1 reference SDs) while gold did not rise significantly:
-    the gold mean is not above the reference's by more than the 95% half-width of their difference."""
-    if learned_gain_sd <= 0.1:
-        return False
-    half_width = 1.96 * math.sqrt(std(gold) ** 2 / len(gold) + std(reference_gold) ** 2 / len(reference_gold))
-    return mean(gold) - mean(reference_gold) <= half_width
+def curve_overoptimization(points: list[dict]) -> dict:
+    """The over-optimization flag of a training run from its held-out curve: the last point against the
+    first (the initial policy) and against the best-gold point before it, paired by prompt."""
+    if len(points) < 2 or any("gold" not in point for point in points):
+        return {"state": INCONCLUSIVE, "evidence": "fewer than two points with per-prompt scores"}
+    first, final = points[0], points[-1]
+    peak = max(points[:-1], key=lambda point: point["gold_mean"])
+    state, evidence = overoptimization_state(
+        t_interval(final["kl"]),
+        paired_difference(final["reward_model"], first["reward_model"]),
+        paired_difference(final["gold"], first["gold"]),
+        None
+        if final["gold_mean"] >= peak["gold_mean"]
+        else (
+            paired_difference(final["gold"], peak["gold"]),
+            paired_difference(final["reward_model"], peak["reward_model"]),
+        ),
+    )
+    return {"state": state, "evidence": evidence, "peak_step": peak["step"]}
 
 
-def curve_overoptimized(points: list[dict]) -> bool:
-    """Over-optimization during training: gold fell significantly from its peak while the learned reward did not."""
-    peak = max(points, key=lambda point: point["gold_mean"])
-    final = points[-1]
-    if final is peak or final["reward_model_mean"] < peak["reward_model_mean"]:
-        return False
-    half_width = 1.96 * math.sqrt((peak["gold_std"] ** 2 + final["gold_std"] ** 2) / final["n"])
-    return peak["gold_mean"] - final["gold_mean"] > half_width
+def power_summary(by_policy: dict[str, list[dict]]) -> dict:
+    """What this run's held-out set can detect: the smallest gold difference between a policy and the
+    reference that a paired t test over prompts finds with 80% power at the 5% level (from the median,
+    over policies, of the standard deviation of per-prompt differences), and the prompts needed for
+    differences of POWER_TARGETS_SD reference SDs. One seed: training randomness is not in these."""
+    reference = by_policy["reference"]
+    reference_gold = by_prompt(reference, "gold")
+    sds = [
+        paired_sd(by_prompt(rows, "gold"), reference_gold) for name, rows in by_policy.items() if name != "reference"
+    ]
+    prompts = len(reference_gold)
+    sd = sorted(sds)[len(sds) // 2] if sds else 0.0
+    scale = std([row["gold"] for row in reference])
+    return {
+        "unit": "prompts",
+        "prompts": prompts,
+        "responses_per_prompt": len(reference) // max(prompts, 1),
+        "level": LEVEL,
+        "power": POWER,
+        "sd_of_paired_difference": sd,
+        "detectable_gold_difference": detectable_difference(sd, prompts),
+        "reference_gold_sd": scale,
+        "prompts_needed": {
+            f"{target:g}": {"gold_difference": target * scale, "prompts": units_needed(target * scale, sd)}
+            for target in POWER_TARGETS_SD
+        },
+    }
+
+
+def paired_sd(values: list[float], reference: list[float]) -> float:
+    """The standard deviation of paired differences."""
+    return std([a - b for a, b in zip(values, reference, strict=True)])
 
 
 def best_of_n_summary(rows: list[dict], reference_rows: list[dict], ns: list[int]) -> dict:
@@ -159,7 +230,8 @@ def best_of_n_summary(rows: list[dict], reference_rows: list[dict], ns: list[int
         picks = [max(samples[:n], key=lambda row: row["reward_model"]) for _, samples in sorted(by_prompt.items())]
         gold = [pick["gold"] for pick in picks]
         wins, ties, losses = win_tie_loss(gold, [first_reference[pick["prompt_index"]] for pick in picks])
-        low, high = ci95(gold)
+        interval = t_interval(gold)
+        low, high = interval.low, interval.high
         summary[str(n)] = {
             "gold_mean": mean(gold),
             "gold_ci95": [low, high],

@@ -99,7 +99,8 @@ def training_curves(metrics: dict, out: Path) -> None:
             steps, [p["reward_model_mean"] for p in points], "s--", color="#ff7f0e", label="learned reward (right axis)"
         )
         twin.set_ylabel("learned reward (mean)", color="#ff7f0e")
-        flag = "  [over-optimization: gold fell from its peak]" if curve["overoptimized"] else ""
+        state = curve["overoptimization"]["state"]
+        flag = f"  [over-optimization: {state}]" if state != "fine" else ""
         left.set_title(f"{name}: held-out gold and learned reward{flag}", fontsize=10)
         left.grid(alpha=0.3)
         right = axes[row][1]

@@ -40,6 +40,7 @@ def build_blocks(metrics: dict, generations: list[dict], examples: int, plots: l
                 "policy",
                 "gold mean",
                 "gold 95% CI",
+                "gold gain [95% CI]",
                 "learned reward",
                 "learned − gold gain (SD)",
                 "KL (nats)",
@@ -48,13 +49,14 @@ def build_blocks(metrics: dict, generations: list[dict], examples: int, plots: l
                 "mean words",
                 "distinct-1",
                 "distinct-2",
-                "over-optimized",
+                "over-optimization",
             ],
             [
                 [
                     name,
                     number(m["gold_mean"]),
                     interval(m["gold_ci95"]),
+                    signed_interval(m["gold_gain"]) if name != "reference" else "",
                     number(m["reward_model_mean"]),
                     number(m["learned_minus_gold_gap"]),
                     number(m["kl_mean"]),
@@ -63,21 +65,26 @@ def build_blocks(metrics: dict, generations: list[dict], examples: int, plots: l
                     number(m["mean_length_words"], 1),
                     number(m["distinct_1"]),
                     number(m["distinct_2"]),
-                    number(m["overoptimized"]),
+                    m["overoptimization"]["state"] if name != "reference" else "",
                 ]
                 for name, m in policies.items()
             ],
         ),
         (
             "p",
-            "Win rate: each response's gold score against the reference's response to the same prompt and "
-            "sample index; a tie counts half. KL: the mean over responses y ~ π of log π(y|x) − log π_ref(y|x) "
-            "(the k1 estimator, in nats). Learned − gold gain: the rise of the learned reward minus the rise of "
-            "gold, each in standard deviations of the reference's scores; positive means the reward model "
-            "sees more improvement than gold does. Over-optimized: the learned reward rose (> 0.1 SD) but gold "
-            "did not rise significantly.",
+            "Gold 95% CI and gold gain (over the reference, paired by prompt): Student's t intervals over the "
+            f"{policies['reference']['prompts']} held-out prompts, each prompt's responses averaged (a prompt's "
+            "responses are not independent draws). Win rate: each response's gold score against the reference's "
+            "response to the same prompt and sample index; a tie counts half. KL: the mean over responses "
+            "y ~ π of log π(y|x) − log π_ref(y|x) (the k1 estimator, in nats). Learned − gold gain: the rise of the "
+            "learned reward minus the rise of gold, each in standard deviations of the reference's scores; "
+            "positive means the reward model sees more improvement than gold does. Over-optimization: "
+            "over-optimized (gold significantly below the reference while the learned reward is significantly "
+            "above it), fine (gold rose significantly), did not move (neither KL nor the learned reward rose "
+            "significantly), inconclusive (it moved, and gold neither rose nor fell significantly).",
         ),
     ]
+    blocks += power_blocks(metrics)
     if "frontier.png" in plots:
         blocks.append(
             ("image", "frontier.png", "Gold reward vs KL: final policies, training checkpoints and best-of-N.")
@@ -154,6 +161,37 @@ def build_blocks(metrics: dict, generations: list[dict], examples: int, plots: l
     return blocks
 
 
+def signed_interval(entry: dict) -> str:
+    """+0.123 [+0.045, +0.201] from an Interval's dict."""
+    if entry["low"] is None:
+        return f"{entry['mean']:+.3f} [n/a]"
+    return f"{entry['mean']:+.3f} [{entry['low']:+.3f}, {entry['high']:+.3f}]"
+
+
+def power_blocks(metrics: dict) -> list[tuple]:
+    power = metrics.get("power")
+    if not power or power["detectable_gold_difference"] is None:
+        return []
+    needed = "; ".join(
+        f"{target} SD ({number(entry['gold_difference'])} gold): {entry['prompts']} prompts"
+        for target, entry in power["prompts_needed"].items()
+    )
+    detectable, sd = number(power["detectable_gold_difference"]), number(power["sd_of_paired_difference"])
+    return [
+        ("h2", "What this run can detect"),
+        (
+            "p",
+            f"With {power['prompts']} held-out prompts ({power['responses_per_prompt']} responses each), a gold "
+            f"difference between a policy and the reference smaller than **{detectable}** is not reliably detected "
+            f"({power['power']:.0%} power, two-sided {1 - power['level']:.0%} level; from the median standard "
+            f"deviation of per-prompt differences, {sd}). Prompts needed for a difference of a given size, in "
+            f"reference gold SDs ({number(power['reference_gold_sd'])}): {needed}. This is one training seed: the "
+            "variance of training itself is not in any interval of this report; a study over seeds (study.seeds) "
+            "measures it.",
+        ),
+    ]
+
+
 def reward_model_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
     rm, prefs = metrics["reward_model"], metrics["preferences"]
     items = [
@@ -206,7 +244,7 @@ def curve_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
                     number(best["kl_mean"]),
                     str(final["step"]),
                     number(final["gold_mean"]),
-                    number(curve["overoptimized"]),
+                    curve["overoptimization"]["state"],
                 ]
             )
         blocks += [
@@ -220,14 +258,17 @@ def curve_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
                     "KL there",
                     "final step",
                     "final gold",
-                    "gold fell from its peak",
+                    "over-optimization",
                 ],
                 rows,
             ),
             (
                 "p",
                 "Held-out gold, learned reward and KL measured on a fixed subset of held-out prompts during training "
-                "(evaluation.curve_prompts prompts, one response each).",
+                "(evaluation.curve_prompts prompts, one response each). Over-optimization compares the final point "
+                "with the first and with the best-gold point before it, paired by prompt: "
+                + "; ".join(f"{name}: {curve['overoptimization']['evidence']}" for name, curve in curves.items())
+                + ".",
             ),
         ]
         if "training_curves.png" in plots:
@@ -371,7 +412,6 @@ def render_html(blocks: list[tuple], plots_dir: Path) -> str:
 
 def write_report(run_dir: Path) -> dict:
     """(Re)build metrics.json, plots/*.png, report.md and report.html from run_dir's saved artifacts."""
-    import json
     import os
     import shutil
 
@@ -400,13 +440,16 @@ def write_report(run_dir: Path) -> dict:
     shutil.rmtree(run_dir / "plots", ignore_errors=True)
     os.replace(staging, run_dir / "plots")
     examples = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text())["evaluation"]["examples_in_report"]
-    blocks = build_blocks(metrics, generations, examples, made)
-    for name, text in (
-        ("metrics.json", json.dumps(metrics, indent=2) + "\n"),
-        ("report.md", render_markdown(blocks)),
-        ("report.html", render_html(blocks, run_dir / "plots")),
-    ):
-        temporary = run_dir / f".{name}.partial"
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, run_dir / name)
+    publish(run_dir, metrics, build_blocks(metrics, generations, examples, made))
     return metrics
+
+
+def publish(directory: Path, metrics: dict, blocks: list[tuple]) -> None:
+    """Write metrics.json, report.md and report.html (its images from directory/plots), each atomically."""
+    import json
+
+    from ..run.directory import write_atomically
+
+    write_atomically(directory / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_atomically(directory / "report.md", render_markdown(blocks))
+    write_atomically(directory / "report.html", render_html(blocks, directory / "plots"))

@@ -236,9 +236,7 @@ class RunDirectory:
 
     def write_text(self, name: str, text: str) -> None:
         """Write a file in the run directory atomically (temporary file, then rename)."""
-        temporary = self.path(f".{name}.partial")
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, self.path(name))
+        write_atomically(self.path(name), text)
 
     def write_json(self, name: str, data) -> None:
         self.write_text(name, json.dumps(data, indent=2) + "\n")
@@ -258,6 +256,13 @@ def latest_checkpoint(directory: Path) -> str | None:
         return None
     complete = [p for p in directory.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
     return str(max(complete, key=lambda p: int(p.name.split("-")[-1]))) if complete else None
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a text file whole or not at all: a temporary file beside it, then a rename."""
+    temporary = path.with_name(f".{path.name}.partial")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
 
 
 def hold_lock(root: Path):

@@ -17,6 +17,12 @@ def start(cpu: bool) -> None:
     PartialState(cpu=cpu)
 
 
+def finish() -> None:
+    """Leave the process group before the interpreter exits: a gloo group left to the exit handlers can
+    abort a process that finished its work ("terminate called without an active exception")."""
+    _state().destroy_process_group()
+
+
 def _state():
     from accelerate import PartialState
 

@@ -106,16 +106,20 @@ class HeldoutCurve(TrainerCallback):
             base = response_logprobs(reference, ids, tokens, e.temperature, e.batch_size)
         texts = [r.text for r in responses]
         gold = score_all(self.gold, texts)
+        learned = reward_scores(self.scorer, self.tokenizer, self.prompts, texts, e.batch_size)
+        kl = kl_estimates(own, base)
         self.points.append(
             {
                 "step": step,
                 "gold_mean": mean(gold),
                 "gold_std": std(gold),
-                "reward_model_mean": mean(
-                    reward_scores(self.scorer, self.tokenizer, self.prompts, texts, e.batch_size)
-                ),
-                "kl_mean": mean(kl_estimates(own, base)),
+                "reward_model_mean": mean(learned),
+                "kl_mean": mean(kl),
                 "n": len(texts),
+                # per prompt, in the same order at every point: checkpoints compare paired by prompt
+                "gold": [round(value, 6) for value in gold],
+                "reward_model": [round(value, 6) for value in learned],
+                "kl": [round(value, 6) for value in kl],
             }
         )
         if was_training:

@@ -1,0 +1,121 @@
+"""`rlhf compare`: runs and studies side by side, grouped by gold judge. Gold numbers from different judges
+are on different scales, so each judge gets its own tables and nothing is ranked across judges. Within a
+judge, two or more runs are also compared as replicates: the verdict table of a study (reporting/study.py),
+over the methods every run trained."""
+
+import json
+from pathlib import Path
+
+from ..errors import RecipeError
+from .report import interval, number, render_markdown, signed_interval
+from .study import compare_replicates
+from .study_report import budget_blocks
+
+DEFAULT_KL_BUDGETS = [1.0, 2.0, 4.0, 8.0]
+
+
+def load_runs(path: Path) -> list[tuple[str, dict, dict]]:
+    """(label, metrics, families) of each run that `path` names: a run directory, its metrics.json, or a study
+    directory (each of its runs, with the study's method families). A run is labeled by its directory as
+    given (two runs may share a recipe name and seed)."""
+    directory = path.parent if path.suffix == ".json" else path
+    metrics_path = path if path.suffix == ".json" else path / "metrics.json"
+    if not metrics_path.is_file():
+        raise RecipeError(f"{path}: no metrics.json. Fix: name finished run or study directories.")
+    metrics = json.loads(metrics_path.read_text())
+    if metrics.get("kind") == "study":
+        plan = json.loads((directory / "study.json").read_text())
+        return [
+            (f"{directory}/{run['dir']}", json.loads((directory / run["dir"] / "metrics.json").read_text()),
+             plan["families"])
+            for run in plan["runs"]
+        ]  # fmt: skip
+    if "policies" not in metrics or "gold_labeler" not in metrics:
+        raise RecipeError(f"{metrics_path}: not the metrics.json of a run or study. Fix: name a run directory.")
+    families = {name: {"method": method, "knob": None, "policies": {name: None}} for name, method in
+                metrics.get("methods", {}).items()}  # fmt: skip
+    return [(f"{directory} (seed {metrics.get('seed', '?')})", metrics, families)]
+
+
+def compare_text(paths: list[Path]) -> str:
+    """The markdown `rlhf compare` prints."""
+    by_judge: dict[str, list[tuple[str, dict, dict]]] = {}
+    for path in paths:
+        for run in load_runs(path):
+            by_judge.setdefault(run[1]["gold_labeler"], []).append(run)
+    blocks: list[tuple] = []
+    if len(by_judge) > 1:
+        blocks.append(
+            (
+                "p",
+                f"These runs are judged by {len(by_judge)} different gold labelers. Gold scores from different "
+                "judges are not comparable, so each judge has its own tables below, and no run or method is ranked "
+                "against one judged differently.",
+            )
+        )
+    for judge, runs in by_judge.items():
+        blocks += judge_blocks(judge, runs)
+    return render_markdown(blocks)
+
+
+def judge_blocks(judge: str, runs: list[tuple[str, dict, dict]]) -> list[tuple]:
+    rows = []
+    for label, metrics, _ in runs:
+        accuracy = metrics["reward_model"]["heldout_accuracy"]
+        for name, m in metrics["policies"].items():
+            gain = m.get("gold_gain")
+            rows.append(
+                [label, name, number(m["gold_mean"]), interval(m.get("gold_ci95", [None, None])),
+                 "" if gain is None or name == "reference" else signed_interval(gain), number(m["kl_mean"]),
+                 number(m["win_rate_vs_reference"]), number(accuracy)]
+            )  # fmt: skip
+    blocks: list[tuple] = [
+        ("h1", f"Gold judge: {judge} ({len(runs)} run{'s' if len(runs) > 1 else ''})"),
+        (
+            "table",
+            [
+                "run",
+                "policy",
+                "gold mean",
+                "gold 95% CI",
+                "gold gain [95% CI]",
+                "KL (nats)",
+                "win rate",
+                "reward-model accuracy",
+            ],
+            rows,
+        ),  # fmt: skip
+    ]
+    if len(runs) < 2:
+        return blocks + [("p", "One run: no verdict over replicates (its report compares its policies over prompts).")]
+    families, left_out = shared_families(runs)
+    if not families:
+        return blocks + [("p", "No method is in every run: nothing to compare over replicates.")]
+    summary = compare_replicates([(label, metrics) for label, metrics, _ in runs], families, DEFAULT_KL_BUDGETS)
+    n = len(runs)
+    blocks.append(
+        (
+            "p",
+            f"**Over the {n} runs as replicates.** {summary['summary']} Runs are treated as seeds of one "
+            "experiment: anything else that differs between their recipes is confounded with the seed."
+            + (f" Not in every run, so left out: {', '.join(left_out)}." if left_out else ""),
+        )
+    )
+    blocks += budget_blocks("Verdict at KL budgets", "nats", summary["by_kl"], "As in a study's report.")
+    blocks += budget_blocks("Verdict at equal training compute", "generations", summary["by_compute"], "")
+    return blocks
+
+
+def shared_families(runs: list[tuple[str, dict, dict]]) -> tuple[dict, list[str]]:
+    """The method families whose every policy is in every run, and the names of the others."""
+    candidates: dict[str, dict] = {}
+    for _, _, families in runs:
+        for name, entry in families.items():
+            candidates.setdefault(name, entry)
+    shared, left_out = {}, []
+    for name, entry in candidates.items():
+        if all(policy in metrics["policies"] for _, metrics, _ in runs for policy in entry["policies"]):
+            shared[name] = entry
+        else:
+            left_out.append(name)
+    return shared, left_out
