@@ -2,8 +2,8 @@
 
     python benchmarks/online_methods.py RUN_DIR [--rollouts 256] [--methods ppo rloo grpo]
 
-RUN_DIR is a finished run of recipes/smollm2_sentiment.yaml (its prompts, base model and reward model
-are the inputs). Each method trains in a fresh process, as the pipeline calls it (LoRA, bfloat16, the
+RUN_DIR is a finished run of recipes/smollm2_methods.yaml (its prompts, base model and reward model
+are the inputs). Each method trains in a fresh process, as the pipeline calls it (LoRA, bfloat16 where native, the
 recipe's settings, held-out curves off), for about `--rollouts` sampled responses; the table gives
 seconds and peak resident memory of that process, and seconds per 1,000 rollouts. A rollout is one
 sampled response scored by the reward model; PPO also runs its value model and PPO epochs over each.
