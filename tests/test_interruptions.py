@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from .helpers import REPO, without_timing
 
 COMMAND = [sys.executable, "-m", "rlhf_recipes", "run", "recipes/smoke.yaml"]
@@ -42,6 +44,7 @@ def assert_nothing_partial_is_trusted(run_dir: Path) -> None:
             assert (stage / "stage.json").is_file(), f"{stage.name} was published incomplete"
 
 
+@pytest.mark.slow  # about 5 minutes here: a dozen killed runs of the smoke recipe
 def test_sigkill_at_random_points_of_every_stage_then_resume_gives_the_same_metrics(smoke_run, tmp_path):
     reference_dir, reference_metrics = smoke_run
     seconds = json.loads((reference_dir / "run.json").read_text())["stages"]
@@ -71,6 +74,7 @@ def test_sigkill_at_random_points_of_every_stage_then_resume_gives_the_same_metr
     assert without_timing(metrics) == without_timing(reference_metrics), kills
 
 
+@pytest.mark.slow  # a second whole smoke run (about 2 minutes here)
 def test_the_same_seed_gives_byte_identical_preferences_and_metrics(smoke_run, tmp_path):
     reference_dir, reference_metrics = smoke_run
     again = subprocess.run(
