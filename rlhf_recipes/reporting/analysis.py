@@ -88,7 +88,7 @@ def summarise_run(run_dir: Path) -> dict:
             name: {"points": points, "overoptimization": curve_overoptimization(points)}
             for name, points in curves.items()
         },
-        "power": power_summary(by_policy),
+        "power": power_summary(policies, by_policy["reference"]),
         "stage_seconds": {stage: info["seconds"] for stage, info in read_json(run_dir / "run.json")["stages"].items()},
     }
     metrics["costs"] = cost_summary(run_dir, resolved, metrics)
@@ -183,17 +183,14 @@ def curve_overoptimization(points: list[dict]) -> dict:
     return {"state": state, "evidence": evidence, "peak_step": peak["step"]}
 
 
-def power_summary(by_policy: dict[str, list[dict]]) -> dict:
+def power_summary(policies: dict[str, dict], reference: list[dict]) -> dict:
     """What this run's held-out set can detect: the smallest gold difference between a policy and the
     reference that a paired t test over prompts finds with 80% power at the 5% level (from the median,
     over policies, of the standard deviation of per-prompt differences), and the prompts needed for
     differences of POWER_TARGETS_SD reference SDs. One seed: training randomness is not in these."""
-    reference = by_policy["reference"]
-    reference_gold = by_prompt(reference, "gold")
-    sds = [
-        paired_sd(by_prompt(rows, "gold"), reference_gold) for name, rows in by_policy.items() if name != "reference"
-    ]
-    prompts = len(reference_gold)
+    gains = [summary["gold_gain"] for name, summary in policies.items() if name != "reference"]
+    sds = [gain["sd"] for gain in gains if gain["sd"] is not None]
+    prompts = policies["reference"]["prompts"]
     sd = sorted(sds)[len(sds) // 2] if sds else 0.0
     scale = std([row["gold"] for row in reference])
     return {
@@ -210,11 +207,6 @@ def power_summary(by_policy: dict[str, list[dict]]) -> dict:
             for target in POWER_TARGETS_SD
         },
     }
-
-
-def paired_sd(values: list[float], reference: list[float]) -> float:
-    """The standard deviation of paired differences."""
-    return std([a - b for a, b in zip(values, reference, strict=True)])
 
 
 def best_of_n_summary(rows: list[dict], reference_rows: list[dict], ns: list[int]) -> dict:
