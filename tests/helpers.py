@@ -64,3 +64,28 @@ def save_preferences(out, rows) -> None:
                     )
                     + "\n"
                 )
+
+
+def build_classifier(base: Path, out: Path) -> Path:
+    """A seeded, untrained two-label (NEGATIVE, POSITIVE) sequence classifier on the tokenizer of the model
+    in `base`, saved to `out`."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    labels = {0: "NEGATIVE", 1: "POSITIVE"}
+    config = AutoConfig.from_pretrained(base, num_labels=2, id2label=labels, label2id={v: k for k, v in labels.items()})
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    config.pad_token_id = tokenizer.pad_token_id
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def tiny_classifier(out: Path) -> Path:
+    """build_classifier on a tiny model built from the smoke corpus, all under `out`."""
+    from rlhf_recipes.config.schema import TinyModel
+    from rlhf_recipes.models.tiny import build_tiny_model
+
+    build_tiny_model(TinyModel(corpus=REPO / "data/smoke/demonstrations.jsonl"), out / "base", seed=0)
+    return build_classifier(out / "base", out / "classifier")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import REPO
+from .helpers import REPO, tiny_classifier
 
 DOC = REPO / "docs" / "bad-input.md"
 QUICK = [  # the smoke recipe cut to seconds: no SFT, few prompts, short responses, DPO only
@@ -251,6 +251,16 @@ CASES = {
     "cuda-without-gpu": lambda t, m: quick_run(t, "compute.device=cuda"),
     "python-labeler-missing": lambda t, m: validate("labeler={kind: python, function: 'no_such_module:f'}"),
     "bad-regex": lambda t, m: validate("labeler={kind: regex, pattern: '(x'}"),
+    "classifier-missing": lambda t, m: validate("labeler={kind: classifier, model: ./nowhere, label: POSITIVE}"),
+    "classifier-unknown-label": lambda t, m: validate(
+        f"labeler={{kind: classifier, model: {tiny_classifier(t)}, label: JOY}}"
+    ),
+    "reward-model-labeler-missing": lambda t, m: validate("gold_labeler={kind: reward_model, path: nowhere}"),
+    "reward-model-labeler-not-scalar": lambda t, m: validate(
+        f"gold_labeler={{kind: reward_model, path: {tiny_classifier(t)}}}"
+    ),
+    "unknown-tracker": lambda t, m: validate("compute.report_to=[tensorbord]"),
+    "tracker-not-installed": lambda t, m: validate("compute.report_to=[swanlab]"),
     "labeler-raises": lambda t, m: quick_run(
         t, "labeler={kind: python, function: 'bad_labelers:score'}", env=labeler_module(t, "return 1 / 0")
     ),

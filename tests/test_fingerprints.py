@@ -17,7 +17,7 @@ from rlhf_recipes.config.schema import Recipe
 from rlhf_recipes.run.pipeline import plan
 from rlhf_recipes.run.stage import fingerprints
 
-from .helpers import REPO
+from .helpers import REPO, tiny_classifier
 
 OFFLINE = {"dpo", "kto", "simpo", "orpo", "dpo_robust"}  # the methods (and a variant) that learn from the pairs
 ONLINE = {"ppo", "rloo", "grpo", "online_dpo", "rsft"}  # the methods that read the reward model
@@ -58,6 +58,7 @@ READERS = {
     "compute": TRAINING_STAGES,
     "compute.device": TRAINING_STAGES,  # sampling and evaluation see the resolved device: cpu here, either way
     "compute.checkpoint_every_steps": set(),  # where training may resume from, not what it computes
+    "compute.report_to": set(),  # where metrics are sent, not what is computed
 }
 
 # The stages that read each stage's output, in the full recipe (curves read prompts and the reward model).
@@ -160,6 +161,7 @@ OTHER_CHOICES = {
     "target_modules": ["q_proj", "v_proj"],
     "pattern": "[?]",
     "function": "fingerprint_labelers:rude",
+    "report_to": ["tensorboard"],
 }
 
 
@@ -248,6 +250,27 @@ def test_a_labeler_of_another_kind_rebuilds_the_preferences_and_what_follows(ful
     before = stage_fingerprints(full_recipe, tmp_path)
     after = stage_fingerprints(full_recipe | {"labeler": {"kind": "length", "target_words": 5}}, tmp_path)
     assert {stage for stage in before if before[stage] != after[stage]} == expected_changes("labeler")
+
+
+def test_a_model_gold_judge_rebuilds_what_it_judged_when_its_label_or_weights_change(full_recipe, tmp_path):
+    """A classifier judge: another label, or new weights saved in the same directory, rebuild the
+    preferences (which record gold scores), evaluation and the curves, and nothing else."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    directory = tiny_classifier(tmp_path)
+    judged = full_recipe | {"gold_labeler": {"kind": "classifier", "model": str(directory), "label": "POSITIVE"}}
+    before = stage_fingerprints(judged, tmp_path / "run")
+    relabeled = judged | {"gold_labeler": judged["gold_labeler"] | {"label": "NEGATIVE"}}
+    assert {s for s, f in stage_fingerprints(relabeled, tmp_path / "run").items() if before[s] != f} == (
+        expected_changes("gold_labeler")
+    )
+    torch.manual_seed(1)
+    model = AutoModelForSequenceClassification.from_pretrained(directory)
+    torch.nn.init.normal_(model.score.weight)
+    model.save_pretrained(directory)
+    after = stage_fingerprints(judged, tmp_path / "run")
+    assert {stage for stage in before if before[stage] != after[stage]} == expected_changes("gold_labeler")
 
 
 def test_editing_a_python_labeler_rebuilds_the_preferences_and_what_follows(full_recipe, tmp_path):

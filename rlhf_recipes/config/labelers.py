@@ -1,9 +1,10 @@
 """Labelers: the proxy that labels training pairs and the gold judge of evaluation. A tagged union on `kind`."""
 
 import re
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from .base import PositiveInt, Section
 
@@ -67,6 +68,66 @@ class PythonLabeler(Section):
         return {"module_source": source_digest(self.function)}
 
 
+class ClassifierLabeler(Section):
+    """A Hugging Face sequence-classification model (a local directory, or a hub id already in the local
+    cache) scores each response: the logit (or probability) of one named label, or a weighted sum of
+    labels, e.g. siebert/sentiment-roberta-large-english's POSITIVE."""
+
+    kind: Literal["classifier"]
+    model: Annotated[str, Field(min_length=1)] = Field(
+        description="A local model directory, or a hub id in the local Hugging Face cache (run offline)."
+    )
+    label: str | None = Field(None, description="The label whose logit or probability is the score.")
+    weights: dict[str, float] | None = Field(
+        None, description="Instead of `label`: score = sum of weight * the label's logit or probability."
+    )
+    output: Literal["logit", "probability"] = Field(
+        "logit", description="logit: unbounded, keeps telling apart strongly positive texts; probability: softmax."
+    )
+    input: Literal["response", "prompt_and_response"] = Field(
+        "response", description="What the classifier reads: the response, or the prompt and response as a text pair."
+    )
+    max_length_tokens: PositiveInt = Field(512, description="Longer inputs are truncated to this many tokens.")
+    batch_size: PositiveInt = Field(32, description="Responses scored per forward pass.")
+
+    @model_validator(mode="after")
+    def _labels_exist(self) -> "ClassifierLabeler":
+        if (self.label is None) == (self.weights is None):
+            raise ValueError("give exactly one of `label` (one label's score) or `weights` (a weighted sum of labels)")
+        from ..labeling.model_labelers import classifier_labels
+
+        known = classifier_labels(self.model)  # raises ValueError naming a model that cannot be found
+        for name in [self.label] if self.label is not None else list(self.weights):
+            if name not in known:
+                raise ValueError(
+                    f"label {name!r} is not one of {self.model}'s labels {sorted(known)}. Fix: use one of those"
+                )
+        return self
+
+    def fingerprint_extra(self) -> dict:
+        """The model's files: a retrained classifier in the same directory relabels."""
+        from ..labeling.model_labelers import model_digest
+
+        return {"model_files": model_digest(self.model)}
+
+
+def _reward_model_directory(path: Path) -> Path:
+    from ..labeling.model_labelers import check_reward_model_directory
+
+    return check_reward_model_directory(path)  # raises ValueError naming what is missing
+
+
+class RewardModelLabeler(Section):
+    """A trained reward model (one scalar output; for example an earlier run's `reward_model/` directory)
+    scores each prompt and response, read at the EOS exactly as this tool trains reward models."""
+
+    kind: Literal["reward_model"]
+    path: Annotated[Path, Field(strict=False), AfterValidator(_reward_model_directory)] = Field(
+        description="A reward-model directory: config.json with one label, its weights and tokenizer."
+    )
+    batch_size: PositiveInt = Field(32, description="Responses scored per forward pass.")
+
+
 class WeightedLabeler(Section):
     """One part of a composite labeler."""
 
@@ -82,7 +143,14 @@ class CompositeLabeler(Section):
 
 
 Labeler = Annotated[
-    SentimentLabeler | LengthLabeler | KeywordsLabeler | RegexLabeler | PythonLabeler | CompositeLabeler,
+    SentimentLabeler
+    | LengthLabeler
+    | KeywordsLabeler
+    | RegexLabeler
+    | PythonLabeler
+    | ClassifierLabeler
+    | RewardModelLabeler
+    | CompositeLabeler,
     Field(discriminator="kind"),
 ]
 WeightedLabeler.model_rebuild()

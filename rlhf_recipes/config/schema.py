@@ -253,6 +253,26 @@ class Evaluation(Section):
     curve_prompts: PositiveInt = Field(32, description="Held-out prompts answered at each point of a training curve.")
 
 
+def _installed_trackers(names: list[str]) -> list[str]:
+    if not names:
+        return names
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
+
+    installed = set(get_available_reporting_integrations())
+    for name in names:
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise ValueError(
+                f"{name!r} is not a tracker transformers knows. Fix: use one of {sorted(INTEGRATION_TO_CALLBACK)}"
+            )
+        if name not in installed:
+            package = {"azure_ml": "azureml-core"}.get(name, name.replace("_", "-"))
+            raise ValueError(f"{name!r} is not installed. Fix: pip install {package}, or remove it from report_to")
+    return names
+
+
 class Compute(Section):
     """Hardware settings shared by all training stages. TRL defaults both flags on; we default them off."""
 
@@ -271,6 +291,13 @@ class Compute(Section):
         None,
         description="An accelerate config file (DDP, DeepSpeed ZeRO-2/3 or FSDP; examples in recipes/accelerate/). "
         "`rlhf run` then launches itself with `accelerate launch --config_file` and its training stages use it.",
+    )
+    report_to: Annotated[list[str], AfterValidator(_installed_trackers)] = Field(
+        [],
+        description="Experiment trackers every training stage logs to (run name <run>/<stage>), with the held-out "
+        "curves and the final evaluation: tensorboard (event files in <run>/tensorboard/<stage>), wandb, mlflow, "
+        "trackio, or any other transformers supports. Default none: nothing leaves the machine unless you ask.",
+        json_schema_extra={"output_neutral": True},  # where metrics are sent, not what is computed
     )
 
 

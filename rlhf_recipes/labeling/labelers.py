@@ -10,12 +10,14 @@ from collections.abc import Callable
 from functools import cache
 
 from ..config.labelers import (
+    ClassifierLabeler,
     CompositeLabeler,
     KeywordsLabeler,
     Labeler,
     LengthLabeler,
     PythonLabeler,
     RegexLabeler,
+    RewardModelLabeler,
     SentimentLabeler,
 )
 from ..errors import RecipeError
@@ -50,8 +52,10 @@ def regex_score(text: str, pattern: str, ignore_case: bool) -> float:
     return float(len(re.findall(pattern, text, flags=re.IGNORECASE if ignore_case else 0)))
 
 
-def make_labeler(config: Labeler) -> Callable[[str], float]:
-    """The scoring function a recipe's `labeler:` (or `gold_labeler:`) section describes."""
+def make_labeler(config: Labeler, device: str = "cpu") -> Callable[[str], float]:
+    """The scoring function a recipe's `labeler:` (or `gold_labeler:`) section describes. Model labelers
+    (and composites that hold one) are objects that also score a batch at once (`score_batch(prompts,
+    responses)`) on `device`; score_all uses that."""
     if isinstance(config, SentimentLabeler):
         return sentiment_score
     if isinstance(config, LengthLabeler):
@@ -62,8 +66,34 @@ def make_labeler(config: Labeler) -> Callable[[str], float]:
         return lambda text: regex_score(text, config.pattern, config.ignore_case)
     if isinstance(config, PythonLabeler):
         return import_function(config.function)
-    parts = [(part.weight, make_labeler(part.labeler)) for part in config.parts]
+    if isinstance(config, (ClassifierLabeler, RewardModelLabeler)):
+        from .model_labelers import ClassifierScorer, RewardModelScorer
+
+        scorer = ClassifierScorer if isinstance(config, ClassifierLabeler) else RewardModelScorer
+        return BatchLabeler(scorer(config, device).score_batch)
+    parts = [(part.weight, make_labeler(part.labeler, device)) for part in config.parts]
+    if any(isinstance(labeler, BatchLabeler) for _, labeler in parts):
+        return BatchLabeler(
+            lambda prompts, texts: [
+                sum(scores)
+                for scores in zip(
+                    *[[weight * s for s in score_all(labeler, texts, prompts)] for weight, labeler in parts],
+                    strict=True,
+                )
+            ]
+        )
     return lambda text: sum(weight * float(labeler(text)) for weight, labeler in parts)
+
+
+class BatchLabeler:
+    """A labeler that scores many responses at once (a model), given their prompts; called with one text,
+    it scores that text alone, with no prompt."""
+
+    def __init__(self, score_batch: Callable[[list[str], list[str]], list[float]]):
+        self.score_batch = score_batch
+
+    def __call__(self, text: str) -> float:
+        return self.score_batch([""], [text])[0]
 
 
 def describe(config: Labeler) -> str:
@@ -76,13 +106,27 @@ def describe(config: Labeler) -> str:
         return f"regex({config.pattern})"
     if isinstance(config, PythonLabeler):
         return config.function
+    if isinstance(config, ClassifierLabeler):
+        target = config.label or " + ".join(f"{weight:g}*{label}" for label, weight in config.weights.items())
+        return f"classifier({config.model}: {config.output} of {target})"
+    if isinstance(config, RewardModelLabeler):
+        return f"reward_model({'/'.join(config.path.parts[-2:])})"
     if isinstance(config, CompositeLabeler):
         return " + ".join(f"{part.weight:g}*{describe(part.labeler)}" for part in config.parts)
     return config.kind
 
 
-def score_all(labeler: Callable[[str], float], texts: list[str]) -> list[float]:
-    """Score every text; a labeler that raises or returns a non-finite number stops the run by name."""
+def score_all(labeler: Callable[[str], float], texts: list[str], prompts: list[str] | None = None) -> list[float]:
+    """Score every text (prompts: each text's prompt, read by labelers that need it, such as a reward model);
+    a labeler that raises or returns a non-finite number stops the run by name."""
+    if isinstance(labeler, BatchLabeler):
+        try:
+            scores = [float(score) for score in labeler.score_batch(prompts or [""] * len(texts), texts)]
+        except RecipeError:
+            raise
+        except Exception as error:
+            raise RecipeError(f"labeler: raised {type(error).__name__}: {error} on a batch of responses") from error
+        return [_finite(score, text) for score, text in zip(scores, texts, strict=True)]
     scores = []
     for text in texts:
         try:
@@ -91,7 +135,11 @@ def score_all(labeler: Callable[[str], float], texts: list[str]) -> list[float]:
             raise RecipeError(
                 f"labeler: raised {type(error).__name__}: {error} on the response {text[:80]!r}"
             ) from error
-        if not math.isfinite(score):
-            raise RecipeError(f"labeler: returned {score} for the response {text[:80]!r}; scores must be finite.")
-        scores.append(score)
+        scores.append(_finite(score, text))
     return scores
+
+
+def _finite(score: float, text: str) -> float:
+    if not math.isfinite(score):
+        raise RecipeError(f"labeler: returned {score} for the response {text[:80]!r}; scores must be finite.")
+    return score

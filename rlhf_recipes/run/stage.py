@@ -25,16 +25,18 @@ from pydantic import BaseModel
 CONTENT_HASHED_BYTES = 64 << 20
 
 
-def stage(version: int, main_only: bool = False):
+def stage(version: int, main_only: bool = False, placement: tuple[str, ...] = ()):
     """Declare a stage function. `version`: bump it whenever the same arguments would now give another
-    output. `main_only`: with several processes, only the main one runs it (the others wait)."""
+    output. `main_only`: with several processes, only the main one runs it (the others wait).
+    `placement`: parameters that say only where the work runs (a device), not what it computes; they
+    stay out of the fingerprint, so adding one does not rebuild earlier runs."""
 
     def declare(function: Callable) -> Callable:
         if any(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in inspect.signature(function).parameters.values()):
             raise TypeError(
                 f"stage {function.__name__}: every parameter must be keyword-only (def {function.__name__}(*, ...))"
             )
-        function.version, function.main_only = version, main_only
+        function.version, function.main_only, function.placement = version, main_only, placement
         return function
 
     return declare
@@ -70,7 +72,11 @@ def fingerprint(step: Step, outputs: dict[Path, str]) -> str:
     described = {
         "stage": f"{function.__module__}.{function.__qualname__}",
         "version": function.version,
-        "arguments": {key: _value(value, outputs) for key, value in sorted(step.arguments.items())},
+        "arguments": {
+            key: _value(value, outputs)
+            for key, value in sorted(step.arguments.items())
+            if key not in getattr(function, "placement", ())
+        },
     }
     return digest(described)
 

@@ -48,7 +48,7 @@ def evaluation(
     tokenizer = load_tokenizer(paths["reference"], loading.trust_remote_code)
     models = PolicySet(paths, loading, device)
     scorer = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)
-    gold = make_labeler(gold_labeler)
+    gold = make_labeler(gold_labeler, device)
     encoded = [prompt_ids(tokenizer, prompt) for prompt in heldout]
     rows = [
         row
@@ -131,7 +131,7 @@ def answer(name, models: PolicySet, tokenizer, scorer, gold, heldout, encoded, c
         for response, prompt, gold_score, learned, kl in zip(
             responses,
             prompts,
-            score_all(gold, texts),
+            score_all(gold, texts, prompts),
             reward_scores(scorer, tokenizer, prompts, texts, config.batch_size),
             kl_estimates(own, base),
             strict=True,
@@ -151,8 +151,9 @@ def best_of_n_samples(reference, tokenizer, scorer, gold, heldout, encoded, n: i
         for sample, response in enumerate(group)
     ]
     texts = [row["response"] for row in rows]
-    learned = reward_scores(scorer, tokenizer, [row["prompt"] for row in rows], texts, config.batch_size)
-    for row, gold_score, learned_score in zip(rows, score_all(gold, texts), learned, strict=True):
+    prompts = [row["prompt"] for row in rows]
+    learned = reward_scores(scorer, tokenizer, prompts, texts, config.batch_size)
+    for row, gold_score, learned_score in zip(rows, score_all(gold, texts, prompts), learned, strict=True):
         row |= {"gold": gold_score, "reward_model": learned_score, "words": len(row["response"].split())}
     return rows
 

@@ -13,7 +13,7 @@ from ..models.loading import load_tokenizer
 from ..run.stage import stage
 
 
-@stage(version=1, main_only=True)
+@stage(version=1, main_only=True, placement=("device",))
 def preferences(
     *,
     labeler: Labeler,
@@ -22,21 +22,23 @@ def preferences(
     samples: Path,
     policy: Path | str,
     trust_remote_code: bool,
+    device: str,
     seed: int,
     out_dir: Path,
 ):
     """Write a DatasetDict (train, heldout) in TRL's preference format to out_dir/dataset, plus
     preview.jsonl, stats.json and scored_responses.jsonl (every response with its labeler and gold score).
 
-    samples: the samples stage's output. When the policy's tokenizer has a chat template,
-    prompt/chosen/rejected are conversations (one user turn, one assistant turn).
+    samples: the samples stage's output; device: where model labelers run. When the policy's tokenizer has a
+    chat template, prompt/chosen/rejected are conversations (one user turn, one assistant turn).
     """
     from datasets import Dataset, DatasetDict, load_from_disk
 
     chat = uses_chat_template(load_tokenizer(str(policy), trust_remote_code))
     samples = load_from_disk(str(samples), keep_in_memory=True)
-    scores = score_all(make_labeler(labeler), samples["response"])
-    gold = scores if gold_labeler == labeler else score_all(make_labeler(gold_labeler), samples["response"])
+    responses, prompts = samples["response"], samples["prompt"]
+    scores = score_all(make_labeler(labeler, device), responses, prompts)
+    gold = scores if gold_labeler == labeler else score_all(make_labeler(gold_labeler, device), responses, prompts)
     with open(out_dir / "scored_responses.jsonl", "w", encoding="utf-8") as out:
         for row, score, gold_score in zip(samples, scores, gold, strict=True):
             record = {key: row[key] for key in ("split", "prompt_index", "prompt", "response")}

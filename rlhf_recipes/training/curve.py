@@ -39,17 +39,18 @@ class Curve:
 
 
 class HeldoutCurve(TrainerCallback):
-    def __init__(self, curve: Curve, tokenizer, scorer, policy, reference, seed: int):
+    def __init__(self, curve: Curve, tokenizer, scorer, policy, reference, seed: int, device: str = "cpu"):
         """scorer: the loaded reward model; policy: the model being trained; reference: the reference model,
-        or None for the policy with its LoRA adapter disabled."""
+        or None for the policy with its LoRA adapter disabled; device: where a model gold labeler runs."""
         from ..stages.prompts import read_prompts
 
         self.curve, self.seed = curve, seed
-        self.gold, self.tokenizer, self.scorer = make_labeler(curve.gold), tokenizer, scorer
+        self.gold, self.tokenizer, self.scorer = make_labeler(curve.gold, device), tokenizer, scorer
         self.policy, self.reference = policy, reference
         self.prompts = read_prompts(curve.heldout, "heldout")[: curve.prompts]
         self.encoded = [prompt_ids(tokenizer, prompt) for prompt in self.prompts]
         self.path = self.resumed_step = None
+        self.log = None  # the trainer's log(), when its metrics go to experiment trackers
         self.offset = 0  # optimizer steps of earlier training runs (RSFT's earlier rounds)
         self.points: list[dict] = []
 
@@ -60,7 +61,7 @@ class HeldoutCurve(TrainerCallback):
             return None
         if scorer is None:
             scorer = load_reward_model(str(curve.reward_model), tokenizer.pad_token_id, curve.reward_loading, device)
-        return cls(curve, tokenizer, scorer, policy, reference, seed)
+        return cls(curve, tokenizer, scorer, policy, reference, seed, device)
 
     def saved_to(self, path: Path, resumed_from: str | None = None, offset: int = 0) -> "HeldoutCurve":
         """Save every point to `path` as it is measured; resuming from a checkpoint keeps the points
@@ -105,7 +106,7 @@ class HeldoutCurve(TrainerCallback):
         with self._reference() as reference:
             base = response_logprobs(reference, ids, tokens, e.temperature, e.batch_size)
         texts = [r.text for r in responses]
-        gold = score_all(self.gold, texts)
+        gold = score_all(self.gold, texts, self.prompts)
         learned = reward_scores(self.scorer, self.tokenizer, self.prompts, texts, e.batch_size)
         kl = kl_estimates(own, base)
         self.points.append(
@@ -127,6 +128,9 @@ class HeldoutCurve(TrainerCallback):
         torch.set_rng_state(rng)
         if self.path is not None:
             self.save(self.path)
+        if self.log is not None:
+            point = self.points[-1]
+            self.log({f"heldout/{key}": point[key] for key in ("gold_mean", "reward_model_mean", "kl_mean")})
 
     @contextmanager
     def _reference(self):

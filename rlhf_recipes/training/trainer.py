@@ -27,12 +27,14 @@ from .health import FiniteTraining
 
 def trainer_arguments(compute: Compute, out_dir: Path, seed: int) -> dict:
     """Keyword arguments shared by every TRL config (SFTConfig, RewardConfig, DPOConfig, PPOConfig, ...)."""
+    run_dir, stage_name = stage_location(out_dir)
     return {
         "output_dir": str(out_dir / "checkpoints"),
         "use_cpu": device_for(compute) == "cpu",
         "bf16": compute.bf16,
         "activation_checkpointing": compute.gradient_checkpointing,  # transformers 5.24's gradient_checkpointing
-        "report_to": [],
+        "report_to": list(compute.report_to),
+        "run_name": f"{run_dir.name}/{stage_name}",
         "seed": seed,
         "data_seed": seed,
         "save_strategy": "steps" if compute.checkpoint_every_steps else "no",
@@ -45,6 +47,17 @@ def trainer_arguments(compute: Compute, out_dir: Path, seed: int) -> dict:
         "dataloader_num_workers": 0,
         "push_to_hub": False,
     }
+
+
+def stage_location(out_dir: Path) -> tuple[Path, str]:
+    """(run directory, stage path) of a stage's output directory: runs/smoke/.dpo.partial -> (runs/smoke,
+    'dpo'); a directory inside it adds its path ('rsft/round_1'). Trackers name the stage's run
+    '<run>/<stage>', and TensorBoard writes to <run directory>/tensorboard/<stage>."""
+    parts = out_dir.resolve().parts
+    for index, part in enumerate(parts):
+        if part.startswith(".") and part.endswith(".partial") and index:
+            return Path(*parts[:index]), "/".join([part[1 : -len(".partial")], *parts[index + 1 :]])
+    return out_dir.resolve().parent, out_dir.name
 
 
 def load_policy_and_reference(policy, loading: Loading, tuning: Tuning, compute: Compute, reference: bool = True):
@@ -136,7 +149,12 @@ def fit(
     trainer.add_callback(TrainingProgress())
     trainer.add_callback(FiniteTraining(stage, learning_rate))
     checkpoint = resume_point(out_dir) if resumable else None
+    for callback in trainer.callback_handler.callbacks:
+        if type(callback).__name__ == "TensorBoardCallback":  # not inside the checkpoints, deleted at the end
+            run_dir, name = stage_location(out_dir)
+            callback.logging_dir = str(run_dir / "tensorboard" / name)
     if curve is not None:
+        curve.log = (lambda logs: to_trackers(trainer, logs)) if trainer.args.report_to else None
         trainer.add_callback(curve.saved_to(curve_file or out_dir / "curve.json", checkpoint, curve_offset))
     if resumable:
         trainer.train(resume_from_checkpoint=checkpoint)
@@ -146,6 +164,17 @@ def fit(
     if is_main():  # checkpoints stay until the stage is published: a crash before that resumes from them
         (out_dir / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
     return history
+
+
+def to_trackers(trainer, logs: dict) -> None:
+    """Hand `logs` to the trainer's experiment-tracker callbacks alone, at its current step: not through
+    trainer.log, which TRL's trainers override to flush their own running metrics into whatever is logged."""
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    trackers = tuple(INTEGRATION_TO_CALLBACK.values())
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, trackers):
+            callback.on_log(trainer.args, trainer.state, trainer.control, logs=logs)
 
 
 def shards_parameters(trainer) -> bool:
