@@ -224,3 +224,17 @@ def test_a_run_judged_by_models_and_tracked_in_tensorboard(tmp_path, classifier_
         assert "train/heldout/gold_mean" in tensorboard_tags(run_dir / "tensorboard" / stage), stage
     final = tensorboard_tags(run_dir / "tensorboard" / "evaluation")
     assert {"train/policy/dpo/gold_mean", "train/policy/ppo/kl_mean", "train/best_of_n/2/gold_mean"} <= final
+
+
+def test_a_report_names_a_judge_whose_model_is_gone(tmp_path, tiny_model_dir):
+    """`rlhf report` rereads the recipe's labelers: a classifier directory deleted since the run is named by
+    its kind and model instead of stopping the report."""
+    import shutil
+
+    from rlhf_recipes.reporting.analysis import describe_labeler
+
+    directory = build_classifier(tiny_model_dir, tmp_path / "judge")
+    config = {"kind": "classifier", "model": str(directory), "label": "POSITIVE"}
+    assert describe_labeler(config) == f"classifier({directory}: logit of POSITIVE)"
+    shutil.rmtree(directory)
+    assert describe_labeler(config) == f"classifier({directory})"

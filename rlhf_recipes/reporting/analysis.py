@@ -96,12 +96,18 @@ def summarise_run(run_dir: Path) -> dict:
 
 
 def describe_labeler(config: dict) -> str:
-    from pydantic import TypeAdapter
+    """labelers.describe of a resolved recipe's labeler; a labeler that no longer validates (its model
+    directory or Python module since removed) is named by its kind and model, so the report still builds."""
+    from pydantic import TypeAdapter, ValidationError
 
     from ..config.labelers import Labeler
     from ..labeling.labelers import describe
 
-    return describe(TypeAdapter(Labeler).validate_python(config, strict=False))
+    try:
+        return describe(TypeAdapter(Labeler).validate_python(config, strict=False))
+    except ValidationError:
+        source = config.get("model") or config.get("path") or config.get("function")
+        return f"{config['kind']}({source})" if source else config["kind"]
 
 
 def by_prompt(rows: list[dict], key: str) -> list[float]:
