@@ -49,6 +49,51 @@ def test_classifier_scores_a_label_in_batches_as_alone(classifier_dir):
     assert logit(TEXTS[0]) == pytest.approx(float(direct[0][1]), abs=1e-5)
 
 
+def test_a_left_padded_tokenizer_still_scores_each_text_alone(classifier_dir, tmp_path):
+    """This project saves tokenizers left-padded; the classifier pads on the right whatever it was saved with."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    left = tmp_path / "left"
+    shutil.copytree(classifier_dir, left)
+    tokenizer = AutoTokenizer.from_pretrained(left)
+    tokenizer.padding_side = "left"
+    tokenizer.save_pretrained(left)
+    labeler = make_labeler(ClassifierLabeler(kind="classifier", model=str(left), label="POSITIVE", batch_size=3))
+    expected = [float(row[1]) for row in direct_logits(classifier_dir, TEXTS)]
+    assert score_all(labeler, TEXTS) == pytest.approx(expected, abs=1e-5)
+
+
+def test_one_output_probability_is_a_sigmoid(reward_dir):
+    """A single-output classifier's probability is sigmoid(logit) (a softmax over one label is always 1)."""
+    import math
+
+    config = {"kind": "classifier", "model": str(reward_dir), "label": "LABEL_0"}
+    logits = score_all(make_labeler(ClassifierLabeler.model_validate(config)), TEXTS)
+    probability = make_labeler(ClassifierLabeler.model_validate(config | {"output": "probability"}))
+    assert score_all(probability, TEXTS) == pytest.approx([1 / (1 + math.exp(-x)) for x in logits], abs=1e-6)
+    assert len(set(logits)) == 3
+
+
+def test_prompt_and_response_is_a_text_pair(classifier_dir):
+    """input: prompt_and_response hands the tokenizer (prompt, response) as a pair, as a cross-encoder reads it."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(classifier_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(classifier_dir).eval()
+    with torch.no_grad():
+        pairs = [tokenizer(p, t, return_tensors="pt") for p, t in zip(PROMPTS, TEXTS, strict=True)]
+        expected = [float(model(**pair).logits[0, 1]) for pair in pairs]
+    config = ClassifierLabeler(
+        kind="classifier", model=str(classifier_dir), label="POSITIVE", input="prompt_and_response", batch_size=2
+    )
+    scores = score_all(make_labeler(config), TEXTS, PROMPTS)
+    assert scores == pytest.approx(expected, abs=1e-5)
+    assert scores != pytest.approx(score_all(make_labeler(config.model_copy(update={"input": "response"})), TEXTS))
+
+
 def test_reward_model_labeler_reads_prompt_and_response_as_trained(reward_dir):
     from rlhf_recipes.generation.scoring import reward_scores
     from rlhf_recipes.models.loading import Loading, load_reward_model, load_tokenizer

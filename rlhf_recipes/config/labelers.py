@@ -82,10 +82,14 @@ class ClassifierLabeler(Section):
         None, description="Instead of `label`: score = sum of weight * the label's logit or probability."
     )
     output: Literal["logit", "probability"] = Field(
-        "logit", description="logit: unbounded, keeps telling apart strongly positive texts; probability: softmax."
+        "logit",
+        description="logit: unbounded, keeps telling apart strongly positive texts; probability: softmax over the "
+        "labels (sigmoid for a single-output or multi-label classifier).",
     )
     input: Literal["response", "prompt_and_response"] = Field(
-        "response", description="What the classifier reads: the response, or the prompt and response as a text pair."
+        "response",
+        description="What the classifier reads: the response, or prompt and response as a text pair (for "
+        "cross-encoders trained on pairs, such as BERT-style NLI or relevance models).",
     )
     max_length_tokens: PositiveInt = Field(512, description="Longer inputs are truncated to this many tokens.")
     batch_size: PositiveInt = Field(32, description="Responses scored per forward pass.")

@@ -83,11 +83,17 @@ class ClassifierScorer:
         self.model.to(self.device).eval()
         if self.tokenizer.pad_token is None:  # GPT-2 style classifiers: batches need a pad token
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        if self.model.config.pad_token_id is None:  # where a decoder classifier reads its last token
-            self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        # Right padding: encoders pool position 0 and GPT-2 numbers positions without the mask; a decoder
+        # classifier reads the last token that is not config.pad_token_id, so that must be the tokenizer's.
+        self.tokenizer.padding_side = "right"
+        self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        self.max_length = min(self.config.max_length_tokens, self.tokenizer.model_max_length)
         label_ids = {name: index for index, name in self.model.config.id2label.items()}
         weights = self.config.weights or {self.config.label: 1.0}
         self.weights = {label_ids[name]: weight for name, weight in weights.items()}
+        # independent labels (one output, or multi-label) have sigmoid probabilities; exclusive ones softmax
+        config = self.model.config
+        self.independent = config.num_labels == 1 or config.problem_type == "multi_label_classification"
 
     def score_batch(self, prompts: list[str], responses: list[str]) -> list[float]:
         import torch
@@ -103,12 +109,15 @@ class ClassifierScorer:
                 texts,
                 padding=True,
                 truncation=True,
-                max_length=self.config.max_length_tokens,
+                max_length=self.max_length,
                 return_tensors="pt",
             ).to(self.device)
             with torch.no_grad():
                 logits = self.model(**encoded).logits.float()
-            values = logits.softmax(-1) if self.config.output == "probability" else logits
+            if self.config.output == "logit":
+                values = logits
+            else:
+                values = logits.sigmoid() if self.independent else logits.softmax(-1)
             scores += sum(weight * values[:, index] for index, weight in self.weights.items()).tolist()
         return scores
 

@@ -171,10 +171,11 @@ def run_recipe(
             check_context(recipe, step.arguments["policy"], run_dir / "prompts")
         run.step(step, force=force)
     metrics = write_report(run_dir) if distributed.is_main() else None
-    if metrics is not None and recipe.compute.report_to:
+    if metrics is not None and recipe.compute.report_to and "evaluation" in run.rebuilt:
         from .tracking import log_final_metrics
 
-        log_final_metrics(recipe.compute.report_to, run_dir, metrics)
+        cpu = device_for(recipe.compute) == "cpu"
+        log_final_metrics(recipe.compute.report_to, run_dir, metrics, cpu, console)
     distributed.barrier()
     console.print(stage_summary(json.loads((run_dir / "run.json").read_text())["stages"]))
     return distributed.broadcast(metrics)

@@ -29,7 +29,8 @@ def stage(version: int, main_only: bool = False, placement: tuple[str, ...] = ()
     """Declare a stage function. `version`: bump it whenever the same arguments would now give another
     output. `main_only`: with several processes, only the main one runs it (the others wait).
     `placement`: parameters that say only where the work runs (a device), not what it computes; they
-    stay out of the fingerprint, so adding one does not rebuild earlier runs."""
+    stay out of the fingerprint, so adding one does not rebuild earlier runs. (A model labeler on a GPU may
+    compute in lower precision than on a CPU; the outputs built on either are reused on the other.)"""
 
     def declare(function: Callable) -> Callable:
         if any(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in inspect.signature(function).parameters.values()):

@@ -21,6 +21,7 @@ from ..errors import RecipeError
 from ..models.loading import Loading, Tuning, device_for, load_policy, load_tokenizer, save_policy
 from ..run.directory import latest_checkpoint
 from ..run.distributed import is_main, world_size
+from ..run.tracking import finish_trackers, prepare_trackers, stage_location, to_trackers
 from .curve import HeldoutCurve
 from .health import FiniteTraining
 
@@ -47,17 +48,6 @@ def trainer_arguments(compute: Compute, out_dir: Path, seed: int) -> dict:
         "dataloader_num_workers": 0,
         "push_to_hub": False,
     }
-
-
-def stage_location(out_dir: Path) -> tuple[Path, str]:
-    """(run directory, stage path) of a stage's output directory: runs/smoke/.dpo.partial -> (runs/smoke,
-    'dpo'); a directory inside it adds its path ('rsft/round_1'). Trackers name the stage's run
-    '<run>/<stage>', and TensorBoard writes to <run directory>/tensorboard/<stage>."""
-    parts = out_dir.resolve().parts
-    for index, part in enumerate(parts):
-        if part.startswith(".") and part.endswith(".partial") and index:
-            return Path(*parts[:index]), "/".join([part[1 : -len(".partial")], *parts[index + 1 :]])
-    return out_dir.resolve().parent, out_dir.name
 
 
 def load_policy_and_reference(policy, loading: Loading, tuning: Tuning, compute: Compute, reference: bool = True):
@@ -149,32 +139,24 @@ def fit(
     trainer.add_callback(TrainingProgress())
     trainer.add_callback(FiniteTraining(stage, learning_rate))
     checkpoint = resume_point(out_dir) if resumable else None
-    for callback in trainer.callback_handler.callbacks:
-        if type(callback).__name__ == "TensorBoardCallback":  # not inside the checkpoints, deleted at the end
-            run_dir, name = stage_location(out_dir)
-            callback.logging_dir = str(run_dir / "tensorboard" / name)
+    prepare_trackers(trainer, out_dir, fresh=checkpoint is None)
     if curve is not None:
         curve.log = (lambda logs: to_trackers(trainer, logs)) if trainer.args.report_to else None
         trainer.add_callback(curve.saved_to(curve_file or out_dir / "curve.json", checkpoint, curve_offset))
-    if resumable:
-        trainer.train(resume_from_checkpoint=checkpoint)
-    else:  # TRL's PPOTrainer.train takes no checkpoint
-        trainer.train()
+        # first in line, so that its last point (measured at train end) reaches the trackers before they close
+        callbacks = trainer.callback_handler.callbacks
+        callbacks.insert(0, callbacks.pop(callbacks.index(curve)))
+    try:
+        if resumable:
+            trainer.train(resume_from_checkpoint=checkpoint)
+        else:  # TRL's PPOTrainer.train takes no checkpoint
+            trainer.train()
+    finally:
+        finish_trackers(trainer.args.report_to)
     history = trainer.state.log_history
     if is_main():  # checkpoints stay until the stage is published: a crash before that resumes from them
         (out_dir / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
     return history
-
-
-def to_trackers(trainer, logs: dict) -> None:
-    """Hand `logs` to the trainer's experiment-tracker callbacks alone, at its current step: not through
-    trainer.log, which TRL's trainers override to flush their own running metrics into whatever is logged."""
-    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
-
-    trackers = tuple(INTEGRATION_TO_CALLBACK.values())
-    for callback in trainer.callback_handler.callbacks:
-        if isinstance(callback, trackers):
-            callback.on_log(trainer.args, trainer.state, trainer.control, logs=logs)
 
 
 def shards_parameters(trainer) -> bool:
