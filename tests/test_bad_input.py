@@ -259,6 +259,9 @@ CASES = {
     "reward-model-labeler-not-scalar": lambda t, m: validate(
         f"gold_labeler={{kind: reward_model, path: {tiny_classifier(t)}}}"
     ),
+    "ppo-more-rollouts-than-prompts": lambda t, m: quick_run(
+        t, "ppo={rollouts_per_update: 64, mini_batch_size: 16, total_episodes: 128}"
+    ),
     "unknown-tracker": lambda t, m: validate("compute.report_to=[tensorbord]"),
     "tracker-not-installed": lambda t, m: validate("compute.report_to=[swanlab]"),
     "labeler-raises": lambda t, m: quick_run(

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..config.base import Lora
 from ..config.methods import Ppo
 from ..config.schema import Compute
+from ..errors import RecipeError
 from ..generation.formatting import prompt_ids
 from ..models.loading import Loading, Tuning, device_for, load_policy, load_reward_model, load_tokenizer, lora_config
 from ..run.stage import stage
@@ -57,6 +58,12 @@ def ppo(
         value.model = get_peft_model(value.model, lora_config(value_model_lora, "FEATURE_EXTRACTION"))
     train = read_prompts(prompts, "train")
     rollouts_here = per_process(ppo.rollouts_per_update, "ppo.rollouts_per_update")
+    if len(train) < ppo.rollouts_per_update:  # TRL's PPO then loops forever over an empty prompt loader
+        raise RecipeError(
+            f"ppo.rollouts_per_update={ppo.rollouts_per_update}: each update answers that many distinct train "
+            f"prompts, and this run has {len(train)}. Fix: lower ppo.rollouts_per_update (and mini_batch_size) "
+            f"to at most {len(train)}, or use more prompts."
+        )
     args = PPOConfig(
         **(trainer_arguments(compute, out_dir, seed) | {"save_strategy": "no"}),  # TRL's PPO cannot resume
         learning_rate=ppo.learning_rate,
