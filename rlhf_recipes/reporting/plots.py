@@ -33,7 +33,7 @@ def _pyplot():
 def frontier(metrics: dict, out: Path) -> None:
     """Gold reward against KL to the reference: final policies, training checkpoints, best-of-N."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9.5, 4.5))
     policies = metrics["policies"]
     for name, curve in metrics["training_curves"].items():
         points = curve["points"]
@@ -75,7 +75,7 @@ def frontier(metrics: dict, out: Path) -> None:
     ax.set_ylabel(f"gold reward: {metrics['gold_labeler']} (mean)")
     ax.set_title("Gold reward vs KL on held-out prompts")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)  # beside: never over a point
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
