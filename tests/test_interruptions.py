@@ -16,12 +16,15 @@ COMMAND = [sys.executable, "-m", "rlhf_recipes", "run", "recipes/smoke.yaml"]
 
 
 def start(run_dir: Path, *extra) -> subprocess.Popen:
+    """The run in a child process that takes Ctrl-C as a terminal would deliver it: a test suite started in
+    the background of a script (`pytest &`) inherits SIGINT ignored, and Python then installs no handler."""
     return subprocess.Popen(
         [*COMMAND, *extra, "--output-dir", str(run_dir)],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 

@@ -225,6 +225,7 @@ def tensorboard_tags(directory) -> set[str]:
     return tags
 
 
+@pytest.mark.slow  # about a minute on 2 cores; the parts it joins are tested above and in test_tracking.py
 def test_a_run_judged_by_models_and_tracked_in_tensorboard(tmp_path, classifier_dir, reward_dir):
     """The smoke recipe, cut short, with a classifier proxy, a reward-model gold judge and TensorBoard:
     evaluation's gold is the reward model's score of each prompt and response, every training stage
