@@ -73,15 +73,12 @@ def make_labeler(config: Labeler, device: str = "cpu") -> Callable[[str], float]
         return BatchLabeler(scorer(config, device).score_batch)
     parts = [(part.weight, make_labeler(part.labeler, device)) for part in config.parts]
     if any(isinstance(labeler, BatchLabeler) for _, labeler in parts):
-        return BatchLabeler(
-            lambda prompts, texts: [
-                sum(scores)
-                for scores in zip(
-                    *[[weight * s for s in score_all(labeler, texts, prompts)] for weight, labeler in parts],
-                    strict=True,
-                )
-            ]
-        )
+
+        def weighted_sum(prompts: list[str], texts: list[str]) -> list[float]:
+            columns = [[weight * score for score in score_all(labeler, texts, prompts)] for weight, labeler in parts]
+            return [sum(row) for row in zip(*columns, strict=True)]
+
+        return BatchLabeler(weighted_sum)
     return lambda text: sum(weight * float(labeler(text)) for weight, labeler in parts)
 
 

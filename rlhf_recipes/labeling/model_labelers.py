@@ -131,10 +131,10 @@ class RewardModelScorer:
 
     def score_batch(self, prompts: list[str], responses: list[str]) -> list[float]:
         from ..generation.scoring import reward_scores
-        from ..models.loading import Loading, load_reward_model, load_tokenizer, native_bfloat16
+        from ..models.loading import Loading, load_reward_model, load_tokenizer
 
         if self.model is None:
             self.tokenizer = load_tokenizer(str(self.config.path))
-            loading = Loading(dtype="bfloat16" if native_bfloat16(self.device) else "float32")
+            loading = Loading.auto(self.device)
             self.model = load_reward_model(str(self.config.path), self.tokenizer.pad_token_id, loading, self.device)
         return reward_scores(self.model, self.tokenizer, prompts, responses, self.config.batch_size, shared=False)

@@ -25,8 +25,13 @@ class Loading:
     @classmethod
     def of(cls, model: Model, device: str, load_in_4bit: bool | None = None) -> "Loading":
         """How `model` loads on `device` (model.dtype auto resolved there)."""
-        dtype = ("bfloat16" if native_bfloat16(device) else "float32") if model.dtype == "auto" else model.dtype
+        dtype = cls.auto(device).dtype if model.dtype == "auto" else model.dtype
         return cls(dtype, model.trust_remote_code, model.load_in_4bit if load_in_4bit is None else load_in_4bit)
+
+    @classmethod
+    def auto(cls, device: str) -> "Loading":
+        """dtype auto on `device`: bfloat16 where it computes bfloat16 natively, else float32."""
+        return cls("bfloat16" if native_bfloat16(device) else "float32")
 
     def unquantized(self) -> "Loading":
         return replace(self, load_in_4bit=False)

@@ -43,8 +43,10 @@ def tensorboard_dir(out_dir: Path) -> Path:
 def prepare_trackers(trainer, out_dir: Path, fresh: bool) -> None:
     """Point a TensorBoard callback at tensorboard_dir (not the trainer's checkpoints, deleted at the end);
     a stage trained afresh (not resumed) first drops the event files an earlier build of it left there."""
+    from transformers.integrations.integration_utils import TensorBoardCallback
+
     for callback in trainer.callback_handler.callbacks:
-        if type(callback).__name__ == "TensorBoardCallback":
+        if isinstance(callback, TensorBoardCallback):
             directory = tensorboard_dir(out_dir)
             if fresh:
                 shutil.rmtree(directory, ignore_errors=True)

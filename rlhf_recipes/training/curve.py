@@ -50,7 +50,7 @@ class HeldoutCurve(TrainerCallback):
         self.prompts = read_prompts(curve.heldout, "heldout")[: curve.prompts]
         self.encoded = [prompt_ids(tokenizer, prompt) for prompt in self.prompts]
         self.path = self.resumed_step = None
-        self.log = None  # the trainer's log(), when its metrics go to experiment trackers
+        self.log = None  # sends a point's means to the trainer's experiment trackers (tracking.to_trackers), if any
         self.offset = 0  # optimizer steps of earlier training runs (RSFT's earlier rounds)
         self.points: list[dict] = []
 
