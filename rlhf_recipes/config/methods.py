@@ -421,6 +421,9 @@ class Rsft(Method):
     learning_rate: PositiveFloat = Field(1e-5, description="Peak AdamW learning rate of each round (cosine decay).")
     epochs: PositiveFloat = Field(1.0, description="Passes over the selected responses in each round.")
     batch_size: PositiveInt = Field(8, description="Selected responses per optimizer step.")
+    generation_batch_size: PositiveInt = Field(
+        64, description="Responses sampled, or scored by the reward model, at once (not a training setting)."
+    )
     max_new_tokens: PositiveInt = Field(48, description="Longest sampled response in tokens.")
     temperature: PositiveFloat = Field(1.0, description="Sampling temperature.")
     max_length_tokens: PositiveInt = Field(512, description="Prompt+response longer than this is truncated.")

@@ -105,12 +105,12 @@ def best_answers(network, tokenizer, scorer, prompts: list[str], rsft: Rsft, see
         rsft.samples_per_prompt,
         rsft.max_new_tokens,
         rsft.temperature,
-        rsft.batch_size,
+        rsft.generation_batch_size,
         seed,
     )
     texts = [response.text for group in groups for response in group]
     asked = [prompt for prompt in prompts for _ in range(rsft.samples_per_prompt)]
-    scores = reward_scores(scorer, tokenizer, asked, texts, rsft.batch_size)
+    scores = reward_scores(scorer, tokenizer, asked, texts, rsft.generation_batch_size)
     best = []
     for index, prompt in enumerate(prompts):
         start = index * rsft.samples_per_prompt
