@@ -66,15 +66,20 @@ def describe_plan(recipe) -> str:
         else f"LoRA r={reward.lora.rank}" + (" on 4-bit NF4" if reward.load_in_4bit else "")
     )
     what = {
-        "prompts": f"split {recipe.prompts.heldout_fraction:g} of the prompts off for evaluation",
+        "prompts": f"split {recipe.prompts.heldout_fraction:g} of the prompts off for evaluation"
+        if recipe.prompts is not None
+        else "the prompts of your pairs: train, and held out for evaluation",
         "model": "build the tiny model" if model.tiny else "convert the GGUF file (cached)",
         "sft": recipe.sft and f"{recipe.sft.epochs:g} epoch(s) on {recipe.sft.demonstrations.name}",
         "samples": f"{recipe.samples.responses_per_prompt} responses per prompt",
-        "preferences": f"pairing {recipe.preferences.pairing}, flip prob {recipe.preferences.label_flip_prob:g}",
+        "preferences": f"pairing {recipe.preferences.pairing}, flip prob {recipe.preferences.label_flip_prob:g}"
+        if recipe.preferences.dataset is None
+        else f"your pairs from {recipe.preferences.dataset.source}",
         "reward_model": f"{reward.epochs:g} epoch(s), {reward_tuning}",
         "evaluation": f"{recipe.evaluation.responses_per_prompt} responses per held-out prompt per policy",
     } | {name: method.describe() for name, method in recipe.methods().items()}
-    lines = [f"Policy: {source}, {model.dtype}, {tuning}; labeler: {recipe.labeler.kind}", "Stages:"]
+    labeler = recipe.labeler.kind if recipe.labeler else "your own pairs"
+    lines = [f"Policy: {source}, {model.dtype}, {tuning}; labeler: {labeler}", "Stages:"]
     steps = plan(recipe, Path("runs") / recipe.name)
     width = max(len(step.name) for step in steps)
     lines += [f"  {step.name:<{width}}  {what[step.name]}" for step in steps]
@@ -179,15 +184,20 @@ def _run_or_study(loaded, run_dir: Path, force: str | None, debug: bool) -> None
         console.print("Rerun with --debug for the traceback, and please report it.")
         raise typer.Exit(1) from error
     console.print(f"[green]done:[/green] {run_dir / 'report.md'}", highlight=False)
+    if metrics["gold_labeler"] is None:
+        console.print("  no gold judge: policies compared by the learned reward", highlight=False)
     for name, policy in metrics["policies"].items():
-        console.print(
-            f"  {name:<10} gold {policy['gold_mean']:+.3f}  win rate {policy['win_rate_vs_reference']:.2f}  "
-            f"KL {policy['kl_mean']:.2f}",
-            highlight=False,
+        judged = (
+            f"gold {policy['gold_mean']:+.3f}  win rate {policy['win_rate_vs_reference']:.2f}"
+            if metrics["gold_labeler"] is not None
+            else f"learned reward {policy['reward_model_mean']:+.3f}  "
+            f"win rate (reward model) {policy['reward_model_win_rate_vs_reference']:.2f}"
         )
-    console.print(
-        f"  reward model held-out accuracy {metrics['reward_model']['heldout_accuracy']:.3f}", highlight=False
-    )
+        console.print(f"  {name:<10} {judged}  KL {policy['kl_mean']:.2f}", highlight=False)
+    rm = metrics["reward_model"]
+    accuracy = rm["heldout_accuracy"] if "heldout_accuracy" in rm else rm["heldout_accuracy_vs_labels"]
+    against = "gold" if metrics["gold_labeler"] is not None else "the dataset's labels"
+    console.print(f"  reward model held-out accuracy {accuracy:.3f} (against {against})", highlight=False)
 
 
 @app.command()
@@ -229,13 +239,30 @@ def compare(
         _fail(error)
 
 
+def labeler_models(recipe) -> list[str]:
+    """The hub ids or directories of the recipe's classifier labelers (in composites too)."""
+    pending, models = [recipe.labeler, recipe.gold_labeler], []
+    while pending:
+        config = pending.pop()
+        pending += [part.labeler for part in getattr(config, "parts", [])]
+        if getattr(config, "kind", None) == "classifier":
+            models.append(config.model)
+    return models
+
+
 def _offline_unless_needed(recipe) -> None:
     """No network unless the recipe names something on the Hugging Face Hub (a model or a dataset)."""
     import os
 
+    from .labeling.hub_cache import uncached_hub_id  # reads the cache's files: imports no hub library
+
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"  # TRL's trainers report their use to the hub otherwise
     local_model = recipe.model.name_or_path is None or Path(recipe.model.name_or_path).is_dir()
-    if local_model and recipe.prompts.hub_dataset is None:
+    hub_prompts = recipe.prompts is not None and recipe.prompts.hub_dataset is not None
+    pairs = recipe.preferences.dataset
+    hub_pairs = pairs is not None and not Path(pairs.source).exists()
+    hub_labelers = any(uncached_hub_id(model) for model in labeler_models(recipe))
+    if local_model and not hub_prompts and not hub_pairs and not hub_labelers:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["HF_DATASETS_OFFLINE"] = "1"
 

@@ -151,7 +151,8 @@ def leaves(node, path=()):
         yield path, node
 
 
-OTHER_SOURCES = {"model.name_or_path", "model.gguf", "model.builtin", "prompts.hub_dataset"}
+# one model source and one prompt source at a time; your own pairs change the plan (tests/test_own_pairs.py)
+OTHER_SOURCES = {"model.name_or_path", "model.gguf", "model.builtin", "prompts.hub_dataset", "preferences.dataset"}
 OTHER_CHOICES = {
     "dtype": "bfloat16",
     "device": "auto",
@@ -316,3 +317,14 @@ def test_fingerprints_do_not_depend_on_where_the_run_directory_is(full_recipe, t
     assert stage_fingerprints(full_recipe, tmp_path / "a") == stage_fingerprints(
         full_recipe, tmp_path / "elsewhere" / "b"
     )
+
+
+def test_a_setting_added_later_leaves_earlier_runs_reused_at_its_default(in_repo):
+    """A key marked added_later enters a fingerprint only when set away from its default, so a run made
+    before the key existed keeps its fingerprints."""
+    from rlhf_recipes.config.schema import Preferences, Prompts
+    from rlhf_recipes.run.stage import _value
+
+    plain = Prompts(path="data/smoke/prompts.txt")
+    assert "prefix_words" not in _value(plain, {}) and "dataset" not in _value(Preferences(), {})
+    assert _value(Prompts(path="data/smoke/prompts.txt", prefix_words=3), {})["prefix_words"] == 3

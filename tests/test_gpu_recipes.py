@@ -4,7 +4,7 @@ published configs of the models they name. An estimate is not a measurement: the
 that grew past its GPU on paper, not an allocator's overhead."""
 
 import pytest
-from transformers import Qwen2Config
+from transformers import GPT2Config, Qwen2Config
 
 from rlhf_recipes.config.loader import load_recipe
 from rlhf_recipes.models.memory import GIB, count_parameters, stage_footprints
@@ -32,13 +32,17 @@ QWEN_7B = {
 
 
 @pytest.mark.parametrize(
-    "recipe, architecture, parameters_billions, gpu_gib",
-    [("qwen2.5-1.5b_sentiment_lora.yaml", QWEN_1_5B, 1.54, 16), ("qwen2.5-7b_sentiment_qlora.yaml", QWEN_7B, 7.62, 24)],
+    "recipe, config, parameters_billions, gpu_gib",
+    [
+        ("qwen2.5-1.5b_sentiment_lora.yaml", lambda: Qwen2Config(**QWEN_1_5B), 1.54, 16),
+        ("qwen2.5-7b_sentiment_qlora.yaml", lambda: Qwen2Config(**QWEN_7B), 7.62, 24),
+        ("gpt2_imdb_dpo_paper.yaml", GPT2Config, 0.124, 16),  # GPT2Config's defaults are GPT-2 (124M)'s
+    ],
 )
-def test_gpu_recipe_fits_its_gpu_by_our_estimate(recipe, architecture, parameters_billions, gpu_gib, in_repo):
+def test_gpu_recipe_fits_its_gpu_by_our_estimate(recipe, config, parameters_billions, gpu_gib, in_repo):
     loaded = load_recipe(REPO / "recipes" / recipe)
-    policy = count_parameters(Qwen2Config(**architecture), loaded.model.lora)
-    reward = count_parameters(Qwen2Config(**architecture), loaded.reward_model.lora, for_reward=True)
+    policy = count_parameters(config(), loaded.model.lora)
+    reward = count_parameters(config(), loaded.reward_model.lora, for_reward=True)
     assert policy.total / 1e9 == pytest.approx(parameters_billions, abs=0.01)
     footprints = stage_footprints(loaded, policy, reward)
     worst = max(footprints, key=lambda stage: footprints[stage].total)

@@ -6,8 +6,10 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from rlhf_recipes.config.labelers import ClassifierLabeler, RewardModelLabeler
+from rlhf_recipes.config.labelers import ClassifierLabeler, CompositeLabeler, RewardModelLabeler
+from rlhf_recipes.errors import RecipeError
 from rlhf_recipes.labeling.labelers import describe, make_labeler, score_all
+from rlhf_recipes.labeling.model_labelers import check_hub_labelers
 
 from .helpers import build_classifier
 
@@ -149,8 +151,11 @@ def test_missing_or_wrong_models_are_named(tmp_path, classifier_dir, monkeypatch
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ValidationError, match="model directory .*/nowhere' not found"):
         ClassifierLabeler.model_validate({"kind": "classifier", "model": str(tmp_path / "nowhere"), "label": "A"})
-    with pytest.raises(ValidationError, match="neither a local directory nor in the local cache.*hf download"):
-        ClassifierLabeler.model_validate({"kind": "classifier", "model": "nobody/no-such-model", "label": "A"})
+    # a hub id not yet downloaded validates (a GPU recipe names one), and a run checks it before its first stage
+    hub = ClassifierLabeler.model_validate({"kind": "classifier", "model": "nobody/no-such-model", "label": "A"})
+    with pytest.raises(RecipeError, match="neither a local directory nor in the local cache.*hf download"):
+        check_hub_labelers([None, CompositeLabeler(kind="composite", parts=[{"weight": 1.0, "labeler": hub}])])
+    check_hub_labelers([ClassifierLabeler(kind="classifier", model=str(classifier_dir), label="POSITIVE")])
     with pytest.raises(ValidationError, match="reward-model directory .* not found"):
         RewardModelLabeler.model_validate({"kind": "reward_model", "path": str(tmp_path / "nowhere")})
     with pytest.raises(ValidationError, match="has 2 outputs, not the one scalar"):

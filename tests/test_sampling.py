@@ -69,3 +69,22 @@ def test_a_frozen_lm_head_gets_a_contiguous_input_during_generation(tiny_model_d
     ids, mask = padded([tokenizer(p)["input_ids"] for p in PROMPTS], tokenizer.pad_token_id, "left")
     model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=3, pad_token_id=0)
     assert seen and all(seen)
+
+
+def test_a_gpt2_style_tokenizer_borrows_the_nul_byte_token_as_pad(tmp_path):
+    """GPT-2's only special token is <|endoftext|> (EOS and BOS): the pad is its byte-level token for NUL."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer, bpe.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(["the film was great", "the film was dull"], trainer)
+    PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", bos_token="<|endoftext|>").save_pretrained(
+        tmp_path
+    )
+    tokenizer = load_tokenizer(str(tmp_path))
+    assert tokenizer.pad_token == "Ā" and tokenizer.pad_token_id != tokenizer.eos_token_id
+    assert tokenizer.decode(tokenizer("the film").input_ids) == "the film"  # text never holds the pad

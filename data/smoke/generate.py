@@ -9,6 +9,10 @@ Writes, next to this script:
   demonstrations.jsonl  {"prompt", "completion"} pairs for the SFT warm start; their
                         openings are disjoint from prompts.txt, so no held-out prompt is
                         ever trained on.
+  pairs.jsonl           {"prompt", "chosen", "rejected"}: four pairs of endings of each
+                        prompt in prompts.txt, the one with more positive than negative
+                        words chosen, and 10% of the pairs the other way round (an
+                        annotator's slips): "your own pairs" for recipes/smoke_own_pairs.yaml.
 """
 
 import itertools
@@ -144,6 +148,31 @@ def main() -> None:
         for opening in demo_openings:
             for _ in range(16):
                 out.write(json.dumps({"prompt": opening, "completion": completion(rng)}) + "\n")
+    write_pairs(sorted(prompts), here / "pairs.jsonl")
+
+
+def tone(text: str) -> int:
+    """Positive words minus negative words, a "not" turning the next word round."""
+    words, total = text.split(), 0
+    for index, word in enumerate(words):
+        sign = -1 if index > 0 and words[index - 1] == "not" else 1
+        total += sign * ((word in POSITIVE) - (word in NEGATIVE))
+    return total
+
+
+def write_pairs(prompts: list[str], out: Path) -> None:
+    """Four labeled pairs per prompt (pairs of equal tone are drawn again); its own random stream, so the
+    other files do not change."""
+    rng = random.Random(1)
+    with open(out, "w", encoding="utf-8") as handle:
+        for prompt in [prompt for prompt in prompts for _ in range(4)]:
+            first, second = completion(rng), completion(rng)
+            while tone(first) == tone(second):
+                second = completion(rng)
+            chosen, rejected = (first, second) if tone(first) > tone(second) else (second, first)
+            if rng.random() < 0.1:
+                chosen, rejected = rejected, chosen
+            handle.write(json.dumps({"prompt": prompt, "chosen": chosen, "rejected": rejected}) + "\n")
 
 
 if __name__ == "__main__":

@@ -57,7 +57,18 @@ def render() -> str:
     from .base import Lora
     from .labelers import WeightedLabeler
     from .methods import METHODS
-    from .schema import Compute, Evaluation, Model, Preferences, Prompts, RewardModel, Samples, Sft, TinyModel
+    from .schema import (
+        Compute,
+        Evaluation,
+        Model,
+        PairsDataset,
+        Preferences,
+        Prompts,
+        RewardModel,
+        Samples,
+        Sft,
+        TinyModel,
+    )
     from .study import Condition, Study
 
     lines = [
@@ -82,7 +93,11 @@ def render() -> str:
         kind = typing.get_args(member.model_fields["kind"].annotation)[0]
         lines += _section(f"labeler` with `kind: {kind}", member)
     lines += _section("parts[]", WeightedLabeler)
-    for title, model in (("preferences", Preferences), ("reward_model", RewardModel)):
+    for title, model in (
+        ("preferences", Preferences),
+        ("preferences.dataset", PairsDataset),
+        ("reward_model", RewardModel),
+    ):
         lines += _section(title, model)
     lines += [
         "## Training methods",

@@ -75,7 +75,8 @@ class ClassifierLabeler(Section):
 
     kind: Literal["classifier"]
     model: Annotated[str, Field(min_length=1)] = Field(
-        description="A local model directory, or a hub id in the local Hugging Face cache (run offline)."
+        description="A local model directory, or a hub id: one in the local Hugging Face cache runs offline; "
+        "otherwise a run downloads it before its first stage."
     )
     label: str | None = Field(None, description="The label whose logit or probability is the score.")
     weights: dict[str, float] | None = Field(
@@ -98,8 +99,11 @@ class ClassifierLabeler(Section):
     def _labels_exist(self) -> "ClassifierLabeler":
         if (self.label is None) == (self.weights is None):
             raise ValueError("give exactly one of `label` (one label's score) or `weights` (a weighted sum of labels)")
+        from ..labeling.hub_cache import uncached_hub_id
         from ..labeling.model_labelers import classifier_labels
 
+        if uncached_hub_id(self.model):  # not downloaded yet: a run checks its labels before its first stage
+            return self
         known = classifier_labels(self.model)  # raises ValueError naming a model that cannot be found
         for name in [self.label] if self.label is not None else list(self.weights):
             if name not in known:
@@ -132,6 +136,40 @@ class RewardModelLabeler(Section):
     batch_size: PositiveInt = Field(32, description="Responses scored per forward pass.")
 
 
+def _judge_model(model: str) -> str:
+    from ..labeling.judge import check_judge_model
+
+    return check_judge_model(model)  # raises ValueError naming what is missing
+
+
+class JudgeLabeler(Section):
+    """A local instruction model asked which of two responses to a prompt is better (simulated annotation, as
+    in AlpacaFarm and RLAIF). It is asked twice, with the responses in both orders, so that a preference for
+    a position cancels; the two answers' probabilities are averaged, and a pair on which the two orders
+    disagree is a tie (dropped). It labels pairs and gives no score per response, so it labels training
+    pairs only: the gold judge must be a scoring labeler, and the judge's agreement with it is reported."""
+
+    kind: Literal["judge"]
+    model: Annotated[str, Field(min_length=1), AfterValidator(_judge_model)] = Field(
+        "builtin:smollm2-135m-instruct",
+        description="An instruction model with a chat template: builtin:<name> (offline), a local directory, or a "
+        "hub id in the local Hugging Face cache.",
+        validate_default=True,  # the default built-in judge needs its package too
+    )
+    criterion: Annotated[str, Field(min_length=1)] = Field(
+        "more positive",
+        description="What makes a response better, as it completes the question 'Which response is ...?'.",
+    )
+    max_response_tokens: PositiveInt = Field(256, description="Each response is cut to this many tokens when shown.")
+    batch_size: PositiveInt = Field(16, description="Questions put to the judge per forward pass.")
+
+    def fingerprint_extra(self) -> dict:
+        """The judge's files: a different model in the same directory relabels."""
+        from ..labeling.judge import judge_digest
+
+        return {"model_files": judge_digest(self.model)}
+
+
 class WeightedLabeler(Section):
     """One part of a composite labeler."""
 
@@ -145,6 +183,15 @@ class CompositeLabeler(Section):
     kind: Literal["composite"]
     parts: Annotated[list[WeightedLabeler], Field(min_length=1)] = Field(description="The weighted labelers.")
 
+    @model_validator(mode="after")
+    def _parts_score(self) -> "CompositeLabeler":
+        if any(is_pairwise(part.labeler) for part in self.parts):
+            raise ValueError(
+                "a judge labels pairs and gives no score to weigh, so it cannot be part of a composite. "
+                "Fix: use the judge alone as `labeler:`, or a scoring labeler in the composite"
+            )
+        return self
+
 
 Labeler = Annotated[
     SentimentLabeler
@@ -154,7 +201,13 @@ Labeler = Annotated[
     | PythonLabeler
     | ClassifierLabeler
     | RewardModelLabeler
+    | JudgeLabeler
     | CompositeLabeler,
     Field(discriminator="kind"),
 ]
 WeightedLabeler.model_rebuild()
+
+
+def is_pairwise(labeler) -> bool:
+    """Whether a labeler judges pairs (a judge) rather than scoring each response."""
+    return isinstance(labeler, JudgeLabeler)

@@ -15,7 +15,7 @@ import yaml
 from pydantic import AfterValidator, Field, model_validator
 
 from .base import ExistingFile, ExistingPath, Lora, PositiveFloat, PositiveInt, Section
-from .labelers import Labeler
+from .labelers import Labeler, is_pairwise
 from .methods import METHODS, Dpo, Grpo, Kto, Method, MethodSection, OnlineDpo, Orpo, Ppo, Rloo, Rsft, Simpo
 from .study import Study
 
@@ -163,6 +163,11 @@ class Prompts(Section):
         0.2, description="Fraction of distinct prompts (of groups, with group_field) held out for evaluation."
     )
     max_prompts: PositiveInt | None = Field(None, description="Use only this many distinct prompts (after shuffling).")
+    prefix_words: PositiveInt | None = Field(
+        None,
+        description="Use only the first this many words of each text as the prompt (e.g. IMDb review openings).",
+        json_schema_extra={"added_later": True},
+    )
 
     @model_validator(mode="after")
     def _exactly_one_source(self):
@@ -194,15 +199,58 @@ class Samples(Section):
     batch_size: PositiveInt = Field(32, description="Sequences generated at once.")
 
 
+def _dataset_source(source: str) -> str:
+    path = Path(source)
+    if not path.exists() and (path.suffix in PAIR_FILE_SUFFIXES or source.startswith((".", "/", "~"))):
+        raise ValueError(
+            f"{source!r} not found (relative paths start at {Path.cwd()}). Fix: give an existing file or directory"
+        )
+    if path.is_file() and path.suffix not in PAIR_FILE_SUFFIXES:
+        raise ValueError(f"{source!r}: a pairs file must be one of {', '.join(PAIR_FILE_SUFFIXES)}. Fix: convert it")
+    return source
+
+
+PAIR_FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+
+
+class PairsDataset(Section):
+    """Your own preference pairs instead of sampling and labeling: TRL's preference format, with columns
+    (or JSON fields) prompt, chosen and rejected, each plain text or a one-turn conversation. The prompts of
+    its test split are the held-out prompts; without one, a fraction of its distinct prompts is held out."""
+
+    source: Annotated[str, Field(min_length=1), AfterValidator(_dataset_source)] = Field(
+        description="A .jsonl, .json, .parquet or .csv file, a directory written by datasets' save_to_disk, or a "
+        "dataset id on the Hugging Face Hub (offline: one already in the local cache)."
+    )
+    train_split: str = Field("train", description="The split trained on.")
+    test_split: str = Field("test", description="The split held out, when the dataset has it.")
+    heldout_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.2, description="Without a test split: the fraction of distinct prompts held out (with all their pairs)."
+    )
+    max_pairs: PositiveInt | None = Field(None, description="Train on only this many pairs (a seeded sample).")
+    max_heldout_prompts: PositiveInt | None = Field(
+        None, description="Evaluate on only this many held-out prompts (a seeded sample) and their pairs."
+    )
+
+    def fingerprint_extra(self) -> dict:
+        """The files of a local dataset: editing them rebuilds everything trained on it."""
+        from ..run.stage import path_digest
+
+        path = Path(self.source)
+        return {"files": path_digest(path)} if path.exists() else {}
+
+
 class Preferences(Section):
-    """How labeled responses become preference pairs, and the simulated labeler's noise."""
+    """How labeled responses become preference pairs, and the simulated labeler's noise; or your own pairs."""
 
     pairing: Literal["best_vs_worst", "random", "all"] = Field(
         "best_vs_worst",
         description="best_vs_worst: one pair a prompt; random: disjoint random pairs; all: every pair.",
     )
     tie_margin: Annotated[float, Field(ge=0)] = Field(
-        0.0, description="Pairs whose scores differ by no more than this are ties and dropped."
+        0.0,
+        description="Pairs whose scores differ by no more than this are ties and dropped (with a judge: whose "
+        "log-odds of one response being better are within this of 0).",
     )
     label_flip_prob: Annotated[float, Field(ge=0, lt=0.5)] = Field(
         0.0, description="Probability that a label is flipped after it is drawn."
@@ -211,6 +259,12 @@ class Preferences(Section):
         None,
         description="If set, a is preferred to b with probability sigmoid((s_a - s_b) / temperature); "
         "if unset, the higher score always wins.",
+    )
+    dataset: PairsDataset | None = Field(
+        None,
+        description="Your own preference pairs instead of sampled and labeled ones (then omit prompts:, samples: "
+        "and labeler:; gold_labeler is optional).",
+        json_schema_extra={"added_later": True},
     )
 
 
@@ -316,12 +370,18 @@ class Recipe(Section):
     )
     seed: Annotated[int, Field(ge=0)] = Field(0, description="Seed of every random choice in the run.")
     model: Model = Field(description="The initial policy: name_or_path or tiny.")
-    prompts: Prompts = Field(description="Prompt source and the train/held-out split.")
+    prompts: Prompts | None = Field(
+        None, description="Prompt source and the train/held-out split (not with preferences.dataset)."
+    )
     sft: Sft | None = Field(None, description="Optional SFT warm start; omit to start from the model as is.")
     samples: Samples = Field(Samples(), description="Sampling of responses to label (formerly `sampling:`).")
-    labeler: Labeler = Field(description="The proxy labeler that makes training pairs (before noise).")
+    labeler: Labeler | None = Field(
+        None, description="The proxy labeler that makes training pairs, before noise (not with preferences.dataset)."
+    )
     gold_labeler: Labeler | None = Field(
-        None, description="The judge of evaluation; default: the labeler itself, without noise."
+        None,
+        description="The judge of evaluation; default: the labeler itself, without noise. With preferences.dataset, "
+        "none unless given: policies are then compared by the learned reward.",
     )
     preferences: Preferences = Field(Preferences(), description="Pairing and label noise.")
     reward_model: RewardModel = Field(RewardModel(), description="Reward-model training (formerly `reward:`).")
@@ -351,10 +411,9 @@ class Recipe(Section):
         return {name: method for name, method in sections.items() if method is not None} | dict(self.variants)
 
     @model_validator(mode="after")
-    def _trains_a_policy(self):
-        if not self.methods():
-            sections = ", ".join(f"{cls.stage}:" for cls in METHODS)
-            raise ValueError(f"the recipe trains no policy. Fix: add one or more of {sections} or variants:")
+    def _variant_names_are_free(self):
+        # A recipe without methods is valid: it trains a reward model and evaluates the reference and best-of-N
+        # (e.g. the gold reward model of recipes/smoke_gao_gold.yaml).
         taken = {cls.stage for cls in METHODS if getattr(self, cls.stage) is not None} | RESERVED_NAMES
         clashes = sorted(name for name in self.variants if name in taken or name.startswith("best_of_"))
         if clashes:
@@ -362,6 +421,60 @@ class Recipe(Section):
                 f"variants {', '.join(clashes)}: a variant's name is its policy's and its stage's name, and these are "
                 "taken (by a method section, a stage, the reference or best-of-N). Fix: rename them, e.g. dpo_ipo"
             )
+        return self
+
+    def gold(self) -> Labeler | None:
+        """The judge of evaluation: gold_labeler, else the labeler itself; None with your own pairs and no gold."""
+        return self.gold_labeler or self.labeler
+
+    @model_validator(mode="after")
+    def _pairs_come_from_one_place(self):
+        if self.preferences.dataset is None:
+            for key in ("prompts", "labeler"):
+                if getattr(self, key) is None:
+                    raise ValueError(
+                        f"{key}: missing. Fix: add a {key}: section, or give your own pairs as preferences.dataset"
+                    )
+            return self
+        if self.study is not None and self.gold() is None:
+            raise ValueError(
+                "study: a study compares gold gains over seeds, and your own pairs have no gold judge here. "
+                "Fix: add a gold_labeler, or run without study:"
+            )
+        # by value, not by what the YAML named: a study re-validates its runs from a dump, which names every key
+        unused = [key for key in ("prompts", "labeler") if getattr(self, key) is not None]
+        unused += ["samples"] if self.samples != Samples() else []
+        defaults = Preferences()
+        unused += [
+            f"preferences.{key}"
+            for key in type(self.preferences).model_fields
+            if key != "dataset" and getattr(self.preferences, key) != getattr(defaults, key)
+        ]
+        if unused:
+            raise ValueError(
+                f"preferences.dataset gives the prompts and the labeled pairs, so {', '.join(unused)} would go unused. "
+                "Fix: remove them (gold_labeler: stays, to judge the policies)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _judge_labels_pairs_only(self):
+        if is_pairwise(self.gold_labeler):
+            raise ValueError(
+                "gold_labeler: a judge labels pairs and gives no score per response, which evaluation needs. "
+                "Fix: use a scoring labeler (sentiment, classifier, reward_model, ...) as gold_labeler"
+            )
+        if is_pairwise(self.labeler):
+            if self.gold_labeler is None:
+                raise ValueError(
+                    "labeler: a judge gives no score per response, so it cannot also be the gold judge of evaluation "
+                    "(the default). Fix: set gold_labeler to a scoring labeler, e.g. {kind: sentiment}"
+                )
+            if self.preferences.pairing == "best_vs_worst":
+                raise ValueError(
+                    "preferences.pairing: best_vs_worst picks pairs by score, and a judge gives none. "
+                    "Fix: pairing: all or random"
+                )
         return self
 
     @model_validator(mode="after")

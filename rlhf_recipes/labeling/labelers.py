@@ -12,6 +12,7 @@ from functools import cache
 from ..config.labelers import (
     ClassifierLabeler,
     CompositeLabeler,
+    JudgeLabeler,
     KeywordsLabeler,
     Labeler,
     LengthLabeler,
@@ -71,6 +72,8 @@ def make_labeler(config: Labeler, device: str = "cpu") -> Callable[[str], float]
 
         scorer = ClassifierScorer if isinstance(config, ClassifierLabeler) else RewardModelScorer
         return BatchLabeler(scorer(config, device).score_batch)
+    if isinstance(config, JudgeLabeler):
+        raise RecipeError("labeler: a judge labels pairs (labeling/judge.py), not single responses")
     parts = [(part.weight, make_labeler(part.labeler, device)) for part in config.parts]
     if any(isinstance(labeler, BatchLabeler) for _, labeler in parts):
 
@@ -108,6 +111,8 @@ def describe(config: Labeler) -> str:
         return f"classifier({config.model}: {config.output} of {target})"
     if isinstance(config, RewardModelLabeler):
         return f"reward_model({'/'.join(config.path.parts[-2:])})"
+    if isinstance(config, JudgeLabeler):
+        return f"judge({config.model}: which is {config.criterion}?)"
     if isinstance(config, CompositeLabeler):
         return " + ".join(f"{part.weight:g}*{describe(part.labeler)}" for part in config.parts)
     return config.kind

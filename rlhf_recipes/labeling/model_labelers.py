@@ -8,9 +8,10 @@ from pathlib import Path
 
 from ..config.labelers import ClassifierLabeler, RewardModelLabeler
 from ..run import progress
+from .hub_cache import uncached_hub_id
 
 
-def _config(model: str):
+def model_config(model: str):
     """The transformers config of a local directory, or of a hub id in the local cache; ValueError otherwise."""
     from transformers import AutoConfig
 
@@ -27,9 +28,48 @@ def _config(model: str):
         ) from None
 
 
+def check_hub_labelers(labelers) -> None:
+    """Before a run's first stage: every classifier labeler named by an uncached hub id is downloaded
+    (network) and its labels checked; offline, a RecipeError says how to download it."""
+    import os
+
+    from ..config.labelers import CompositeLabeler
+    from ..errors import RecipeError
+
+    pending = list(labelers)
+    while pending:
+        config = pending.pop()
+        if isinstance(config, CompositeLabeler):
+            pending += [part.labeler for part in config.parts]
+            continue
+        if not isinstance(config, ClassifierLabeler) or not uncached_hub_id(config.model):
+            continue
+        if os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise RecipeError(
+                f"labeler: {config.model!r} is neither a local directory nor in the local cache, and this run is "
+                f"offline. Fix: download it once with `hf download {config.model}` while online"
+            )
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+        try:
+            labels = set(AutoConfig.from_pretrained(config.model).id2label.values())
+            AutoTokenizer.from_pretrained(config.model)  # into the cache: the stages load with local_files_only
+            AutoModelForSequenceClassification.from_pretrained(config.model)
+        except (OSError, ValueError) as error:
+            raise RecipeError(
+                f"labeler: cannot download {config.model!r}: {str(error).splitlines()[0]}. "
+                "Fix: check the id on huggingface.co, or give a local model directory"
+            ) from None
+        for name in [config.label] if config.label is not None else list(config.weights):
+            if name not in labels:
+                raise RecipeError(
+                    f"labeler: label {name!r} is not one of {config.model}'s labels {sorted(labels)}. Fix: use one"
+                )
+
+
 def classifier_labels(model: str) -> set[str]:
     """The label names (config.id2label) of a sequence-classification model."""
-    return set(_config(model).id2label.values())
+    return set(model_config(model).id2label.values())
 
 
 def model_digest(model: str) -> str | None:
@@ -37,7 +77,7 @@ def model_digest(model: str) -> str | None:
     from ..run.stage import path_digest
 
     path = Path(model)
-    return path_digest(path) if path.is_dir() else getattr(_config(model), "_commit_hash", None)
+    return path_digest(path) if path.is_dir() else getattr(model_config(model), "_commit_hash", None)
 
 
 def check_reward_model_directory(path: Path) -> Path:
@@ -49,7 +89,7 @@ def check_reward_model_directory(path: Path) -> Path:
         )
     if not (path / "config.json").is_file():
         raise ValueError(f"{str(path)!r} has no config.json, so it is not a saved model. Fix: give a model directory")
-    labels = _config(str(path)).num_labels
+    labels = model_config(str(path)).num_labels
     if labels != 1:
         raise ValueError(
             f"{str(path)!r} has {labels} outputs, not the one scalar of a reward model. "

@@ -76,3 +76,56 @@ def label_pairs(groups: list[dict], config: Preferences, seed: int) -> tuple[lis
                 }
             )
     return rows, ties
+
+
+def judge_pairs(groups: list[dict], config: Preferences, seed: int, judge) -> tuple[list[dict], int, dict]:
+    """label_pairs for a pairwise judge (labeling/judge.py): the pairs are chosen without scores (all, or
+    random disjoint pairs), the judge is asked about each in both orders, and a pair is a tie when the two
+    orders disagree or the judge's log-odds are within tie_margin. Noise then acts on the judge's log-odds
+    as it acts on a score difference. chosen_score and rejected_score hold plus and minus half the judge's
+    log-odds that the chosen response is better.
+
+    Returns the rows, the ties and the judge's agreement with gold: over the pairs it decided whose gold
+    scores differ, the fraction where it preferred the response gold scores higher.
+    """
+    from .judge import log_odds
+
+    rng = random.Random(seed)
+    asked = []
+    for group_index, group in enumerate(groups):
+        for i, j in candidate_pairs([0.0] * len(group["responses"]), config.pairing, -1.0, rng):
+            asked.append((group_index, i, j))
+    questions = [(groups[g]["prompt"], groups[g]["responses"][i], groups[g]["responses"][j]) for g, i, j in asked]
+    verdicts = judge.judge(questions)
+    rows, ties, agreements, inconsistent = [], 0, [], 0
+    for (group_index, i, j), (probability, consistent) in zip(asked, verdicts, strict=True):
+        group, margin = groups[group_index], log_odds(probability)
+        inconsistent += not consistent
+        if not consistent or abs(margin) <= config.tie_margin:
+            ties += 1
+            continue
+        better, worse = (i, j) if margin > 0 else (j, i)
+        if group["gold"][better] != group["gold"][worse]:
+            agreements.append(group["gold"][better] > group["gold"][worse])
+        first = prefers_first(abs(margin), 0.0, config, rng)
+        chosen, rejected = (better, worse) if first else (worse, better)
+        half = abs(margin) / 2 if first else -abs(margin) / 2
+        rows.append(
+            {
+                "prompt": group["prompt"],
+                "chosen": group["responses"][chosen],
+                "rejected": group["responses"][rejected],
+                "chosen_score": half,
+                "rejected_score": -half,
+                "chosen_gold": group["gold"][chosen],
+                "rejected_gold": group["gold"][rejected],
+                "noise_free": first,
+            }
+        )
+    judged = {
+        "judge_questions": 2 * len(asked),
+        "judge_inconsistent_fraction": round(inconsistent / len(asked), 4) if asked else 0.0,
+        "judge_agreement_with_gold": round(sum(agreements) / len(agreements), 4) if agreements else None,
+        "judge_agreement_pairs": len(agreements),
+    }
+    return rows, ties, judged

@@ -9,7 +9,10 @@ from ..config.schema import Compute, Model
 from ..errors import RecipeError
 
 # Tokens tried, in order, as a pad token when a tokenizer has none or pads with EOS.
-PAD_CANDIDATES = ["<|endoftext|>", "<|finetune_right_pad_id|>", "<|pad|>", "<pad>", "[PAD]", "<unk>"]
+# Last: "Ā", a byte-level BPE's token for the NUL byte (GPT-2 has no other spare token). Text holds no NUL
+# byte, so a policy does not write it and PPO does not take it for a response's end. (The letter Ā of Latvian
+# or Maori text is other bytes, and other tokens.)
+PAD_CANDIDATES = ["<|endoftext|>", "<|finetune_right_pad_id|>", "<|pad|>", "<pad>", "[PAD]", "<unk>", "Ā"]
 
 
 @dataclass(frozen=True)

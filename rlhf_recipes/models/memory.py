@@ -134,9 +134,10 @@ def stage_footprints(recipe: Recipe, policy: Counts, reward: Counts) -> dict[str
             0, activations=activation_bytes(policy, recipe.sft.batch_size, recipe.sft.max_length_tokens, ckpt)
         )
     s = recipe.samples
-    stages["samples"] = frozen_policy + Footprint(
-        0, activations=kv_cache_bytes(policy, s.batch_size, PROMPT_TOKENS_ASSUMED + s.max_new_tokens, m.dtype)
-    )
+    if recipe.preferences.dataset is None:  # your own pairs need no sampling
+        stages["samples"] = frozen_policy + Footprint(
+            0, activations=kv_cache_bytes(policy, s.batch_size, PROMPT_TOKENS_ASSUMED + s.max_new_tokens, m.dtype)
+        )
     stages["reward_model"] = model_footprint(
         reward, m.dtype, r.load_in_4bit, rlora, trained=True, score_head=head
     ) + Footprint(0, activations=activation_bytes(reward, 2 * r.batch_size, r.max_length_tokens, ckpt, logits=False))

@@ -65,7 +65,9 @@ def summarise_run(run_dir: Path) -> dict:
         "schema_version": SCHEMA_VERSION,
         "name": resolved["name"],
         "seed": resolved["seed"],
-        "labeler": describe_labeler(resolved["labeler"]),
+        "labeler": describe_labeler(resolved["labeler"])
+        if resolved.get("labeler")
+        else f"your own pairs ({resolved['preferences']['dataset']['source']})",
         "gold_labeler": describe_labeler(gold_config),
         "preferences": {
             "train_pairs": stats["train"]["pairs"],
@@ -73,7 +75,8 @@ def summarise_run(run_dir: Path) -> dict:
             "ties_dropped": stats["train"]["ties_dropped"],
             "noisy_label_fraction": stats["train"]["noisy_label_fraction"],
             "labeler_calls": stats["labeler_calls"],
-        },
+        }
+        | {key: value for key, value in stats["train"].items() if key.startswith("judge_")},
         "reward_model": reward_model_summary(run_dir, resolved["preferences"]),
         "policies": policies,
         "best_of_n": best_of_n,
@@ -252,8 +255,11 @@ def reward_model_summary(run_dir: Path, preferences: dict) -> dict:
 
     saved = read_json(run_dir / "reward_model" / "metrics.json")
     heldout = load_from_disk(str(run_dir / "preferences" / "dataset"), keep_in_memory=True)["heldout"]
-    gaps = [abs(c - r) for c, r in zip(heldout["chosen_score"], heldout["rejected_score"], strict=True)]
-    ceiling = bayes_accuracy(gaps, preferences["label_flip_prob"], preferences["bradley_terry_temperature"])
+    if preferences.get("dataset"):  # your own pairs: how noisy their labels are is not known
+        ceiling = None
+    else:
+        gaps = [abs(c - r) for c, r in zip(heldout["chosen_score"], heldout["rejected_score"], strict=True)]
+        ceiling = bayes_accuracy(gaps, preferences["label_flip_prob"], preferences["bradley_terry_temperature"])
     responses = read_jsonl(run_dir / "reward_model" / "heldout_responses.jsonl")
     learned, gold, words = ([row[key] for row in responses] for key in ("reward_model", "gold", "words"))
     accuracy = saved["heldout"]
@@ -262,7 +268,7 @@ def reward_model_summary(run_dir: Path, preferences: dict) -> dict:
         "heldout_accuracy_vs_proxy": accuracy["vs_proxy"],
         "heldout_accuracy_vs_labels": accuracy["vs_labels"],
         "bayes_accuracy_vs_labels": ceiling,
-        "fraction_of_ceiling": accuracy["vs_labels"] / ceiling,
+        "fraction_of_ceiling": accuracy["vs_labels"] / ceiling if ceiling else None,
         "heldout_pairs": accuracy["pairs"],
         "train_accuracy": saved["train"]["vs_gold"],
         "train_pairs_measured": saved["train"]["pairs"],
@@ -312,11 +318,15 @@ def cost_summary(run_dir: Path, resolved: dict, metrics: dict) -> dict:
         1 for row in read_jsonl(run_dir / "preferences" / "scored_responses.jsonl") if row["split"] == "train"
     )
     rm_steps, rm_seconds = metrics["reward_model"]["steps"], seconds.get("reward_model", 0.0)
+    # what labeling cost: one labeler call per train response; none for your own pairs; a judge's questions
+    labels = (
+        0 if resolved["preferences"].get("dataset") else metrics["preferences"].get("judge_questions", train_responses)
+    )
 
     def cost(generations, rm_calls, steps, spent, per_answer):
         return {
             "training_generations": generations,
-            "labeler_calls": train_responses if generations else 0,
+            "labeler_calls": labels if generations else 0,
             "reward_model_calls": rm_calls,
             "optimizer_steps": steps,
             "training_seconds": spent,

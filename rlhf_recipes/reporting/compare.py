@@ -32,6 +32,11 @@ def load_runs(path: Path) -> list[tuple[str, dict, dict]]:
         ]  # fmt: skip
     if "policies" not in metrics or "gold_labeler" not in metrics:
         raise RecipeError(f"{metrics_path}: not the metrics.json of a run or study. Fix: name a run directory.")
+    if metrics["gold_labeler"] is None:
+        raise RecipeError(
+            f"{directory}: this run has no gold judge (your own pairs, no gold_labeler), and compare compares gold. "
+            "Fix: rerun it with a gold_labeler (earlier stages are reused), or read its own report"
+        )
     families = {name: {"method": method, "knob": None, "policies": {name: None}} for name, method in
                 metrics.get("methods", {}).items()}  # fmt: skip
     return [(f"{directory} (seed {metrics.get('seed', '?')})", metrics, families)]

@@ -221,13 +221,14 @@ def reward_model_accuracy(metrics: dict, out: Path) -> None:
     ax.bar(range(len(bars)), [value for _, value, _ in bars], color=[tint for _, _, tint in bars])
     for x, (_, value, _) in enumerate(bars):
         ax.text(x, value + 0.01, f"{value:.3f}", ha="center", fontsize=9)
-    ax.axhline(
-        rm["bayes_accuracy_vs_labels"],
-        color="black",
-        linestyle="--",
-        linewidth=1,
-        label=f"Bayes ceiling vs noisy labels: {rm['bayes_accuracy_vs_labels']:.3f}",
-    )
+    if rm["bayes_accuracy_vs_labels"] is not None:  # unknown for your own pairs: their noise is not known
+        ax.axhline(
+            rm["bayes_accuracy_vs_labels"],
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label=f"Bayes ceiling vs noisy labels: {rm['bayes_accuracy_vs_labels']:.3f}",
+        )
     ax.axhline(0.5, color="grey", linestyle=":", linewidth=1, label="chance: 0.5")
     ax.set_xticks(range(len(bars)), [label for label, _, _ in bars], fontsize=8)
     ax.set_ylim(0, 1.08)

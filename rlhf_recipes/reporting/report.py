@@ -199,7 +199,9 @@ def reward_model_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
         "from prompts never trained on",
         f"Against the labeler before noise: {number(rm['heldout_accuracy_vs_proxy'])}; against the noisy labels it "
         f"imitates: {number(rm['heldout_accuracy_vs_labels'])}, of a Bayes ceiling of "
-        f"{number(rm['bayes_accuracy_vs_labels'])} ({number(rm['fraction_of_ceiling'])} of what is attainable)",
+        f"{number(rm['bayes_accuracy_vs_labels'])} ({number(rm['fraction_of_ceiling'])} of what is attainable)"
+        if rm["bayes_accuracy_vs_labels"] is not None
+        else f"Against the dataset's own labels: {number(rm['heldout_accuracy_vs_labels'])}",
         f"On {rm['train_pairs_measured']} of its own training pairs, against gold: {number(rm['train_accuracy'])}",
         f"Spearman rank correlation with gold over held-out responses: {number(rm['spearman_vs_gold'])}",
         f"Variance of the learned reward explained by length alone (R²): {number(rm['length_r2'])} "
@@ -217,10 +219,30 @@ def reward_model_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
         (
             "p",
             f"Preference data: {prefs['train_pairs']} train and {prefs['heldout_pairs']} held-out pairs; "
-            f"{prefs['ties_dropped']} tied train pairs dropped; {number(prefs['noisy_label_fraction'])} of the "
-            f"train labels disagree with the labeler before noise; {prefs['labeler_calls']} labeler calls.",
+            + (
+                f"{prefs['ties_dropped']} tied train pairs dropped; {number(prefs['noisy_label_fraction'])} of the "
+                f"train labels disagree with the labeler before noise; {prefs['labeler_calls']} labeler calls."
+                if prefs["noisy_label_fraction"] is not None
+                else "your own pairs, labeled as the dataset gives them (their noise is unknown, so no Bayes ceiling)."
+            ),
         ),
     ]
+    if "judge_questions" in prefs:
+        agreement = prefs["judge_agreement_with_gold"]
+        blocks.append(
+            (
+                "p",
+                f"The judge was asked {prefs['judge_questions']} questions about train pairs (each pair in both "
+                "orders); it contradicted itself across the two orders on "
+                f"{number(prefs['judge_inconsistent_fraction'])} of the pairs (ties, dropped). "
+                + (
+                    f"Where it decided and gold scores differ, it agreed with gold on {number(agreement)} of "
+                    f"{prefs['judge_agreement_pairs']} pairs."
+                    if agreement is not None
+                    else "No pair it decided has differing gold scores, so its agreement with gold is not measured."
+                ),
+            )
+        )
     if "reward_model_accuracy.png" in plots:
         blocks.append(
             ("image", "reward_model_accuracy.png", "Pairwise accuracy against gold and labels, with the Bayes ceiling.")
@@ -341,8 +363,9 @@ def sample_blocks(generations: list[dict], examples: int) -> list[tuple]:
             (
                 "list",
                 [
-                    f"{name} (gold {number(rows[index]['gold'], 2)}, learned reward "
-                    f"{number(rows[index]['reward_model'], 2)}): {rows[index]['response'].strip()!r}"
+                    f"{name} ("
+                    + (f"gold {number(rows[index]['gold'], 2)}, " if rows[index]["gold"] is not None else "")
+                    + f"learned reward {number(rows[index]['reward_model'], 2)}): {rows[index]['response'].strip()!r}"
                     for name, rows in by_policy.items()
                 ],
             )
@@ -419,18 +442,23 @@ def write_report(run_dir: Path) -> dict:
 
     from . import plots as figures
     from .analysis import read_json, read_jsonl, summarise_run
+    from .without_gold import blocks_without_gold, has_gold, summarise_run_without_gold
 
-    metrics = summarise_run(run_dir)
+    resolved = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text())
+    gold = has_gold(resolved)
+    metrics = summarise_run(run_dir) if gold else summarise_run_without_gold(run_dir, resolved)
     generations = read_jsonl(run_dir / "evaluation" / "generations.jsonl")
     staging = run_dir / ".plots.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    made = ["frontier.png", "win_rates.png", "lengths.png", "reward_model_accuracy.png"]
-    figures.frontier(metrics, staging / "frontier.png")
-    figures.win_rates(metrics, staging / "win_rates.png")
+    made = ["lengths.png"]
     figures.lengths(metrics, generations, staging / "lengths.png")
-    figures.reward_model_accuracy(metrics, staging / "reward_model_accuracy.png")
-    if metrics["training_curves"]:
+    if gold:
+        made += ["frontier.png", "win_rates.png", "reward_model_accuracy.png"]
+        figures.frontier(metrics, staging / "frontier.png")
+        figures.win_rates(metrics, staging / "win_rates.png")
+        figures.reward_model_accuracy(metrics, staging / "reward_model_accuracy.png")
+    if gold and metrics["training_curves"]:
         figures.training_curves(metrics, staging / "training_curves.png")
         made.append("training_curves.png")
     stages = ["reward_model", *metrics["methods"]]
@@ -439,8 +467,9 @@ def write_report(run_dir: Path) -> dict:
         made.append("trainer_logs.png")
     shutil.rmtree(run_dir / "plots", ignore_errors=True)
     os.replace(staging, run_dir / "plots")
-    examples = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text())["evaluation"]["examples_in_report"]
-    publish(run_dir, metrics, build_blocks(metrics, generations, examples, made))
+    examples = resolved["evaluation"]["examples_in_report"]
+    build = build_blocks if gold else blocks_without_gold
+    publish(run_dir, metrics, build(metrics, generations, examples, made))
     return metrics
 
 

@@ -12,11 +12,13 @@ from rich.console import Console
 from ..config.methods import Method
 from ..config.schema import Recipe
 from ..errors import RecipeError
+from ..labeling.model_labelers import check_hub_labelers
 from ..models.builtin import builtin_gguf_path
 from ..models.loading import Loading, Tuning, device_for, resolved_compute
 from ..reporting.report import write_report
 from ..stages.evaluation import evaluation, samples_serve_best_of_n
 from ..stages.model import model
+from ..stages.pairs_dataset import pairs_preferences, pairs_prompts
 from ..stages.preferences import preferences
 from ..stages.prompts import prompts
 from ..stages.reward_model import reward_model
@@ -42,12 +44,17 @@ def plan(recipe: Recipe, run_dir: Path) -> list[Step]:
         policy = run_dir / "sft"  # every stage after SFT starts from its output
     inputs = stage_inputs(recipe, run_dir, policy)
 
-    steps = [call(prompts, inputs)]
+    own_pairs = recipe.preferences.dataset is not None  # your own pairs stand in for sampling and labeling
+    steps = [call(pairs_prompts, inputs, name="prompts") if own_pairs else call(prompts, inputs)]
     if builds_model(recipe):
         steps.append(call(model, inputs, seed=recipe.seed if recipe.model.tiny else None))
     if recipe.sft is not None:
         steps.append(call(sft, inputs, policy=base))
-    steps += [call(samples, inputs), call(preferences, inputs), call(reward_model, inputs)]
+    if own_pairs:
+        steps.append(call(pairs_preferences, inputs, name="preferences"))
+    else:
+        steps += [call(samples, inputs), call(preferences, inputs)]
+    steps.append(call(reward_model, inputs))
     for name, method in recipe.methods().items():
         steps.append(
             call(method_stage(method), inputs, name=name, section=method, curve=curve(recipe, run_dir, method))
@@ -84,9 +91,11 @@ def stage_inputs(recipe: Recipe, run_dir: Path, policy: Path | str) -> dict:
         "compute": resolved_compute(recipe.compute),
         "device": device,
         "labeler": recipe.labeler,
-        "gold_labeler": recipe.gold_labeler or recipe.labeler,
+        "gold_labeler": recipe.gold(),
+        "pairs": recipe.preferences.dataset,
         "policies": {"reference": policy} | {name: run_dir / name for name in methods},
-        "best_of_n_from_samples": samples_serve_best_of_n(recipe.samples, recipe.evaluation),
+        "best_of_n_from_samples": recipe.preferences.dataset is None
+        and samples_serve_best_of_n(recipe.samples, recipe.evaluation),
         "implicit_rewards": {name: method.beta for name, method in methods.items() if method.IMPLICIT_REWARD},
     }
 
@@ -126,7 +135,7 @@ def curve(recipe: Recipe, run_dir: Path, method: Method) -> Curve | None:
         return None
     device = device_for(recipe.compute, visible=False)
     reward_loading = Loading.of(recipe.model, device, load_in_4bit=recipe.reward_model.load_in_4bit)
-    gold = recipe.gold_labeler or recipe.labeler
+    gold = recipe.gold()
     return Curve(
         every,
         run_dir / "prompts",
@@ -165,9 +174,11 @@ def run_recipe(
         console = Console(stderr=True, quiet=True)
     steps = plan(recipe, run_dir)
     force = checked_force(force, steps)
+    check_hub_labelers([recipe.labeler, recipe.gold_labeler])
     run = RunDirectory.open(run_dir, recipe, siblings, console)
     for step in steps:
-        if step.name == "samples":  # every prompt must fit the context with every response length, before sampling
+        if step.name == "samples" or (step.name == "preferences" and recipe.preferences.dataset is not None):
+            # every prompt must fit the context with every response length, before sampling (or labeling)
             check_context(recipe, step.arguments["policy"], run_dir / "prompts")
         run.step(step, force=force)
     metrics = write_report(run_dir) if distributed.is_main() else None
@@ -199,10 +210,9 @@ def check_context(recipe: Recipe, policy: Path | str, prompts_dir: Path) -> None
     from ..models.loading import load_tokenizer
     from ..stages.prompts import read_prompts
 
-    lengths = {
-        "samples.max_new_tokens": recipe.samples.max_new_tokens,
-        "evaluation.max_new_tokens": recipe.evaluation.max_new_tokens,
-    }
+    lengths = {"evaluation.max_new_tokens": recipe.evaluation.max_new_tokens}
+    if recipe.preferences.dataset is None:  # your own pairs are not sampled
+        lengths["samples.max_new_tokens"] = recipe.samples.max_new_tokens
     if recipe.ppo is not None:
         lengths["ppo.max_new_tokens"] = recipe.ppo.max_new_tokens
     tokenizer = load_tokenizer(str(policy), recipe.model.trust_remote_code)

@@ -93,6 +93,8 @@ def _value(value, outputs: dict[Path, str]):
             name: _value(getattr(value, name), outputs)
             for name, info in type(value).model_fields.items()
             if not (info.json_schema_extra or {}).get("output_neutral")
+            # a setting added later is left out at its default, so runs made before it existed are reused
+            and not ((info.json_schema_extra or {}).get("added_later") and getattr(value, name) == info.default)
         }
         extra = getattr(value, "fingerprint_extra", None)
         return described | ({"extra": extra()} if extra else {})

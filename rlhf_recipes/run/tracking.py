@@ -16,7 +16,15 @@ from pathlib import Path
 from rich.console import Console
 
 # What of each policy's evaluation a tracker shows: the numbers the report's tables lead with.
-POLICY_KEYS = ("gold_mean", "reward_model_mean", "kl_mean", "win_rate_vs_reference", "mean_length_words", "distinct_2")
+POLICY_KEYS = (
+    "gold_mean",
+    "reward_model_mean",
+    "kl_mean",
+    "win_rate_vs_reference",
+    "reward_model_win_rate_vs_reference",  # a run without gold
+    "mean_length_words",
+    "distinct_2",
+)
 
 # Trackers that keep one run open per process until told to finish it: without finish(), every later
 # stage would log into the first stage's run.

@@ -22,7 +22,7 @@ from .prompts import read_prompts
 def evaluation(
     *,
     evaluation: Evaluation,
-    gold_labeler: Labeler,
+    gold_labeler: Labeler | None,
     loading: Loading,
     reward_loading: Loading,
     device: str,
@@ -48,7 +48,7 @@ def evaluation(
     tokenizer = load_tokenizer(paths["reference"], loading.trust_remote_code)
     models = PolicySet(paths, loading, device)
     scorer = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)
-    gold = make_labeler(gold_labeler, device)
+    gold = make_labeler(gold_labeler, device) if gold_labeler is not None else None  # None: no gold judge
     encoded = [prompt_ids(tokenizer, prompt) for prompt in heldout]
     rows = [
         row
@@ -56,7 +56,7 @@ def evaluation(
         for row in answer(name, models, tokenizer, scorer, gold, heldout, encoded, evaluation, seed)
     ]
     write_jsonl(out_dir / "generations.jsonl", rows)
-    if evaluation.best_of_n:
+    if evaluation.best_of_n and gold is not None:  # best-of-N judged by the reward model it picks with says nothing
         if best_of_n_from_samples:
             rows = read_scored_heldout_samples(reward_model / "heldout_responses.jsonl")
         else:
@@ -131,7 +131,7 @@ def answer(name, models: PolicySet, tokenizer, scorer, gold, heldout, encoded, c
         for response, prompt, gold_score, learned, kl in zip(
             responses,
             prompts,
-            score_all(gold, texts, prompts),
+            gold_scores(gold, texts, prompts),
             reward_scores(scorer, tokenizer, prompts, texts, config.batch_size),
             kl_estimates(own, base),
             strict=True,
@@ -153,9 +153,14 @@ def best_of_n_samples(reference, tokenizer, scorer, gold, heldout, encoded, n: i
     texts = [row["response"] for row in rows]
     prompts = [row["prompt"] for row in rows]
     learned = reward_scores(scorer, tokenizer, prompts, texts, config.batch_size)
-    for row, gold_score, learned_score in zip(rows, score_all(gold, texts, prompts), learned, strict=True):
+    for row, gold_score, learned_score in zip(rows, gold_scores(gold, texts, prompts), learned, strict=True):
         row |= {"gold": gold_score, "reward_model": learned_score, "words": len(row["response"].split())}
     return rows
+
+
+def gold_scores(gold, texts: list[str], prompts: list[str]) -> list[float | None]:
+    """The gold labeler's scores, or None for each text when the run has no gold judge (your own pairs)."""
+    return score_all(gold, texts, prompts) if gold is not None else [None] * len(texts)
 
 
 def samples_serve_best_of_n(samples: Samples, evaluation: Evaluation) -> bool:

@@ -3,12 +3,12 @@
 import json
 from pathlib import Path
 
-from ..config.labelers import Labeler
+from ..config.labelers import Labeler, is_pairwise
 from ..config.schema import Preferences
 from ..errors import RecipeError
 from ..generation.formatting import preference_row, uses_chat_template
 from ..labeling.labelers import make_labeler, score_all
-from ..labeling.pairs import label_pairs
+from ..labeling.pairs import judge_pairs, label_pairs
 from ..models.loading import load_tokenizer
 from ..run.stage import stage
 
@@ -37,7 +37,12 @@ def preferences(
     chat = uses_chat_template(load_tokenizer(str(policy), trust_remote_code))
     samples = load_from_disk(str(samples), keep_in_memory=True)
     responses, prompts = samples["response"], samples["prompt"]
-    scores = score_all(make_labeler(labeler, device), responses, prompts)
+    if is_pairwise(labeler):  # a judge labels pairs below; no response has a score of its own
+        from ..labeling.judge import PairJudge
+
+        judge, scores = PairJudge(labeler, device), [None] * len(responses)
+    else:
+        judge, scores = None, score_all(make_labeler(labeler, device), responses, prompts)
     gold = scores if gold_labeler == labeler else score_all(make_labeler(gold_labeler, device), responses, prompts)
     with open(out_dir / "scored_responses.jsonl", "w", encoding="utf-8") as out:
         for row, score, gold_score in zip(samples, scores, gold, strict=True):
@@ -56,12 +61,17 @@ def preferences(
                 group["responses"].append(row["response"])
                 group["scores"].append(score)
                 group["gold"].append(gold_score)
-        rows, ties = label_pairs(list(groups.values()), preferences, seed + offset)
+        if judge is None:
+            rows, ties = label_pairs(list(groups.values()), preferences, seed + offset)
+            judged = {}
+        else:
+            rows, ties, judged = judge_pairs(list(groups.values()), preferences, seed + offset, judge)
         if not rows:
             raise RecipeError(
                 f"preferences: every {split} pair was a tie (all {ties} of them), so there is nothing to learn from. "
                 "Fix: sample more varied responses (samples.temperature, responses_per_prompt), lower "
-                "preferences.tie_margin, or choose a labeler that separates them."
+                "preferences.tie_margin, or choose a labeler that separates them (a judge ties a pair when its "
+                "two orders disagree: a judge that contradicts itself everywhere cannot tell these responses apart)."
             )
         rows = [row | preference_row(row["prompt"], row["chosen"], row["rejected"], chat) for row in rows]
         splits[split] = Dataset.from_list(rows)
@@ -69,12 +79,12 @@ def preferences(
             "pairs": len(rows),
             "ties_dropped": ties,
             "noisy_label_fraction": round(sum(not row["noise_free"] for row in rows) / len(rows), 4),
-        }
+        } | judged
     DatasetDict(splits).save_to_disk(str(out_dir / "dataset"))
     with open(out_dir / "preview.jsonl", "w", encoding="utf-8") as preview:
         for row in splits["train"].select(range(min(20, len(splits["train"])))):
             preview.write(json.dumps(row, ensure_ascii=False) + "\n")
-    stats["labeler_calls"] = len(scores)
+    stats["labeler_calls"] = sum(stats[split].get("judge_questions", 0) for split in splits) if judge else len(scores)
     (out_dir / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     return {
         "train_pairs": stats["train"]["pairs"],

@@ -99,7 +99,14 @@ def split_prompts(prompts: list[tuple[str, str]], heldout_fraction: float, seed:
 @stage(version=1, main_only=True)
 def prompts(*, prompts: Prompts, seed: int, out_dir: Path) -> dict:
     """Load the prompts, split them, and write train.jsonl and heldout.jsonl to out_dir."""
-    train, heldout = split_prompts(load_prompts(prompts), prompts.heldout_fraction, seed, prompts.max_prompts)
+    loaded = load_prompts(prompts)
+    if prompts.prefix_words is not None:  # openings of longer texts; each opening is its own group unless grouped
+        loaded = [
+            (opening, group if prompts.group_field else opening)
+            for text, group in loaded
+            for opening in [" ".join(text.split()[: prompts.prefix_words])]
+        ]
+    train, heldout = split_prompts(loaded, prompts.heldout_fraction, seed, prompts.max_prompts)
     for name, rows in (("train", train), ("heldout", heldout)):
         with open(out_dir / f"{name}.jsonl", "w", encoding="utf-8") as out:
             for prompt in rows:

@@ -33,7 +33,7 @@ class Curve:
     max_new_tokens: int
     temperature: float
     batch_size: int
-    gold: Labeler
+    gold: Labeler | None  # None: no gold judge (your own pairs without gold_labeler)
     reward_model: Path
     reward_loading: Loading
 
@@ -45,7 +45,8 @@ class HeldoutCurve(TrainerCallback):
         from ..stages.prompts import read_prompts
 
         self.curve, self.seed = curve, seed
-        self.gold, self.tokenizer, self.scorer = make_labeler(curve.gold, device), tokenizer, scorer
+        self.gold = make_labeler(curve.gold, device) if curve.gold is not None else None
+        self.tokenizer, self.scorer = tokenizer, scorer
         self.policy, self.reference = policy, reference
         self.prompts = read_prompts(curve.heldout, "heldout")[: curve.prompts]
         self.encoded = [prompt_ids(tokenizer, prompt) for prompt in self.prompts]
@@ -106,23 +107,15 @@ class HeldoutCurve(TrainerCallback):
         with self._reference() as reference:
             base = response_logprobs(reference, ids, tokens, e.temperature, e.batch_size)
         texts = [r.text for r in responses]
-        gold = score_all(self.gold, texts, self.prompts)
         learned = reward_scores(self.scorer, self.tokenizer, self.prompts, texts, e.batch_size)
         kl = kl_estimates(own, base)
-        self.points.append(
-            {
-                "step": step,
-                "gold_mean": mean(gold),
-                "gold_std": std(gold),
-                "reward_model_mean": mean(learned),
-                "kl_mean": mean(kl),
-                "n": len(texts),
-                # per prompt, in the same order at every point: checkpoints compare paired by prompt
-                "gold": [round(value, 6) for value in gold],
-                "reward_model": [round(value, 6) for value in learned],
-                "kl": [round(value, 6) for value in kl],
-            }
-        )
+        point = {"step": step, "reward_model_mean": mean(learned), "kl_mean": mean(kl), "n": len(texts)}
+        if self.gold is not None:
+            gold = score_all(self.gold, texts, self.prompts)
+            point |= {"gold_mean": mean(gold), "gold_std": std(gold), "gold": [round(value, 6) for value in gold]}
+        # per prompt, in the same order at every point: checkpoints compare paired by prompt
+        point |= {"reward_model": [round(value, 6) for value in learned], "kl": [round(value, 6) for value in kl]}
+        self.points.append(point)
         if was_training:
             self.policy.train()
         torch.set_rng_state(rng)
@@ -130,7 +123,9 @@ class HeldoutCurve(TrainerCallback):
             self.save(self.path)
         if self.log is not None:
             point = self.points[-1]
-            self.log({f"heldout/{key}": point[key] for key in ("gold_mean", "reward_model_mean", "kl_mean")})
+            self.log(
+                {f"heldout/{key}": point[key] for key in ("gold_mean", "reward_model_mean", "kl_mean") if key in point}
+            )
 
     @contextmanager
     def _reference(self):

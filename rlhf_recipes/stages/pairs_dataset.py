@@ -1,0 +1,220 @@
+"""Your own preference pairs (preferences.dataset) in place of sampling and labeling.
+
+Two stages stand in for prompts, samples and preferences: `pairs_prompts` (run as the prompts stage)
+writes the train and held-out prompts, and `pairs_preferences` (run as the preferences stage) writes the
+pairs in the layout every later stage reads. Both split the dataset with `split_pairs`, which is
+deterministic, so they agree. The held-out prompts are those of the dataset's test split (a pair whose
+prompt is held out is never trained on), or, without a test split, a seeded fraction of its distinct
+prompts.
+"""
+
+import json
+import random
+from pathlib import Path
+
+from ..config.labelers import Labeler
+from ..config.schema import PairsDataset
+from ..errors import RecipeError
+from ..generation.formatting import preference_row, uses_chat_template
+from ..labeling.labelers import make_labeler, score_all
+from ..models.loading import load_tokenizer
+from ..run.stage import stage
+from .prompts import read_prompts, split_prompts
+
+COLUMNS = ("prompt", "chosen", "rejected")
+
+
+def load_splits(config: PairsDataset) -> dict:
+    """The dataset's splits by name (a single file is one split, `train`)."""
+    from datasets import Dataset, load_dataset, load_from_disk
+
+    path = Path(config.source)
+    if path.is_dir():
+        try:
+            loaded = load_from_disk(str(path), keep_in_memory=True)
+        except FileNotFoundError:
+            raise RecipeError(
+                f"preferences.dataset.source: {config.source} is a directory but not one written by datasets' "
+                "save_to_disk. Fix: save the pairs with save_to_disk, or point at a .jsonl file"
+            ) from None
+        return {"train": loaded} if isinstance(loaded, Dataset) else dict(loaded)
+    try:
+        if path.is_file():
+            kind = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}[path.suffix]
+            return dict(load_dataset(kind, data_files=str(path)))
+        return dict(load_dataset(config.source))
+    except Exception as error:
+        first_line = str(error).splitlines()[0] if str(error) else ""
+        raise RecipeError(
+            f"preferences.dataset.source: cannot load {config.source!r} ({type(error).__name__}: {first_line}). "
+            "Fix: give a local file or directory, or a hub id already in the local cache (download it once online)"
+        ) from error
+
+
+def turn_text(value, column: str, role: str, where: str) -> str:
+    """The text of a plain field, or of a conversation of exactly one `role` turn."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict) and value[0].get("role") == role:
+        return str(value[0]["content"])
+    raise RecipeError(
+        f"preferences.dataset: {where}: `{column}` is {str(value)[:120]!r}; this tool reads plain text or one "
+        f"{role} turn. Fix: keep single-turn pairs (multi-turn prompts are not supported)"
+    )
+
+
+def text_rows(split, name: str, source: str) -> list[dict]:
+    """(prompt, chosen, rejected) texts of one split; an implicit prompt (inside chosen and rejected) is
+    extracted as TRL does."""
+    from trl.data_utils import maybe_extract_prompt
+
+    columns = split.column_names
+    if not {"chosen", "rejected"} <= set(columns):
+        raise RecipeError(
+            f"preferences.dataset: split {name!r} of {source} has the columns {columns}, not `chosen` and "
+            "`rejected`: it is not in TRL's preference format. Fix: rename its columns to prompt, chosen and "
+            "rejected (e.g. with datasets' rename_column)"
+        )
+    rows = []
+    for index, row in enumerate(split):
+        where = f"split {name!r}, row {index}"
+        if not row.get("prompt"):  # the prompt is implicit: the start that chosen and rejected share
+            if not row["chosen"] or not row["rejected"]:
+                raise RecipeError(f"preferences.dataset: {where} has an empty chosen or rejected response.")
+            row = maybe_extract_prompt({"chosen": row["chosen"], "rejected": row["rejected"]})
+        if not row["prompt"] or not str(row["prompt"]).strip():
+            raise RecipeError(
+                f"preferences.dataset: {where} has no prompt column, and its chosen and rejected responses share "
+                "no beginning to take as the prompt. Fix: add a prompt column"
+            )
+        rows.append(
+            {
+                "prompt": turn_text(row["prompt"], "prompt", "user", where),
+                "chosen": turn_text(row["chosen"], "chosen", "assistant", where),
+                "rejected": turn_text(row["rejected"], "rejected", "assistant", where),
+            }
+        )
+    return rows
+
+
+def split_pairs(config: PairsDataset, seed: int) -> dict[str, list[dict]]:
+    """{"train": pairs, "heldout": pairs}, as texts; no held-out prompt has a train pair."""
+    splits = load_splits(config)
+    if config.train_split not in splits:
+        raise RecipeError(
+            f"preferences.dataset.train_split: {config.train_split!r} is not a split of {config.source}; it has "
+            f"{list(splits)}. Fix: name one of those"
+        )
+    train = text_rows(splits[config.train_split], config.train_split, config.source)
+    if config.test_split in splits and config.test_split != config.train_split:
+        heldout = text_rows(splits[config.test_split], config.test_split, config.source)
+    else:
+        prompts = [(row["prompt"], row["prompt"]) for row in train]
+        try:
+            _, heldout_prompts = split_prompts(prompts, config.heldout_fraction, seed)
+        except RecipeError as error:
+            message = str(error).replace("prompts.heldout_fraction", "preferences.dataset.heldout_fraction")
+            raise RecipeError(message.replace("prompts:", "preferences.dataset:", 1)) from None
+        held = set(heldout_prompts)
+        heldout = [row for row in train if row["prompt"].strip() in held]
+    held = {row["prompt"].strip() for row in heldout}
+    train = [row for row in train if row["prompt"].strip() not in held]
+    rng = random.Random(seed)
+    if config.max_heldout_prompts is not None and len(held) > config.max_heldout_prompts:
+        kept = set(rng.sample(sorted(held), config.max_heldout_prompts))
+        heldout = [row for row in heldout if row["prompt"].strip() in kept]
+    if config.max_pairs is not None and len(train) > config.max_pairs:
+        train = [train[i] for i in sorted(rng.sample(range(len(train)), config.max_pairs))]
+    for name, rows in (("train", train), ("held-out", heldout)):
+        if not rows:
+            raise RecipeError(
+                f"preferences.dataset: no {name} pairs are left in {config.source} after the split. Fix: give more "
+                "pairs, or change heldout_fraction (or the test split)"
+            )
+    return {"train": train, "heldout": heldout}
+
+
+def distinct_prompts(rows: list[dict]) -> list[str]:
+    return list(dict.fromkeys(row["prompt"].strip() for row in rows))
+
+
+@stage(version=1, main_only=True)
+def pairs_prompts(*, pairs: PairsDataset, seed: int, out_dir: Path) -> dict:
+    """The prompts stage for your own pairs: the distinct prompts of the train and held-out pairs, written
+    to out_dir/train.jsonl and out_dir/heldout.jsonl as the prompts stage writes them."""
+    split = split_pairs(pairs, seed)
+    counts = {}
+    for name, rows in split.items():
+        prompts = distinct_prompts(rows)
+        with open(out_dir / f"{name}.jsonl", "w", encoding="utf-8") as out:
+            out.writelines(json.dumps({"prompt": prompt}) + "\n" for prompt in prompts)
+        counts[name] = len(prompts)
+    return counts
+
+
+@stage(version=1, main_only=True, placement=("device",))
+def pairs_preferences(
+    *,
+    pairs: PairsDataset,
+    gold_labeler: Labeler | None,
+    prompts: Path,
+    policy: Path | str,
+    trust_remote_code: bool,
+    device: str,
+    seed: int,
+    out_dir: Path,
+) -> dict:
+    """The preferences stage for your own pairs: the same files the preferences stage writes (dataset,
+    preview.jsonl, stats.json, scored_responses.jsonl), the labels as the dataset gives them. With a gold
+    labeler, every chosen and rejected response gets its gold score; without, gold is null throughout."""
+    from datasets import Dataset, DatasetDict
+
+    chat = uses_chat_template(load_tokenizer(str(policy), trust_remote_code))
+    split = split_pairs(pairs, seed)
+    gold = make_labeler(gold_labeler, device) if gold_labeler is not None else None
+    splits, stats, scored = {}, {"source": pairs.source}, []
+    for name, rows in split.items():
+        index = {prompt: i for i, prompt in enumerate(read_prompts(prompts, name))}
+        texts = [row[side] for row in rows for side in ("chosen", "rejected")]
+        asked = [row["prompt"] for row in rows for _ in range(2)]
+        scores = score_all(gold, texts, asked) if gold is not None else [None] * len(texts)
+        records = []
+        for number, row in enumerate(rows):
+            chosen_gold, rejected_gold = scores[2 * number], scores[2 * number + 1]
+            records.append(
+                {
+                    "prompt": row["prompt"],
+                    "chosen": row["chosen"],
+                    "rejected": row["rejected"],
+                    "chosen_score": None,
+                    "rejected_score": None,
+                    "chosen_gold": chosen_gold,
+                    "rejected_gold": rejected_gold,
+                    "noise_free": True,
+                }
+                | preference_row(row["prompt"], row["chosen"], row["rejected"], chat)
+            )
+            for side, value in (("chosen", chosen_gold), ("rejected", rejected_gold)):
+                scored.append(
+                    {
+                        "split": name,
+                        "prompt_index": index[row["prompt"].strip()],
+                        "prompt": row["prompt"],
+                        "response": row[side],
+                        "score": None,
+                        "gold": value,
+                        "words": len(row[side].split()),
+                    }
+                )
+        splits[name] = Dataset.from_list(records)
+        stats[name] = {"pairs": len(records), "ties_dropped": 0, "noisy_label_fraction": None}
+    DatasetDict(splits).save_to_disk(str(out_dir / "dataset"))
+    with open(out_dir / "scored_responses.jsonl", "w", encoding="utf-8") as out:
+        out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in scored)
+    with open(out_dir / "preview.jsonl", "w", encoding="utf-8") as preview:
+        for row in splits["train"].select(range(min(20, len(splits["train"])))):
+            preview.write(json.dumps(row, ensure_ascii=False) + "\n")
+    stats["labeler_calls"] = 0
+    stats["gold_labeler_calls"] = len(scored) if gold is not None else 0
+    (out_dir / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+    return {"train_pairs": stats["train"]["pairs"], "heldout_pairs": stats["heldout"]["pairs"]}
