@@ -2,8 +2,6 @@
 prompts, every TRL preference format reads as text, and whole runs with and without a gold judge."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -88,7 +86,13 @@ def test_pairs_not_in_preference_format_are_named(tmp_path, row, message):
         split_pairs(PairsDataset(source=source), seed=0)
 
 
-def run_own_pairs(run_dir, *overrides) -> dict:
+def run_own_pairs(run_dir, monkeypatch, *overrides) -> dict:
+    """`rlhf run recipes/smoke_own_pairs.yaml`, cut to seconds, in this process (a subprocess spends seconds
+    importing torch)."""
+    from typer.testing import CliRunner
+
+    from rlhf_recipes.cli import app
+
     cut = [
         "sft=null",
         "ppo=null",
@@ -96,25 +100,21 @@ def run_own_pairs(run_dir, *overrides) -> dict:
         "dpo.epochs=1",
         "evaluation.responses_per_prompt=2",
     ]
-    result = subprocess.run(
-        [sys.executable, "-m", "rlhf_recipes", "run", "recipes/smoke_own_pairs.yaml", *cut, *overrides]
-        + ["--output-dir", str(run_dir)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
+    monkeypatch.chdir(REPO)
+    args = ["run", "recipes/smoke_own_pairs.yaml", *cut, *overrides, "--output-dir", str(run_dir)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-def test_own_pairs_without_and_with_a_gold_judge(tmp_path):
+def test_own_pairs_without_and_with_a_gold_judge(tmp_path, monkeypatch):
     """Without gold the report says so and compares by the learned reward; with gold (VADER) it is the full
     report, the pairs' gold scores are VADER's and the reward model is scored against them."""
     from datasets import load_from_disk
 
     from rlhf_recipes.labeling.labelers import sentiment_score
 
-    bare = run_own_pairs(tmp_path / "bare")
+    bare = run_own_pairs(tmp_path / "bare", monkeypatch)
     assert bare["gold_labeler"] is None and bare["labeler"] == "your own pairs (data/smoke/pairs.jsonl)"
     assert set(bare["policies"]) == {"reference", "dpo"}
     assert 0.5 < bare["reward_model"]["heldout_accuracy_vs_labels"] <= 1
@@ -125,7 +125,7 @@ def test_own_pairs_without_and_with_a_gold_judge(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "bare/evaluation/generations.jsonl").read_text().splitlines()]
     assert all(row["gold"] is None for row in rows)
 
-    judged = run_own_pairs(tmp_path / "judged", "gold_labeler={kind: sentiment}")
+    judged = run_own_pairs(tmp_path / "judged", monkeypatch, "gold_labeler={kind: sentiment}")
     assert judged["gold_labeler"] == "sentiment"
     assert judged["reward_model"]["bayes_accuracy_vs_labels"] is None
     assert 0.5 < judged["reward_model"]["heldout_accuracy"] <= 1
