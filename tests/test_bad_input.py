@@ -281,7 +281,7 @@ CASES = {
     ),
     "pairs-with-labeler": lambda t, m: validate("labeler={kind: sentiment}", recipe="recipes/smoke_own_pairs.yaml"),
     "judge-as-gold": lambda t, m: validate("gold_labeler={kind: judge}"),
-    "judge-without-gold": lambda t, m: validate("labeler={kind: judge}"),
+    "judge-study-without-gold": lambda t, m: validate("labeler={kind: judge}", "study={seeds: [0, 1]}"),
     "judge-best-vs-worst": lambda t, m: validate(
         "labeler={kind: judge}", "gold_labeler={kind: sentiment}", "preferences.pairing=best_vs_worst"
     ),

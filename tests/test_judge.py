@@ -109,14 +109,15 @@ def test_random_pairing_asks_disjoint_pairs():
     assert judged["judge_agreement_with_gold"] == 1.0
 
 
+def longer_first(self, questions):
+    """P("A") of a judge that prefers the longer response, with a pull towards "A" (stands in for a model)."""
+    return [0.9 if len(first) > len(second) else 0.3 for _, first, second in questions]
+
+
 def test_the_preferences_stage_labels_pairs_with_a_judge(tiny_judge, tmp_path, monkeypatch):
     """Judge as proxy, sentiment as gold: every pair's gold matches VADER, stats carry the judge's numbers. The
     untrained tiny judge says "A" whatever it is shown (every pair a tie), so here it answers as a judge that
     prefers the longer response would, with a pull towards "A"."""
-
-    def longer_first(self, questions):
-        return [0.9 if len(first) > len(second) else 0.3 for _, first, second in questions]
-
     monkeypatch.setattr(PairJudge, "first_probabilities", longer_first)
     from datasets import Dataset, load_from_disk
 
@@ -154,3 +155,42 @@ def test_the_preferences_stage_labels_pairs_with_a_judge(tiny_judge, tmp_path, m
     assert all(row["chosen_gold"] == pytest.approx(sentiment_score(row["chosen"][0]["content"])) for row in pairs)
     scored = [json.loads(line) for line in (out / "scored_responses.jsonl").read_text().splitlines()]
     assert all(row["score"] is None for row in scored) and len(scored) == len(rows)
+
+
+def test_a_judge_without_gold_labeler_leaves_the_run_without_gold(tiny_judge, tmp_path, monkeypatch, in_repo):
+    """No gold_labeler: the judge is not the default gold (it scores no response), so the run has no gold judge;
+    the pairs carry no gold and the judge's agreement with gold is not measured."""
+    from datasets import Dataset
+
+    from rlhf_recipes.config.loader import load_recipe
+    from rlhf_recipes.reporting.without_gold import has_gold
+    from rlhf_recipes.stages.preferences import preferences
+
+    from .helpers import REPO
+
+    recipe = load_recipe(REPO / "recipes/smoke.yaml", ["labeler={kind: judge}"])
+    assert recipe.gold() is None and not has_gold(recipe.model_dump(mode="json"))
+    assert has_gold(load_recipe(REPO / "recipes/smoke.yaml").model_dump(mode="json"))
+    monkeypatch.setattr(PairJudge, "first_probabilities", longer_first)
+    rows = [
+        {"split": split, "prompt_index": 0, "prompt": "The room", "response": text}
+        for split in ("train", "heldout")
+        for text in (" was fine .", " was lovely and warm .", " ok .")
+    ]
+    Dataset.from_list(rows).save_to_disk(str(tmp_path / "samples"))
+    (tmp_path / "out").mkdir()
+    preferences(
+        labeler=JudgeLabeler(kind="judge", model=str(tiny_judge)),
+        gold_labeler=None,
+        preferences=Preferences(pairing="all"),
+        samples=tmp_path / "samples",
+        policy=str(tiny_judge),
+        trust_remote_code=False,
+        device="cpu",
+        seed=0,
+        out_dir=tmp_path / "out",
+    )
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["train"]["pairs"] == 3 and stats["train"]["judge_agreement_with_gold"] is None
+    scored = [json.loads(line) for line in (tmp_path / "out" / "scored_responses.jsonl").read_text().splitlines()]
+    assert all(row["gold"] is None and row["score"] is None for row in scored)

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from .helpers import REPO
@@ -81,6 +82,7 @@ def test_reward_and_dpo_stages_on_two_processes_match_one_process(smoke_run, tmp
     assert abs(metrics["policies"]["dpo"]["gold_mean"] - single_metrics["policies"]["dpo"]["gold_mean"]) < 0.1
 
 
+@pytest.mark.slow  # about 70 s: a one- and a two-process run; the test above keeps 2 processes in the default suite
 def test_an_online_and_an_offline_method_on_two_processes(smoke_run, tmp_path):
     """GRPO (each process samples and scores its share of every batch) and KTO (each process takes half of
     every batch) train as two processes from the one-process run's inputs; KTO's losses follow one

@@ -147,7 +147,8 @@ class JudgeLabeler(Section):
     in AlpacaFarm and RLAIF). It is asked twice, with the responses in both orders, so that a preference for
     a position cancels; the two answers' probabilities are averaged, and a pair on which the two orders
     disagree is a tie (dropped). It labels pairs and gives no score per response, so it labels training
-    pairs only: the gold judge must be a scoring labeler, and the judge's agreement with it is reported."""
+    pairs only: a gold judge is a scoring gold_labeler, and the judge's agreement with it is reported;
+    without one, the run has no gold judge."""
 
     kind: Literal["judge"]
     model: Annotated[str, Field(min_length=1), AfterValidator(_judge_model)] = Field(

@@ -424,11 +424,19 @@ class Recipe(Section):
         return self
 
     def gold(self) -> Labeler | None:
-        """The judge of evaluation: gold_labeler, else the labeler itself; None with your own pairs and no gold."""
-        return self.gold_labeler or self.labeler
+        """The judge of evaluation: gold_labeler, else the labeler itself (a scoring one; a pairwise judge gives
+        no score per response); None when there is no gold judge (your own pairs or a judge, no gold_labeler)."""
+        if self.gold_labeler is not None:
+            return self.gold_labeler
+        return None if self.labeler is None or is_pairwise(self.labeler) else self.labeler
 
     @model_validator(mode="after")
     def _pairs_come_from_one_place(self):
+        if self.study is not None and self.labeler is not None and self.gold() is None:
+            raise ValueError(
+                "study: a study compares gold gains over seeds, and a judge labeler is no gold judge. "
+                "Fix: add a gold_labeler, or run without study:"
+            )
         if self.preferences.dataset is None:
             for key in ("prompts", "labeler"):
                 if getattr(self, key) is None:
@@ -464,17 +472,12 @@ class Recipe(Section):
                 "gold_labeler: a judge labels pairs and gives no score per response, which evaluation needs. "
                 "Fix: use a scoring labeler (sentiment, classifier, reward_model, ...) as gold_labeler"
             )
-        if is_pairwise(self.labeler):
-            if self.gold_labeler is None:
-                raise ValueError(
-                    "labeler: a judge gives no score per response, so it cannot also be the gold judge of evaluation "
-                    "(the default). Fix: set gold_labeler to a scoring labeler, e.g. {kind: sentiment}"
-                )
-            if self.preferences.pairing == "best_vs_worst":
-                raise ValueError(
-                    "preferences.pairing: best_vs_worst picks pairs by score, and a judge gives none. "
-                    "Fix: pairing: all or random"
-                )
+        # a judge without a gold_labeler: the run has no gold judge (reporting/without_gold.py)
+        if is_pairwise(self.labeler) and self.preferences.pairing == "best_vs_worst":
+            raise ValueError(
+                "preferences.pairing: best_vs_worst picks pairs by score, and a judge gives none. "
+                "Fix: pairing: all or random"
+            )
         return self
 
     @model_validator(mode="after")

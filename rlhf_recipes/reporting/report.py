@@ -148,8 +148,14 @@ def build_blocks(metrics: dict, generations: list[dict], examples: int, plots: l
     if "lengths.png" in plots:
         blocks.append(("image", "lengths.png", "Response length per policy."))
     blocks += sample_blocks(generations, examples)
+    blocks += time_blocks(metrics)
+    return blocks
+
+
+def time_blocks(metrics: dict) -> list[tuple]:
+    """Each stage's wall time when it was built, and their sum."""
     seconds = metrics["stage_seconds"]
-    blocks += [
+    return [
         ("h2", "Time per stage"),
         (
             "table",
@@ -158,7 +164,6 @@ def build_blocks(metrics: dict, generations: list[dict], examples: int, plots: l
             + [["total", number(sum(seconds.values()), 1)]],
         ),
     ]
-    return blocks
 
 
 def signed_interval(entry: dict) -> str:
@@ -228,26 +233,28 @@ def reward_model_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
         ),
     ]
     if "judge_questions" in prefs:
-        agreement = prefs["judge_agreement_with_gold"]
-        blocks.append(
-            (
-                "p",
-                f"The judge was asked {prefs['judge_questions']} questions about train pairs (each pair in both "
-                "orders); it contradicted itself across the two orders on "
-                f"{number(prefs['judge_inconsistent_fraction'])} of the pairs (ties, dropped). "
-                + (
-                    f"Where it decided and gold scores differ, it agreed with gold on {number(agreement)} of "
-                    f"{prefs['judge_agreement_pairs']} pairs."
-                    if agreement is not None
-                    else "No pair it decided has differing gold scores, so its agreement with gold is not measured."
-                ),
-            )
-        )
+        blocks.append(("p", judge_sentence(prefs)))
     if "reward_model_accuracy.png" in plots:
         blocks.append(
             ("image", "reward_model_accuracy.png", "Pairwise accuracy against gold and labels, with the Bayes ceiling.")
         )
     return blocks
+
+
+def judge_sentence(prefs: dict) -> str:
+    """What the judge labeler did: questions, self-contradictions (ties), agreement with gold where there is one."""
+    agreement = prefs["judge_agreement_with_gold"]
+    return (
+        f"The judge was asked {prefs['judge_questions']} questions about train pairs (each pair in both "
+        "orders); it contradicted itself across the two orders on "
+        f"{number(prefs['judge_inconsistent_fraction'])} of the pairs (ties, dropped). "
+        + (
+            f"Where it decided and gold scores differ, it agreed with gold on {number(agreement)} of "
+            f"{prefs['judge_agreement_pairs']} pairs."
+            if agreement is not None
+            else "Its agreement with gold is not measured: no pair it decided has two gold scores that differ."
+        )
+    )
 
 
 def curve_blocks(metrics: dict, plots: list[str]) -> list[tuple]:

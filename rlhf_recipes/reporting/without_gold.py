@@ -6,14 +6,16 @@ model, length and diversity, and the reward model's held-out accuracy against th
 
 from pathlib import Path
 
-from .analysis import SCHEMA_VERSION, by_prompt, method_names, read_json, read_jsonl
+from .analysis import SCHEMA_VERSION, by_prompt, describe_labeler, method_names, read_json, read_jsonl
 from .metrics import distinct_n, mean, r_squared, win_rate, win_tie_loss
-from .report import number, sample_blocks, signed_interval
+from .report import judge_sentence, number, sample_blocks, signed_interval, time_blocks
 from .statistics import paired_difference, t_interval
 
 
 def has_gold(resolved: dict) -> bool:
-    return (resolved.get("gold_labeler") or resolved.get("labeler")) is not None
+    """A gold_labeler, or a scoring labeler (the default gold); not your own pairs or a judge alone."""
+    labeler = resolved.get("labeler")
+    return resolved.get("gold_labeler") is not None or (labeler is not None and labeler["kind"] != "judge")
 
 
 def summarise_run_without_gold(run_dir: Path, resolved: dict) -> dict:
@@ -31,13 +33,16 @@ def summarise_run_without_gold(run_dir: Path, resolved: dict) -> dict:
         "schema_version": SCHEMA_VERSION,
         "name": resolved["name"],
         "seed": resolved["seed"],
-        "labeler": f"your own pairs ({resolved['preferences']['dataset']['source']})",
+        "labeler": describe_labeler(resolved["labeler"])
+        if resolved.get("labeler")
+        else f"your own pairs ({resolved['preferences']['dataset']['source']})",
         "gold_labeler": None,
         "preferences": {
-            "source": stats["source"],
+            "source": stats.get("source"),  # your own pairs' dataset; None for a judge's labels
             "train_pairs": stats["train"]["pairs"],
             "heldout_pairs": stats["heldout"]["pairs"],
-        },
+        }
+        | {key: value for key, value in stats["train"].items() if key.startswith("judge_")},
         "reward_model": {
             "heldout_accuracy_vs_labels": saved["heldout"]["vs_labels"],
             "heldout_pairs": saved["heldout"]["pairs"],
@@ -97,7 +102,7 @@ def blocks_without_gold(metrics: dict, generations: list[dict], examples: int, p
         ("h1", f"Run `{metrics['name']}` (seed {metrics['seed']})"),
         (
             "p",
-            f"**No gold judge.** The training pairs are your own ({prefs['source']}), and the recipe names no "
+            f"**No gold judge.** The training pairs come from {metrics['labeler']}, and the recipe names no "
             "gold_labeler, so nothing here measures how good a response really is. Policies are compared by the "
             "learned reward model, which PPO, RLOO, GRPO, online DPO and rejection sampling were trained to raise: "
             "a gain in it can be reward hacking rather than a better policy. Add a gold_labeler (a classifier, a "
@@ -156,6 +161,7 @@ def blocks_without_gold(metrics: dict, generations: list[dict], examples: int, p
             ],
         ),
         ("p", f"Preference data: {prefs['train_pairs']} train and {prefs['heldout_pairs']} held-out pairs."),
+        *([("p", judge_sentence(prefs))] if "judge_questions" in prefs else []),
         ("h2", "Cost per method"),
         (
             "table",
@@ -173,14 +179,5 @@ def blocks_without_gold(metrics: dict, generations: list[dict], examples: int, p
         if image in plots:
             blocks.append(("image", image, caption))
     blocks += sample_blocks(generations, examples)
-    seconds = metrics["stage_seconds"]
-    blocks += [
-        ("h2", "Time per stage"),
-        (
-            "table",
-            ["stage", "seconds"],
-            [[stage, number(value, 1)] for stage, value in seconds.items()]
-            + [["total", number(sum(seconds.values()), 1)]],
-        ),
-    ]
+    blocks += time_blocks(metrics)
     return blocks

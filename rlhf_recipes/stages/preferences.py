@@ -17,7 +17,7 @@ from ..run.stage import stage
 def preferences(
     *,
     labeler: Labeler,
-    gold_labeler: Labeler,
+    gold_labeler: Labeler | None,
     preferences: Preferences,
     samples: Path,
     policy: Path | str,
@@ -43,7 +43,12 @@ def preferences(
         judge, scores = PairJudge(labeler, device), [None] * len(responses)
     else:
         judge, scores = None, score_all(make_labeler(labeler, device), responses, prompts)
-    gold = scores if gold_labeler == labeler else score_all(make_labeler(gold_labeler, device), responses, prompts)
+    if gold_labeler is None:  # a judge and no gold_labeler: no gold judge in this run
+        gold = [None] * len(responses)
+    elif gold_labeler == labeler:
+        gold = scores
+    else:
+        gold = score_all(make_labeler(gold_labeler, device), responses, prompts)
     with open(out_dir / "scored_responses.jsonl", "w", encoding="utf-8") as out:
         for row, score, gold_score in zip(samples, scores, gold, strict=True):
             record = {key: row[key] for key in ("split", "prompt_index", "prompt", "response")}
