@@ -114,16 +114,38 @@ def longer_first(self, questions):
     return [0.9 if len(first) > len(second) else 0.3 for _, first, second in questions]
 
 
+def label_with_judge(rows: list[dict], judge_dir, gold, tmp_path):
+    """The preferences stage on these sample rows, the tiny judge as labeler and `gold` as gold labeler."""
+    from datasets import Dataset
+
+    from rlhf_recipes.stages.preferences import preferences
+
+    Dataset.from_list(rows).save_to_disk(str(tmp_path / "samples"))
+    out = tmp_path / "preferences"
+    out.mkdir()
+    preferences(
+        labeler=JudgeLabeler(kind="judge", model=str(judge_dir)),
+        gold_labeler=gold,
+        preferences=Preferences(pairing="all"),
+        samples=tmp_path / "samples",
+        policy=str(judge_dir),
+        trust_remote_code=False,
+        device="cpu",
+        seed=0,
+        out_dir=out,
+    )
+    return out
+
+
 def test_the_preferences_stage_labels_pairs_with_a_judge(tiny_judge, tmp_path, monkeypatch):
     """Judge as proxy, sentiment as gold: every pair's gold matches VADER, stats carry the judge's numbers. The
     untrained tiny judge says "A" whatever it is shown (every pair a tie), so here it answers as a judge that
     prefers the longer response would, with a pull towards "A"."""
     monkeypatch.setattr(PairJudge, "first_probabilities", longer_first)
-    from datasets import Dataset, load_from_disk
+    from datasets import load_from_disk
 
     from rlhf_recipes.config.labelers import SentimentLabeler
     from rlhf_recipes.labeling.labelers import sentiment_score
-    from rlhf_recipes.stages.preferences import preferences
 
     rng = random.Random(0)
     words = ["great", "awful", "fine", "lovely", "dirty", "kind", "cold", "nice"]
@@ -133,20 +155,7 @@ def test_the_preferences_stage_labels_pairs_with_a_judge(tiny_judge, tmp_path, m
             for _ in range(3):
                 text = " was " + " and ".join(rng.sample(words, 2)) + " ."
                 rows.append({"split": split, "prompt_index": index, "prompt": f"The {split} {index}", "response": text})
-    Dataset.from_list(rows).save_to_disk(str(tmp_path / "samples"))
-    out = tmp_path / "preferences"
-    out.mkdir()
-    preferences(
-        labeler=JudgeLabeler(kind="judge", model=str(tiny_judge)),
-        gold_labeler=SentimentLabeler(kind="sentiment"),
-        preferences=Preferences(pairing="all"),
-        samples=tmp_path / "samples",
-        policy=str(tiny_judge),
-        trust_remote_code=False,
-        device="cpu",
-        seed=0,
-        out_dir=out,
-    )
+    out = label_with_judge(rows, tiny_judge, SentimentLabeler(kind="sentiment"), tmp_path)
     stats = json.loads((out / "stats.json").read_text())
     assert stats["train"]["judge_questions"] == 2 * 4 * 3 and stats["labeler_calls"] == 2 * 6 * 3
     assert stats["train"]["pairs"] + stats["train"]["ties_dropped"] == 4 * 3
@@ -160,11 +169,9 @@ def test_the_preferences_stage_labels_pairs_with_a_judge(tiny_judge, tmp_path, m
 def test_a_judge_without_gold_labeler_leaves_the_run_without_gold(tiny_judge, tmp_path, monkeypatch, in_repo):
     """No gold_labeler: the judge is not the default gold (it scores no response), so the run has no gold judge;
     the pairs carry no gold and the judge's agreement with gold is not measured."""
-    from datasets import Dataset
 
     from rlhf_recipes.config.loader import load_recipe
     from rlhf_recipes.reporting.without_gold import has_gold
-    from rlhf_recipes.stages.preferences import preferences
 
     from .helpers import REPO
 
@@ -177,20 +184,8 @@ def test_a_judge_without_gold_labeler_leaves_the_run_without_gold(tiny_judge, tm
         for split in ("train", "heldout")
         for text in (" was fine .", " was lovely and warm .", " ok .")
     ]
-    Dataset.from_list(rows).save_to_disk(str(tmp_path / "samples"))
-    (tmp_path / "out").mkdir()
-    preferences(
-        labeler=JudgeLabeler(kind="judge", model=str(tiny_judge)),
-        gold_labeler=None,
-        preferences=Preferences(pairing="all"),
-        samples=tmp_path / "samples",
-        policy=str(tiny_judge),
-        trust_remote_code=False,
-        device="cpu",
-        seed=0,
-        out_dir=tmp_path / "out",
-    )
-    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    out = label_with_judge(rows, tiny_judge, None, tmp_path)
+    stats = json.loads((out / "stats.json").read_text())
     assert stats["train"]["pairs"] == 3 and stats["train"]["judge_agreement_with_gold"] is None
-    scored = [json.loads(line) for line in (tmp_path / "out" / "scored_responses.jsonl").read_text().splitlines()]
+    scored = [json.loads(line) for line in (out / "scored_responses.jsonl").read_text().splitlines()]
     assert all(row["gold"] is None and row["score"] is None for row in scored)

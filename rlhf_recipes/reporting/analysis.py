@@ -65,9 +65,7 @@ def summarise_run(run_dir: Path) -> dict:
         "schema_version": SCHEMA_VERSION,
         "name": resolved["name"],
         "seed": resolved["seed"],
-        "labeler": describe_labeler(resolved["labeler"])
-        if resolved.get("labeler")
-        else f"your own pairs ({resolved['preferences']['dataset']['source']})",
+        "labeler": training_labels(resolved),
         "gold_labeler": describe_labeler(gold_config),
         "preferences": {
             "train_pairs": stats["train"]["pairs"],
@@ -96,6 +94,13 @@ def summarise_run(run_dir: Path) -> dict:
     }
     metrics["costs"] = cost_summary(run_dir, resolved, metrics)
     return metrics
+
+
+def training_labels(resolved: dict) -> str:
+    """Where the training labels come from: the labeler, described, or your own pairs' dataset."""
+    if resolved.get("labeler"):
+        return describe_labeler(resolved["labeler"])
+    return f"your own pairs ({resolved['preferences']['dataset']['source']})"
 
 
 def describe_labeler(config: dict) -> str:

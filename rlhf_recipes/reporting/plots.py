@@ -1,5 +1,6 @@
 """The report's figures, as PNG files, each readable on its own: title, axis labels with units, legend."""
 
+import textwrap
 from pathlib import Path
 
 # The reference and best-of-N keep their colours; the trained policies take the others in recipe order.
@@ -72,7 +73,8 @@ def frontier(metrics: dict, out: Path) -> None:
             label=f"{name} (final, 95% CI)",
         )
     ax.set_xlabel("KL(policy || reference) per response (nats)")
-    ax.set_ylabel(f"gold reward: {metrics['gold_labeler']} (mean)")
+    # a model judge's name is long: wrapped, it stays inside the figure
+    ax.set_ylabel(textwrap.fill(f"gold reward: {metrics['gold_labeler']} (mean)", 45))
     ax.set_title("Gold reward vs KL on held-out prompts")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)  # beside: never over a point

@@ -6,7 +6,7 @@ model, length and diversity, and the reward model's held-out accuracy against th
 
 from pathlib import Path
 
-from .analysis import SCHEMA_VERSION, by_prompt, describe_labeler, method_names, read_json, read_jsonl
+from .analysis import SCHEMA_VERSION, by_prompt, method_names, read_json, read_jsonl, training_labels
 from .metrics import distinct_n, mean, r_squared, win_rate, win_tie_loss
 from .report import judge_sentence, number, sample_blocks, signed_interval, time_blocks
 from .statistics import paired_difference, t_interval
@@ -33,9 +33,7 @@ def summarise_run_without_gold(run_dir: Path, resolved: dict) -> dict:
         "schema_version": SCHEMA_VERSION,
         "name": resolved["name"],
         "seed": resolved["seed"],
-        "labeler": describe_labeler(resolved["labeler"])
-        if resolved.get("labeler")
-        else f"your own pairs ({resolved['preferences']['dataset']['source']})",
+        "labeler": training_labels(resolved),
         "gold_labeler": None,
         "preferences": {
             "source": stats.get("source"),  # your own pairs' dataset; None for a judge's labels
