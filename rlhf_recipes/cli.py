@@ -239,21 +239,11 @@ def compare(
         _fail(error)
 
 
-def labeler_models(recipe) -> list[str]:
-    """The hub ids or directories of the recipe's classifier labelers (in composites too)."""
-    pending, models = [recipe.labeler, recipe.gold_labeler], []
-    while pending:
-        config = pending.pop()
-        pending += [part.labeler for part in getattr(config, "parts", [])]
-        if getattr(config, "kind", None) == "classifier":
-            models.append(config.model)
-    return models
-
-
 def _offline_unless_needed(recipe) -> None:
     """No network unless the recipe names something on the Hugging Face Hub (a model or a dataset)."""
     import os
 
+    from .config.labelers import classifier_labelers
     from .labeling.hub_cache import uncached_hub_id  # reads the cache's files: imports no hub library
 
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"  # TRL's trainers report their use to the hub otherwise
@@ -261,7 +251,8 @@ def _offline_unless_needed(recipe) -> None:
     hub_prompts = recipe.prompts is not None and recipe.prompts.hub_dataset is not None
     pairs = recipe.preferences.dataset
     hub_pairs = pairs is not None and not Path(pairs.source).exists()
-    hub_labelers = any(uncached_hub_id(model) for model in labeler_models(recipe))
+    classifiers = classifier_labelers([recipe.labeler, recipe.gold_labeler])
+    hub_labelers = any(uncached_hub_id(config.model) for config in classifiers)
     if local_model and not hub_prompts and not hub_pairs and not hub_labelers:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["HF_DATASETS_OFFLINE"] = "1"

@@ -209,6 +209,18 @@ Labeler = Annotated[
 WeightedLabeler.model_rebuild()
 
 
+def classifier_labelers(labelers) -> list[ClassifierLabeler]:
+    """The classifier labelers among `labelers` (None allowed) and inside their composites."""
+    found, pending = [], list(labelers)
+    while pending:
+        config = pending.pop()
+        if isinstance(config, CompositeLabeler):
+            pending += [part.labeler for part in config.parts]
+        elif isinstance(config, ClassifierLabeler):
+            found.append(config)
+    return found
+
+
 def is_pairwise(labeler) -> bool:
     """Whether a labeler judges pairs (a judge) rather than scoring each response."""
     return isinstance(labeler, JudgeLabeler)

@@ -432,10 +432,11 @@ class Recipe(Section):
 
     @model_validator(mode="after")
     def _pairs_come_from_one_place(self):
-        if self.study is not None and self.labeler is not None and self.gold() is None:
+        if self.study is not None and self.gold() is None:
+            which = "a judge labeler is no gold judge" if self.labeler else "your own pairs have no gold judge here"
             raise ValueError(
-                "study: a study compares gold gains over seeds, and a judge labeler is no gold judge. "
-                "Fix: add a gold_labeler, or run without study:"
+                f"study: a study compares gold gains over seeds, and {which}. Fix: add a gold_labeler, or run without "
+                "study:"
             )
         if self.preferences.dataset is None:
             for key in ("prompts", "labeler"):
@@ -444,11 +445,6 @@ class Recipe(Section):
                         f"{key}: missing. Fix: add a {key}: section, or give your own pairs as preferences.dataset"
                     )
             return self
-        if self.study is not None and self.gold() is None:
-            raise ValueError(
-                "study: a study compares gold gains over seeds, and your own pairs have no gold judge here. "
-                "Fix: add a gold_labeler, or run without study:"
-            )
         # by value, not by what the YAML named: a study re-validates its runs from a dump, which names every key
         unused = [key for key in ("prompts", "labeler") if getattr(self, key) is not None]
         unused += ["samples"] if self.samples != Samples() else []

@@ -141,6 +141,12 @@ def score_all(labeler: Callable[[str], float], texts: list[str], prompts: list[s
     return scores
 
 
+def gold_scores(gold, texts: list[str], prompts: list[str]) -> list[float | None]:
+    """score_all with the gold labeler `gold` (made by make_labeler), or None for each text when the run has
+    no gold judge (your own pairs, or a judge, and no gold_labeler)."""
+    return score_all(gold, texts, prompts) if gold is not None else [None] * len(texts)
+
+
 def _finite(score: float, text: str) -> float:
     if not math.isfinite(score):
         raise RecipeError(f"labeler: returned {score} for the response {text[:80]!r}; scores must be finite.")

@@ -33,16 +33,11 @@ def check_hub_labelers(labelers) -> None:
     (network) and its labels checked; offline, a RecipeError says how to download it."""
     import os
 
-    from ..config.labelers import CompositeLabeler
+    from ..config.labelers import classifier_labelers
     from ..errors import RecipeError
 
-    pending = list(labelers)
-    while pending:
-        config = pending.pop()
-        if isinstance(config, CompositeLabeler):
-            pending += [part.labeler for part in config.parts]
-            continue
-        if not isinstance(config, ClassifierLabeler) or not uncached_hub_id(config.model):
+    for config in classifier_labelers(labelers):
+        if not uncached_hub_id(config.model):
             continue
         if os.environ.get("HF_HUB_OFFLINE") == "1":
             raise RecipeError(

@@ -47,7 +47,7 @@ def read_json(path: Path, default=None):
 def summarise_run(run_dir: Path) -> dict:
     """Every number of the report, from run_dir's files."""
     resolved = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text())  # read as data: files may have moved
-    gold_config = resolved.get("gold_labeler") or resolved["labeler"]
+    gold_config = gold_labeler_config(resolved)
     generations = read_jsonl(run_dir / "evaluation" / "generations.jsonl")
     by_policy: dict[str, list[dict]] = {}
     for row in generations:
@@ -94,6 +94,15 @@ def summarise_run(run_dir: Path) -> dict:
     }
     metrics["costs"] = cost_summary(run_dir, resolved, metrics)
     return metrics
+
+
+def gold_labeler_config(resolved: dict) -> dict | None:
+    """Recipe.gold() of a resolved recipe, read as data: gold_labeler, else a scoring labeler; None when
+    the run has no gold judge (your own pairs, or a judge, and no gold_labeler)."""
+    labeler = resolved.get("labeler")
+    if resolved.get("gold_labeler") is not None:
+        return resolved["gold_labeler"]
+    return labeler if labeler is not None and labeler["kind"] != "judge" else None
 
 
 def training_labels(resolved: dict) -> str:

@@ -6,16 +6,23 @@ model, length and diversity, and the reward model's held-out accuracy against th
 
 from pathlib import Path
 
-from .analysis import SCHEMA_VERSION, by_prompt, method_names, read_json, read_jsonl, training_labels
+from .analysis import (
+    SCHEMA_VERSION,
+    by_prompt,
+    gold_labeler_config,
+    method_names,
+    read_json,
+    read_jsonl,
+    training_labels,
+)
 from .metrics import distinct_n, mean, r_squared, win_rate, win_tie_loss
-from .report import judge_sentence, number, sample_blocks, signed_interval, time_blocks
+from .report import interval, judge_sentence, number, sample_blocks, signed_interval, time_blocks
 from .statistics import paired_difference, t_interval
 
 
 def has_gold(resolved: dict) -> bool:
     """A gold_labeler, or a scoring labeler (the default gold); not your own pairs or a judge alone."""
-    labeler = resolved.get("labeler")
-    return resolved.get("gold_labeler") is not None or (labeler is not None and labeler["kind"] != "judge")
+    return gold_labeler_config(resolved) is not None
 
 
 def summarise_run_without_gold(run_dir: Path, resolved: dict) -> dict:
@@ -73,12 +80,12 @@ def policy_summary(rows: list[dict], reference_rows: list[dict]) -> dict:
     paired by prompt, KL, and wins against the reference's response to the same prompt and sample by the
     reward model."""
     learned = by_prompt(rows, "reward_model")
-    interval = t_interval(learned)
+    spread = t_interval(learned)
     wins, ties, losses = win_tie_loss([r["reward_model"] for r in rows], [r["reward_model"] for r in reference_rows])
     words = sorted(row["words"] for row in rows)
     return {
         "reward_model_mean": mean([row["reward_model"] for row in rows]),
-        "reward_model_ci95": [interval.low, interval.high],
+        "reward_model_ci95": [spread.low, spread.high],
         "learned_gain": paired_difference(learned, by_prompt(reference_rows, "reward_model")).as_dict(),
         "kl_mean": mean([row["kl"] for row in rows]),
         "kl": t_interval(by_prompt(rows, "kl")).as_dict(),
@@ -124,7 +131,7 @@ def blocks_without_gold(metrics: dict, generations: list[dict], examples: int, p
                 [
                     name,
                     number(m["reward_model_mean"]),
-                    f"[{number(m['reward_model_ci95'][0])}, {number(m['reward_model_ci95'][1])}]",
+                    interval(m["reward_model_ci95"]),
                     signed_interval(m["learned_gain"]) if name != "reference" else "",
                     number(m["kl_mean"]),
                     number(m["reward_model_win_rate_vs_reference"]),

@@ -9,7 +9,7 @@ from ..config.schema import Evaluation, Samples
 from ..generation.formatting import prompt_ids, scored_ids, text_of
 from ..generation.sampling import generate_responses
 from ..generation.scoring import response_logprobs, reward_scores
-from ..labeling.labelers import make_labeler, score_all
+from ..labeling.labelers import gold_scores, make_labeler
 from ..models.loading import Loading, load_reward_model, load_tokenizer
 from ..models.policy_set import PolicySet
 from ..reporting.metrics import kl_estimates, pair_accuracies
@@ -156,11 +156,6 @@ def best_of_n_samples(reference, tokenizer, scorer, gold, heldout, encoded, n: i
     for row, gold_score, learned_score in zip(rows, gold_scores(gold, texts, prompts), learned, strict=True):
         row |= {"gold": gold_score, "reward_model": learned_score, "words": len(row["response"].split())}
     return rows
-
-
-def gold_scores(gold, texts: list[str], prompts: list[str]) -> list[float | None]:
-    """The gold labeler's scores, or None for each text when the run has no gold judge (your own pairs)."""
-    return score_all(gold, texts, prompts) if gold is not None else [None] * len(texts)
 
 
 def samples_serve_best_of_n(samples: Samples, evaluation: Evaluation) -> bool:

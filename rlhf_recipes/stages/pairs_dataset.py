@@ -1,11 +1,11 @@
 """Your own preference pairs (preferences.dataset) in place of sampling and labeling.
 
 Two stages stand in for prompts, samples and preferences: `pairs_prompts` (run as the prompts stage)
-writes the train and held-out prompts, and `pairs_preferences` (run as the preferences stage) writes the
-pairs in the layout every later stage reads. Both split the dataset with `split_pairs`, which is
-deterministic, so they agree. The held-out prompts are those of the dataset's test split (a pair whose
-prompt is held out is never trained on), or, without a test split, a seeded fraction of its distinct
-prompts.
+reads and splits the dataset once, and writes the train and held-out prompts and the split pairs as
+text; `pairs_preferences` (run as the preferences stage) writes those pairs in the layout every later
+stage reads, with gold scores when there is a gold labeler. The held-out prompts are those of the
+dataset's test split (a pair whose prompt is held out is never trained on), or, without a test split, a
+seeded fraction of its distinct prompts.
 """
 
 import json
@@ -16,12 +16,10 @@ from ..config.labelers import Labeler
 from ..config.schema import PairsDataset
 from ..errors import RecipeError
 from ..generation.formatting import preference_row, uses_chat_template
-from ..labeling.labelers import make_labeler, score_all
+from ..labeling.labelers import gold_scores, make_labeler
 from ..models.loading import load_tokenizer
 from ..run.stage import stage
 from .prompts import read_prompts, split_prompts
-
-COLUMNS = ("prompt", "chosen", "rejected")
 
 
 def load_splits(config: PairsDataset) -> dict:
@@ -138,10 +136,11 @@ def distinct_prompts(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(row["prompt"].strip() for row in rows))
 
 
-@stage(version=1, main_only=True)
+@stage(version=2, main_only=True)
 def pairs_prompts(*, pairs: PairsDataset, seed: int, out_dir: Path) -> dict:
     """The prompts stage for your own pairs: the distinct prompts of the train and held-out pairs, written
-    to out_dir/train.jsonl and out_dir/heldout.jsonl as the prompts stage writes them."""
+    to out_dir/train.jsonl and out_dir/heldout.jsonl as the prompts stage writes them, and the pairs of
+    each split, as text, to out_dir/pairs.jsonl (what the preferences stage reads)."""
     split = split_pairs(pairs, seed)
     counts = {}
     for name, rows in split.items():
@@ -149,10 +148,23 @@ def pairs_prompts(*, pairs: PairsDataset, seed: int, out_dir: Path) -> dict:
         with open(out_dir / f"{name}.jsonl", "w", encoding="utf-8") as out:
             out.writelines(json.dumps({"prompt": prompt}) + "\n" for prompt in prompts)
         counts[name] = len(prompts)
+    with open(out_dir / "pairs.jsonl", "w", encoding="utf-8") as out:
+        out.writelines(
+            json.dumps({"split": name} | row, ensure_ascii=False) + "\n" for name, rows in split.items() for row in rows
+        )
     return counts
 
 
-@stage(version=1, main_only=True, placement=("device",))
+def read_pairs(prompts_dir: Path) -> dict[str, list[dict]]:
+    """The split pairs pairs_prompts wrote: {"train": pairs, "heldout": pairs}, as texts."""
+    split = {"train": [], "heldout": []}
+    with open(prompts_dir / "pairs.jsonl", encoding="utf-8") as rows:
+        for row in map(json.loads, rows):
+            split[row.pop("split")].append(row)
+    return split
+
+
+@stage(version=2, main_only=True, placement=("device",))
 def pairs_preferences(
     *,
     pairs: PairsDataset,
@@ -161,7 +173,6 @@ def pairs_preferences(
     policy: Path | str,
     trust_remote_code: bool,
     device: str,
-    seed: int,
     out_dir: Path,
 ) -> dict:
     """The preferences stage for your own pairs: the same files the preferences stage writes (dataset,
@@ -170,14 +181,14 @@ def pairs_preferences(
     from datasets import Dataset, DatasetDict
 
     chat = uses_chat_template(load_tokenizer(str(policy), trust_remote_code))
-    split = split_pairs(pairs, seed)
+    split = read_pairs(prompts)
     gold = make_labeler(gold_labeler, device) if gold_labeler is not None else None
     splits, stats, scored = {}, {"source": pairs.source}, []
     for name, rows in split.items():
         index = {prompt: i for i, prompt in enumerate(read_prompts(prompts, name))}
         texts = [row[side] for row in rows for side in ("chosen", "rejected")]
         asked = [row["prompt"] for row in rows for _ in range(2)]
-        scores = score_all(gold, texts, asked) if gold is not None else [None] * len(texts)
+        scores = gold_scores(gold, texts, asked)
         records = []
         for number, row in enumerate(rows):
             chosen_gold, rejected_gold = scores[2 * number], scores[2 * number + 1]

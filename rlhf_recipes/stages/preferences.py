@@ -7,7 +7,7 @@ from ..config.labelers import Labeler, is_pairwise
 from ..config.schema import Preferences
 from ..errors import RecipeError
 from ..generation.formatting import preference_row, uses_chat_template
-from ..labeling.labelers import make_labeler, score_all
+from ..labeling.labelers import gold_scores, make_labeler, score_all
 from ..labeling.pairs import judge_pairs, label_pairs
 from ..models.loading import load_tokenizer
 from ..run.stage import stage
@@ -43,12 +43,10 @@ def preferences(
         judge, scores = PairJudge(labeler, device), [None] * len(responses)
     else:
         judge, scores = None, score_all(make_labeler(labeler, device), responses, prompts)
-    if gold_labeler is None:  # a judge and no gold_labeler: no gold judge in this run
-        gold = [None] * len(responses)
-    elif gold_labeler == labeler:
+    if gold_labeler == labeler:
         gold = scores
-    else:
-        gold = score_all(make_labeler(gold_labeler, device), responses, prompts)
+    else:  # None (a judge, and no gold_labeler): no gold judge in this run
+        gold = gold_scores(gold_labeler and make_labeler(gold_labeler, device), responses, prompts)
     with open(out_dir / "scored_responses.jsonl", "w", encoding="utf-8") as out:
         for row, score, gold_score in zip(samples, scores, gold, strict=True):
             record = {key: row[key] for key in ("split", "prompt_index", "prompt", "response")}
