@@ -30,6 +30,7 @@ CURVES = METHODS  # every method draws a held-out curve in the full recipe
 # Which stages read a key (the longest matching prefix wins), before following the stages downstream.
 READERS = {
     "seed": {"prompts", "model", *MODEL_STAGES, "preferences"},
+    "training_seed": METHODS | {"evaluation"},  # the data stages keep `seed`
     "prompts": {"prompts"},
     "model.tiny": {"model"},
     "model.dtype": MODEL_STAGES,
@@ -245,6 +246,22 @@ def test_every_key_rebuilds_exactly_its_readers_and_what_follows(full_recipe, tm
             wrong.append(f"{dotted}: no valid change found for {value!r}")
     assert not wrong, "\n".join(wrong)
     assert len(walked) > 90, walked  # every section's keys, not a few
+
+
+def test_training_seed_unset_hands_every_stage_the_seed_itself(full_recipe, tmp_path):
+    """training_seed: null trains and evaluates with `seed`, the int every stage was handed before the key
+    existed, so earlier run directories are reused. Set, it goes to the methods and evaluation only; a variant
+    (dpo_robust) trains with a seed of its own."""
+    unset = stage_fingerprints(full_recipe | {"seed": 3}, tmp_path)
+    assert stage_fingerprints(full_recipe | {"seed": 3, "training_seed": 3}, tmp_path) == unset
+
+    def seeds(data: dict) -> dict:
+        return {step.name: step.arguments.get("seed") for step in plan(Recipe.model_validate(data), tmp_path)}
+
+    plain, trained = seeds(full_recipe | {"seed": 3}), seeds(full_recipe | {"seed": 3, "training_seed": 5})
+    assert plain["samples"] == plain["dpo"] == plain["ppo"] == plain["evaluation"] == 3
+    assert trained["samples"] == trained["reward_model"] == 3 and trained["dpo"] == trained["evaluation"] == 5
+    assert plain["dpo_robust"] not in (None, 3) and trained["dpo_robust"] not in (None, 5, plain["dpo_robust"])
 
 
 def test_a_labeler_of_another_kind_rebuilds_the_preferences_and_what_follows(full_recipe, tmp_path):

@@ -195,3 +195,53 @@ def test_old_section_names_still_validate_as_the_new_ones(tmp_path, in_repo):
     both.write_text(text + "\nsamples: {top_k: 3}\n")
     with pytest.raises(RecipeError, match="sampling: is the old name of samples:, and the recipe has both"):
         load_recipe(both)
+
+
+def test_training_seeds_are_runs_on_the_data_of_one_seed(in_repo):
+    from rlhf_recipes.config.loader import study_runs
+
+    overrides = ["seed=7", "study={training_seeds: [0, 3], condition: {key: dpo.beta, values: [0.1, 0.3]}}"]
+    recipe = load_recipe(REPO / "recipes/smoke.yaml", overrides)
+    runs = study_runs(recipe, recipe.model_dump(mode="json"))
+    assert [(run.label, run.seed, run.training_seed) for run in runs] == [
+        ("beta-0.1/training-seed-0", 7, 0),
+        ("beta-0.1/training-seed-3", 7, 3),
+        ("beta-0.3/training-seed-0", 7, 0),
+        ("beta-0.3/training-seed-3", 7, 3),
+    ]
+    assert [(run.data["seed"], run.data["training_seed"]) for run in runs[:2]] == [(7, 0), (7, 3)]
+    whole = load_recipe(REPO / "recipes/smoke.yaml", ["training_seed=5", "study={seeds: [1, 2]}"])
+    runs = study_runs(whole, whole.model_dump(mode="json"))
+    assert [(run.label, run.seed, run.training_seed, run.data["training_seed"]) for run in runs] == [
+        ("seed-1", 1, 5, 5),
+        ("seed-2", 2, 5, 5),
+    ]
+
+
+def test_a_study_replicates_seeds_or_training_seeds_each_listed_once(in_repo):
+    both = smoke_with(["study={seeds: [0, 1], training_seeds: [0, 1]}"])
+    assert "study: seeds [0, 1] and training_seeds [0, 1]: a study replicates either whole runs (seeds)" in both
+    assert "Fix: keep seeds" in both
+    assert "study.seeds: 0 listed more than once; each seed is one run. Fix: list each seed once" in smoke_with(
+        ["study={seeds: [0, 0, 1]}"]
+    )
+    assert "study.training_seeds: 2 listed more than once" in smoke_with(["study={training_seeds: [2, 1, 2]}"])
+    assert "study.training_seeds.0: got 4294967296" in smoke_with(["study={training_seeds: [4294967296]}"])
+    assert "training_seed: got -1" in smoke_with(["training_seed=-1"])
+    assert "training_seed cannot be a condition" in smoke_with(
+        ["study={condition: {key: training_seed, values: [0, 1]}}"]
+    )
+
+
+def test_a_variant_trains_with_a_seed_of_its_own(in_repo):
+    """Two variants set alike would otherwise train one policy twice: each draws its seed from
+    sha256("<training seed>:<name>"); the dpo: section keeps the training seed itself."""
+    import hashlib
+
+    twins = "variants={dpo_a: {method: dpo, beta: 0.1}, dpo_b: {method: dpo, beta: 0.1}}"
+    recipe = load_recipe(REPO / "recipes/smoke.yaml", [twins, "training_seed=4"])
+    seeds = {name: recipe.policy_seed(name) for name in ("ppo", "dpo", "dpo_a", "dpo_b")}
+    assert seeds["ppo"] == seeds["dpo"] == 4
+    assert seeds["dpo_a"] == int.from_bytes(hashlib.sha256(b"4:dpo_a").digest()[:4], "big")
+    assert len(set(seeds.values())) == 3 and all(0 <= seed < 2**32 for seed in seeds.values())
+    assert load_recipe(REPO / "recipes/smoke.yaml", [twins]).policy_seed("dpo_a") != seeds["dpo_a"]

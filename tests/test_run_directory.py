@@ -37,7 +37,8 @@ def test_a_new_run_explains_itself(run):
     assert names == [".lock", "recipe.resolved.yaml", "run.json", "versions.json"]
     versions = json.loads(run.path("versions.json").read_text())
     assert {"trl", "transformers", "torch", "python"} <= set(versions)
-    assert json.loads(run.path("run.json").read_text())["seed"] == 0
+    seeds = json.loads(run.path("run.json").read_text())
+    assert (seeds["seed"], seeds["training_seed"], seeds["policy_seeds"]) == (0, 0, {"ppo": 0, "dpo": 0})
 
 
 def test_resolved_recipe_loads_back_to_the_same_recipe(run, recipe):

@@ -1,4 +1,5 @@
-"""A small study of the smoke recipe: PPO at two KL coefficients over two seeds. Slow, run with -m slow."""
+"""Small studies of the smoke recipe: PPO at two KL coefficients over two seeds; DPO over two training seeds.
+Slow, run with -m slow."""
 
 import json
 import os
@@ -48,7 +49,7 @@ def test_a_study_shares_stages_orders_kl_and_reports_verdicts_over_seeds(tmp_pat
     pair = summary["by_kl"]["0.5"]["pairs"][0]
     assert {pair["first"], pair["second"]} == {"ppo", "best_of_n"}
     assert pair["verdict"].endswith("not distinguishable with 2 seeds") or "beats" in pair["verdict"]
-    assert set(summary["power"]) >= {"replicates", "median_detectable_difference_by_kl"}
+    assert set(summary["power"]) >= {"replicates", "by_kl", "detect_gold_difference"}
     report = (run_dir / "report.md").read_text()
     assert (
         "## Verdict at KL budgets" in report
@@ -63,3 +64,29 @@ def test_a_study_shares_stages_orders_kl_and_reports_verdicts_over_seeds(tmp_pat
     for seed in (0, 1):
         stages = json.loads((run_dir / f"seed-{seed}" / "run.json").read_text())["stages"]
         assert all(stage["reused"] for stage in stages.values()), stages
+
+
+def test_training_seeds_retrain_the_methods_on_data_built_once(tmp_path):
+    """A run per training seed: the second links every data stage of the first (same seed, same
+    fingerprints) and trains its own DPO policy, which differs from the first's."""
+    run_dir = tmp_path / "study"
+    overrides = [
+        "study={training_seeds: [0, 1], kl_budgets: [0.5]}",
+        "ppo=null",
+        "dpo.eval_every_steps=null",
+        "evaluation.best_of_n=[1, 2]",
+    ]
+    result = run(run_dir, *overrides)
+    assert result.returncode == 0, result.stderr
+    first, second = run_dir / "training-seed-0", run_dir / "training-seed-1"
+    for stage in ("prompts", "model", "sft", "samples", "preferences", "reward_model"):
+        assert (second / stage).is_symlink() and (second / stage).resolve() == (first / stage).resolve(), stage
+    assert not (second / "dpo").is_symlink() and not (second / "evaluation").is_symlink()
+    weights = [(run / "dpo" / "model.safetensors").read_bytes() for run in (first, second)]
+    assert weights[0] != weights[1], "another training seed trains another policy"
+    plan = json.loads((run_dir / "study.json").read_text())
+    assert (plan["replicates"], plan["seeds"], plan["training_seeds"]) == ("training_seeds", [0], [0, 1])
+    assert [(run["dir"], run["seed"], run["training_seed"]) for run in plan["runs"]] == [
+        ("training-seed-0", 0, 0),
+        ("training-seed-1", 0, 1),
+    ]

@@ -114,10 +114,11 @@ def render() -> str:
     lines += [
         "## Studies",
         "",
-        "A `study:` runs the recipe once per seed (and per value of `condition`), each run training one policy",
-        "per value of each `grid` knob; its report compares the methods over seeds. The old one-key",
-        "`sweep: {key, values, seeds}` is still read: a key of a policy's own section becomes its grid knob,",
-        "any other key a condition. How the comparison is computed: [method.md](method.md#studies).",
+        "A `study:` runs the recipe once per seed, or once per training seed on the data of one seed (and per",
+        "value of `condition`), each run training one policy per value of each `grid` knob; its report compares",
+        "the methods over those replicates. The old one-key `sweep: {key, values, seeds}` is still read: a key",
+        "of a policy's own section becomes its grid knob, any other key a condition. How the comparison is",
+        "computed: [method.md](method.md#studies).",
         "",
     ]
     lines += _section("study", Study) + _section("study.condition", Condition)

@@ -192,12 +192,14 @@ def load_recipe(path: Path, overrides: list[str] = ()) -> Recipe:
 
 @dataclass(frozen=True)
 class StudyRun:
-    """One run of a study: its directory under the study's (`seed-0`, `label_flip_prob-0.2/seed-0`), the
-    condition's value (None without a condition), the seed, and the raw recipe it runs (without study:)."""
+    """One run of a study: its directory under the study's (`seed-0`, `label_flip_prob-0.2/seed-0`,
+    `training-seed-3`), the condition's value (None without a condition), the seed, the training seed (the
+    seed itself unless training_seed is set), and the raw recipe it runs (without study:)."""
 
     label: str
     condition: Any
     seed: int
+    training_seed: int
     data: dict
 
 
@@ -210,17 +212,26 @@ def study_runs(recipe: Recipe, data: dict) -> list[StudyRun]:
     values = study.condition.values if study.condition else [None]
     runs = []
     for value in values:
-        for seed in study.seeds or [recipe.seed]:
-            run = copy.deepcopy(base) | {"seed": seed}
-            folder = f"seed-{seed}"
+        for folder, sets in replicates(recipe):
+            run = copy.deepcopy(base) | sets
+            seed, trained = sets.get("seed", recipe.seed), sets.get("training_seed", recipe.training_seed)
             if study.condition:
                 problem = set_key(run, study.condition.key, value)
                 if problem:
                     raise RecipeError(f"study.condition.key: {problem}")
                 shown = re.sub(r"[^A-Za-z0-9._-]", "_", f"{study.condition.key.split('.')[-1]}-{value}")
                 folder = f"{shown}/{folder}"
-            runs.append(StudyRun(folder, value, seed, run))
+            runs.append(StudyRun(folder, value, seed, seed if trained is None else trained, run))
     return runs
+
+
+def replicates(recipe: Recipe) -> list[tuple[str, dict]]:
+    """Each replicate of a study's runs: its folder and the key it sets, a seed (whole runs) or a training
+    seed (training on the data of the recipe's seed)."""
+    study = recipe.study
+    if study.training_seeds:
+        return [(f"training-seed-{seed}", {"training_seed": seed}) for seed in study.training_seeds]
+    return [(f"seed-{seed}", {"seed": seed}) for seed in study.seeds or [recipe.seed]]
 
 
 def grid_as_variants(data: dict, grid: dict[str, dict[str, list]]) -> dict:

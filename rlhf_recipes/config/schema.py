@@ -7,6 +7,7 @@ the value and the fix.
 """
 
 import difflib
+import hashlib
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -368,7 +369,16 @@ class Recipe(Section):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = Field(
         description="Run name; the default run directory is runs/<name>."
     )
-    seed: Annotated[int, Field(ge=0)] = Field(0, description="Seed of every random choice in the run.")
+    seed: Annotated[int, Field(ge=0)] = Field(
+        0,
+        description="Seed of every random choice in the run: of the data stages (prompts, model, sft, samples, "
+        "preferences, reward_model) always, of training and evaluation unless training_seed is set.",
+    )
+    training_seed: Annotated[int, Field(ge=0, lt=2**32)] | None = Field(
+        None,
+        description="Seed of every training method and of evaluation; default: seed. Runs that differ only in it "
+        "train again on the same samples, labels and reward model.",
+    )
     model: Model = Field(description="The initial policy: name_or_path or tiny.")
     prompts: Prompts | None = Field(
         None, description="Prompt source and the train/held-out split (not with preferences.dataset)."
@@ -397,18 +407,33 @@ class Recipe(Section):
     variants: dict[Annotated[str, Field(pattern=VARIANT_NAME)], MethodSection] = Field(
         {},
         description="More policies, each named by its key and trained by the method its `method:` names, e.g. "
-        "{dpo_ipo: {method: dpo, loss_type: ipo}}; each is its own policy in the report.",
+        "{dpo_ipo: {method: dpo, loss_type: ipo}}; each is its own policy in the report. A variant trains with "
+        "its own seed, derived from the training seed and its name (a method's section uses the training seed "
+        "itself), so two variants set alike are two draws of training, not one policy twice.",
     )
     evaluation: Evaluation = Field(Evaluation(), description="Held-out evaluation.")
     compute: Compute = Field(Compute(), description="Device and precision.")
     study: Study | None = Field(
-        None, description="Seeds, a grid of method knobs and an optional condition; omit for a single run."
+        None,
+        description="Seeds (or training seeds), a grid of method knobs and an optional condition; omit for a "
+        "single run.",
     )
 
     def methods(self) -> dict[str, Method]:
         """The policies this recipe trains, by name: each method section that is set, then the variants."""
         sections = {cls.stage: getattr(self, cls.stage) for cls in METHODS}
         return {name: method for name, method in sections.items() if method is not None} | dict(self.variants)
+
+    def seed_of_training(self) -> int:
+        """The training seed: training_seed, else seed. Evaluation and each method's own section use it."""
+        return self.seed if self.training_seed is None else self.training_seed
+
+    def policy_seed(self, name: str) -> int:
+        """The seed policy `name` trains with: the training seed for a method's own section (the policy dpo of
+        dpo:), else the first 4 bytes of sha256("<training seed>:<name>"), a number in [0, 2**32)."""
+        if name == self.methods()[name].stage:
+            return self.seed_of_training()
+        return int.from_bytes(hashlib.sha256(f"{self.seed_of_training()}:{name}".encode()).digest()[:4], "big")
 
     @model_validator(mode="after")
     def _variant_names_are_free(self):

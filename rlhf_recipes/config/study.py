@@ -1,17 +1,20 @@
-"""A study: the recipe run once per seed (and per value of an optional condition), each run training one
-policy per point of a grid of method knobs. The grid generates named variants (config/schema.py's
-`variants:`), so a study is an ordinary recipe per seed and everything a run shares (samples, reward
-model) is built once per seed. How the runs are laid out and compared: run/study.py, reporting/study.py.
+"""A study: the recipe run once per seed, or once per training seed on the data of one seed (and per value of
+an optional condition), each run training one policy per point of a grid of method knobs. The grid generates
+named variants (config/schema.py's `variants:`), so a study is an ordinary recipe per seed and everything a
+run shares (samples, reward model) is built once per seed. How the runs are laid out and compared:
+run/study.py, reporting/study.py.
 """
 
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import PositiveFloat, Section
 
 Scalar = float | int | str | bool
 Values = Annotated[list[Scalar], Field(min_length=1)]
+Seeds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+TrainingSeeds = Annotated[list[Annotated[int, Field(ge=0, lt=2**32)]], Field(min_length=1)]
 
 
 class Condition(Section):
@@ -25,18 +28,24 @@ class Condition(Section):
     def _distinct(self):
         if len(self.values) != len({str(v) for v in self.values}):
             raise ValueError("values repeat. Fix: list each value once")
-        if self.key.split(".")[0] in ("seed", "name", "study", "variants"):
+        if self.key.split(".")[0] in ("seed", "training_seed", "name", "study", "variants"):
             raise ValueError(
-                f"{self.key} cannot be a condition. Fix: seeds go in study.seeds, a policy's knob in study.grid"
+                f"{self.key} cannot be a condition. Fix: seeds go in study.seeds or study.training_seeds, a "
+                "policy's knob in study.grid"
             )
         return self
 
 
 class Study(Section):
-    """Each method's strength knob over a list of values, times a list of seeds, compared on frontiers."""
+    """Each method's strength knob over a list of values, times seeds or training seeds, compared on frontiers."""
 
-    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] | None = Field(
+    seeds: Seeds | None = Field(
         None, description="A run per seed: its own samples, labels, reward model and policies; default: [seed]."
+    )
+    training_seeds: TrainingSeeds | None = Field(
+        None,
+        description="A run per training seed, all on the data and reward model of `seed` (study.seeds must then "
+        "be unset): the spread of the methods given the data.",
     )
     grid: dict[str, dict[str, Values]] = Field(
         {},
@@ -53,6 +62,32 @@ class Study(Section):
         json_schema_extra={"output_neutral": True},
     )
 
+    detect_gold_difference: PositiveFloat = Field(
+        0.1,
+        description="The gold difference the report's power statement sizes replicates for: how many seeds (or "
+        "training seeds) detect it with 80% power at the 5% level, in gold units (VADER sentiment: [-1, 1]).",
+        json_schema_extra={"output_neutral": True},
+    )
+
+    @field_validator("seeds", "training_seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int] | None) -> list[int] | None:
+        repeated = sorted({seed for seed in seeds or [] if seeds.count(seed) > 1})
+        if repeated:
+            shown = ", ".join(map(str, repeated))
+            raise ValueError(f"{shown} listed more than once; each seed is one run. Fix: list each seed once")
+        return seeds
+
+    @model_validator(mode="after")
+    def _one_kind_of_replicate(self):
+        if self.seeds is not None and self.training_seeds is not None:
+            raise ValueError(
+                f"seeds {self.seeds} and training_seeds {self.training_seeds}: a study replicates either whole runs "
+                "(seeds) or training (training_seeds). Fix: keep seeds (each its own data and reward model) or "
+                "training_seeds (all on the data of the recipe's seed), not both"
+            )
+        return self
+
     @model_validator(mode="after")
     def _one_knob_per_policy(self):
         for name, knobs in self.grid.items():
@@ -64,8 +99,10 @@ class Study(Section):
             (values,) = knobs.values()
             if len(values) != len({str(v) for v in values}):
                 raise ValueError(f"grid.{name}: values repeat. Fix: list each value once")
-        if not self.grid and self.seeds is None and self.condition is None:
-            raise ValueError("the study varies nothing. Fix: add seeds, a grid or a condition, or remove study:")
+        if not self.grid and self.seeds is None and self.training_seeds is None and self.condition is None:
+            raise ValueError(
+                "the study varies nothing. Fix: add seeds, training_seeds, a grid or a condition, or remove study:"
+            )
         return self
 
 

@@ -104,7 +104,12 @@ class RunDirectory:
         shutil.rmtree(root / "plots", ignore_errors=True)
         self.write_text("recipe.resolved.yaml", yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
         self.write_json("versions.json", package_versions())
-        self.write_json("run.json", {"name": recipe.name, "seed": recipe.seed, "processes": world_size(), "stages": {}})
+        seeds = {
+            "seed": recipe.seed,
+            "training_seed": recipe.seed_of_training(),
+            "policy_seeds": {name: recipe.policy_seed(name) for name in recipe.methods()},
+        }
+        self.write_json("run.json", {"name": recipe.name, **seeds, "processes": world_size(), "stages": {}})
 
     def close(self) -> None:
         """Release the run directory's lock (it is released anyway when the process ends)."""

@@ -55,11 +55,11 @@ def plan(recipe: Recipe, run_dir: Path) -> list[Step]:
     else:
         steps += [call(samples, inputs), call(preferences, inputs)]
     steps.append(call(reward_model, inputs))
+    # the stages above read `seed`; training and evaluation the training seed, a variant its own
     for name, method in recipe.methods().items():
-        steps.append(
-            call(method_stage(method), inputs, name=name, section=method, curve=curve(recipe, run_dir, method))
-        )
-    steps.append(call(evaluation, inputs))
+        training = {"curve": curve(recipe, run_dir, method), "seed": recipe.policy_seed(name)}
+        steps.append(call(method_stage(method), inputs, name=name, section=method, **training))
+    steps.append(call(evaluation, inputs, seed=recipe.seed_of_training()))
     return steps
 
 

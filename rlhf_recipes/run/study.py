@@ -1,6 +1,7 @@
 """Studies: the recipe once per seed (and per value of a condition), in <study>/[<condition>-<value>/]seed-<s>/,
-each run training one policy per grid point (config/study.py). Stages a run shares with an earlier one
-(same fingerprint: another condition value that leaves them unchanged) are linked, not rebuilt; within a
+or once per training seed, in .../training-seed-<t>/, each run training one policy per grid point
+(config/study.py). Stages a run shares with an earlier one (same fingerprint: another condition value that
+leaves them unchanged, or another training seed: all of its data stages) are linked, not rebuilt; within a
 run, every policy shares its seed's samples and reward model. The study's own report compares the methods
 over seeds (reporting/study.py)."""
 
@@ -51,12 +52,18 @@ def run_study(recipe: Recipe, study_dir: Path, console: Console | None = None, f
     study = recipe.study
     plan = {
         "name": recipe.name,
+        "replicates": "training_seeds" if study.training_seeds else "seeds",  # what the intervals are over
         "seeds": study.seeds or [recipe.seed],
+        "training_seeds": study.training_seeds,
         "condition": study.condition.model_dump(mode="json") if study.condition else None,
         "grid": study.grid,
         "kl_budgets": study.kl_budgets,
+        "detect_gold_difference": study.detect_gold_difference,
         "families": families(recipe),
-        "runs": [{"dir": run.label, "condition": run.condition, "seed": run.seed} for run in runs],
+        "runs": [
+            {"dir": run.label, "condition": run.condition, "seed": run.seed, "training_seed": run.training_seed}
+            for run in runs
+        ],
     }
     write_atomically(study_dir / "study.json", json.dumps(plan, indent=2) + "\n")
     write_atomically(study_dir / "recipe.resolved.yaml", yaml.safe_dump(data, sort_keys=False))
