@@ -20,7 +20,7 @@ def test_a_policy_is_flagged_only_with_evidence_against_its_reference():
     assert policy_summary(rows(0.5, 1.0, 2.0), reference)["overoptimization"]["state"] == "fine"
     fell = policy_summary(rows(-0.3, 1.0, 2.0), reference)["overoptimization"]
     assert fell["state"] == "over-optimized", "gold fell below the reference (its peak) while the learned reward rose"
-    assert "below its peak" in fell["evidence"]
+    assert "against the reference" in fell["evidence"]
     assert policy_summary(rows(-0.3, 0.0, 0.0), reference)["overoptimization"]["state"] == "did not move"
 
 
@@ -34,7 +34,7 @@ def test_curve_flags_gold_falling_from_its_peak_while_the_learned_reward_rises_p
     assert curve_overoptimization(rising)["state"] == "fine"
     peaked = [point(0, 0.0, 0.0, 0.0), point(1, 0.6, 1.0, 1.0), point(2, 0.3, 2.0, 2.0)]
     flag = curve_overoptimization(peaked)
-    assert (flag["state"], flag["peak_step"]) == ("over-optimized", 1)
+    assert (flag["state"], flag["compared_with"]) == ("over-optimized", [0, 1]), "first and middle, named in advance"
     both_fell = [point(0, 0.0, 0.0, 0.0), point(1, 0.6, 2.0, 1.0), point(2, 0.3, 1.0, 2.0)]
     assert curve_overoptimization(both_fell)["state"] != "over-optimized", "the reward model saw the drop too"
     old_format = [{"step": 0, "gold_mean": 0.0}, {"step": 1, "gold_mean": 0.5}]

@@ -98,23 +98,29 @@ def test_a_study_report_reads_frontiers_over_seeds(tmp_path):
     assert verdicts["dpo", "ppo"] == "dpo beats ppo"
     at_4 = {(p["first"], p["second"]): p for p in summary["by_kl"]["4"]["pairs"]}
     assert at_4["dpo", "simpo"]["verdict"] == "not distinguishable with 3 seeds"
-    assert at_4["dpo", "simpo"]["seeds_to_detect_observed"] > 3
+    assert at_4["dpo", "simpo"]["detectable_difference"]["value"] > abs(at_4["dpo", "simpo"]["difference"]["mean"])
+    assert at_2["comparisons"] == 3 and all("p" in pair for pair in at_2["pairs"]), "best-of-16 stops at 1.8 nats"
     assert summary["by_kl"]["8"]["methods"]["simpo"] is None, "simpo's one policy is at KL 4.5: its frontier ends there"
-    assert at_2["methods"]["dpo"]["n"] == 3 and at_2["methods"]["dpo"]["low"] is not None
+    assert (at_2["methods"]["dpo"]["n"], at_2["methods"]["dpo"]["of"]) == (3, 3) and at_2["methods"]["dpo"]["low"]
     assert summary["by_kl"]["8"]["methods"]["best_of_n"] is None, "best-of-16's bound (1.8 nats) does not reach 8"
     fit = summary["overoptimization"]["dpo"]["fit"]
     assert abs(fit["alpha"] - 0.30) < 0.05 and abs(fit["beta"] - 0.20) < 0.05
-    assert summary["overoptimization"]["dpo"]["passed_fitted_peak"], "dpo's peak is at KL ≈ 1.6; it trained to 9"
+    assert fit["peak"] == "within" and 1.5 < fit["peak_kl"] < 4.5, "dpo's peak is at KL ≈ 2.7; it trained to 9"
+    assert fit["intervals"]["peak_kl"][0] < fit["peak_kl"] < fit["intervals"]["peak_kl"][1]
     flags = summary["overoptimization"]["dpo"]["flags"]
     assert flags["dpo_beta_0.01"]["state"] == "over-optimized", flags["dpo_beta_0.01"]
-    assert flags["dpo_beta_1"]["state"] == "fine"
-    assert "1440" in summary["by_compute"] and "2464" in summary["by_compute"]
-    assert summary["by_compute"]["1440"]["methods"]["ppo"] is None, "no PPO policy costs as little as DPO"
+    assert flags["dpo_beta_0.01"]["compared_with"] == "dpo_beta_0.1", "the setting before it by KL, named in advance"
+    assert flags["dpo_beta_1"]["state"] == "fine" and flags["dpo_beta_1"]["compared_with"] == "reference"
+    answers = 1  # the synthetic reference has no `n`: one answer per prompt, one generation each (N for best-of-N)
+    assert str(1440 + answers) in summary["by_compute"] and str(2464 + answers) in summary["by_compute"]
+    assert summary["by_compute"][str(1440 + answers)]["methods"]["ppo"] is None, "no PPO policy costs as little"
+    assert summary["by_compute"][str(1440 + answers)]["methods"]["best_of_n"]["policy"] == "best_of_1"
     report = (study / "report.md").read_text()
-    for heading in ("Verdict at KL budgets", "Verdict at equal training compute", "Over-optimization", "Power"):
+    for heading in ("Verdict at KL budgets", "Verdict at equal compute", "Over-optimization", "Power"):
         assert heading in report
     assert "dpo beats ppo" in report or "ppo beats dpo" in report
-    assert "not distinguishable with 3 seeds: dpo–simpo" in report
+    assert "not distinguishable with 3 seeds: dpo–simpo" in report and "(n 3/3)" in report
+    assert "Holm-adjusted over 3 comparisons" in report
     for plot in ("frontiers.png", "compute.png", "overoptimization.png"):
         assert (study / "plots" / plot).stat().st_size > 10_000
     assert "data:image/png;base64," in (study / "report.html").read_text()
@@ -132,4 +138,29 @@ def test_compare_groups_runs_by_gold_judge_and_never_ranks_across_them(tmp_path)
     sentiment, custom = text.split("# Gold judge: python labeler my_score")
     assert "# Gold judge: sentiment (2 runs)" in sentiment and "Over the 2 runs as replicates" in sentiment
     assert "run2" not in sentiment and f"{paths[2]} (seed 2)" in custom
-    assert "One run: no verdict" in custom
+    assert "One run (one replicate): no verdict" in custom
+
+
+def test_compare_counts_a_run_given_twice_or_copied_as_one_replicate(tmp_path):
+    """`rlhf compare RUN RUN` and `rlhf compare RUN COPY` are one replicate, not two: no interval of width
+    zero, no verdict, and the output says why. Two runs with other seeds are two."""
+    import shutil
+
+    def make_run(directory, seed):
+        directory.mkdir()
+        (directory / "metrics.json").write_text(json.dumps(run_metrics(seed)))
+        for stage in ("samples", "reward_model", "dpo"):
+            (directory / stage).mkdir()
+            (directory / stage / "stage.json").write_text(json.dumps({"fingerprint": f"{stage}-{seed}"}))
+        return directory
+
+    run = make_run(tmp_path / "run", 0)
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    for given in ([run, run], [run, copy], [run, tmp_path / "run" / "metrics.json"]):
+        text = compare_text(given)
+        assert "counted once, since a copy is not a replicate" in text, given
+        assert "Over the 2 runs" not in text and "One run (one replicate): no verdict" in text
+        assert "beats" not in text
+    other = make_run(tmp_path / "other", 1)
+    assert "Over the 2 runs as replicates" in compare_text([run, other])

@@ -18,12 +18,12 @@ from .metrics import (
     win_rate,
     win_tie_loss,
 )
+from .overoptimization import INCONCLUSIVE, Comparison, overoptimization_state
 from .statistics import (
-    INCONCLUSIVE,
     LEVEL,
     POWER,
     detectable_difference,
-    overoptimization_state,
+    detectable_with_interval,
     paired_difference,
     t_interval,
     units_needed,
@@ -148,8 +148,7 @@ def policy_summary(rows: list[dict], reference_rows: list[dict]) -> dict:
     gold_gain = paired_difference(gold_by_prompt, by_prompt(reference_rows, "gold"))
     learned_gain = paired_difference(by_prompt(rows, "reward_model"), by_prompt(reference_rows, "reward_model"))
     kl = t_interval(by_prompt(rows, "kl"))
-    peak = (gold_gain, learned_gain) if gold_gain.mean < 0 else None  # the reference is the best point on its way
-    state, evidence = overoptimization_state(kl, learned_gain, gold_gain, peak)
+    state, evidence = overoptimization_state(kl, gold_gain, [Comparison("the reference", kl, learned_gain, gold_gain)])
     learned_gain_sd, gold_gain_sd = (
         standardized_gain(learned, reference_learned),
         standardized_gain(gold, reference_gold),
@@ -186,29 +185,36 @@ def policy_summary(rows: list[dict], reference_rows: list[dict]) -> dict:
 
 
 def curve_overoptimization(points: list[dict]) -> dict:
-    """The over-optimization flag of a training run from its held-out curve: the last point against the
-    first (the initial policy) and against the best-gold point before it, paired by prompt."""
+    """The over-optimization flag of a training run from its held-out curve, paired by prompt: the last point
+    against two points named before gold is looked at, the first (the initial policy) and the checkpoint
+    nearest the middle of training, sharing one error budget (reporting/overoptimization.py)."""
     if len(points) < 2 or any("gold" not in point for point in points):
         return {"state": INCONCLUSIVE, "evidence": "fewer than two points with per-prompt scores"}
     first, final = points[0], points[-1]
-    peak = max(points[:-1], key=lambda point: point["gold_mean"])
+    named = [first] + [middle_checkpoint(points)] if len(points) > 2 else [first]
+
+    def against(point: dict, name: str) -> Comparison:
+        return Comparison(name, *(paired_difference(final[key], point[key]) for key in ("kl", "reward_model", "gold")))
+
+    comparisons = [
+        against(point, "the initial policy" if point is first else f"step {point['step']}") for point in named
+    ]
     state, evidence = overoptimization_state(
-        t_interval(final["kl"]),
-        paired_difference(final["reward_model"], first["reward_model"]),
-        paired_difference(final["gold"], first["gold"]),
-        None
-        if final["gold_mean"] >= peak["gold_mean"]
-        else (
-            paired_difference(final["gold"], peak["gold"]),
-            paired_difference(final["reward_model"], peak["reward_model"]),
-        ),
+        t_interval(final["kl"]), paired_difference(final["gold"], first["gold"]), comparisons
     )
-    return {"state": state, "evidence": evidence, "peak_step": peak["step"]}
+    return {"state": state, "evidence": evidence, "compared_with": [point["step"] for point in named]}
+
+
+def middle_checkpoint(points: list[dict]) -> dict:
+    """The checkpoint strictly between the first and the last whose step is nearest half of the last step."""
+    half = (points[0]["step"] + points[-1]["step"]) / 2
+    return min(points[1:-1], key=lambda point: abs(point["step"] - half))
 
 
 def power_summary(policies: dict[str, dict], reference: list[dict]) -> dict:
     """What this run's held-out set can detect: the smallest gold difference between a policy and the
-    reference that a paired t test over prompts finds with 80% power at the 5% level (from the median,
+    reference that a paired t test over prompts finds with 80% power at the 5% level (exact, noncentral t,
+    with the interval the SD's estimation gives it; from the median,
     over policies, of the standard deviation of per-prompt differences), and the prompts needed for
     differences of POWER_TARGETS_SD reference SDs. One seed: training randomness is not in these."""
     gains = [summary["gold_gain"] for name, summary in policies.items() if name != "reference"]
@@ -224,6 +230,7 @@ def power_summary(policies: dict[str, dict], reference: list[dict]) -> dict:
         "power": POWER,
         "sd_of_paired_difference": sd,
         "detectable_gold_difference": detectable_difference(sd, prompts),
+        "detectable_gold_difference_interval": detectable_with_interval(sd, prompts),
         "reference_gold_sd": scale,
         "prompts_needed": {
             f"{target:g}": {"gold_difference": target * scale, "prompts": units_needed(target * scale, sd)}

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import RecipeError
 from .report import interval, number, render_markdown, signed_interval
 from .study import compare_replicates
-from .study_report import budget_blocks
+from .study_report import budget_blocks, compute_note, kl_note
 
 DEFAULT_KL_BUDGETS = [1.0, 2.0, 4.0, 8.0]
 
@@ -42,13 +42,46 @@ def load_runs(path: Path) -> list[tuple[str, dict, dict]]:
     return [(f"{directory} (seed {metrics.get('seed', '?')})", metrics, families)]
 
 
+def run_identity(label: str, metrics: dict) -> tuple:
+    """What makes two runs one replicate: the same stage fingerprints (the fingerprint of a stage covers its
+    recipe section, seed and inputs, so a copied run directory has its original's) with the same seed; a
+    run without stage records (a bare metrics.json), its whole metrics."""
+    directory = Path(label.split(" (seed ")[0])
+    stages = sorted(
+        (record.parent.name, json.loads(record.read_text())["fingerprint"])
+        for record in directory.glob("*/stage.json")
+        if "fingerprint" in json.loads(record.read_text())
+    )
+    if stages:
+        return ("fingerprints", metrics.get("seed"), tuple(stages))
+    return ("metrics", json.dumps(metrics, sort_keys=True))
+
+
+def distinct_runs(runs: list[tuple[str, dict, dict]]) -> tuple[list[tuple[str, dict, dict]], list[str]]:
+    """The runs with each one given twice (the same directory, or a copy of it) kept once, and a sentence
+    per run left out saying which run it repeats."""
+    kept, seen, notes = [], {}, []
+    for run in runs:
+        identity = run_identity(run[0], run[1])
+        if identity in seen:
+            notes.append(
+                f"{run[0]} is the same run as {seen[identity]} (same seed and stage fingerprints): counted once, "
+                "since a copy is not a replicate"
+            )
+            continue
+        seen[identity] = run[0]
+        kept.append(run)
+    return kept, notes
+
+
 def compare_text(paths: list[Path]) -> str:
     """The markdown `rlhf compare` prints."""
     by_judge: dict[str, list[tuple[str, dict, dict]]] = {}
-    for path in paths:
-        for run in load_runs(path):
-            by_judge.setdefault(run[1]["gold_labeler"], []).append(run)
-    blocks: list[tuple] = []
+    given = [run for path in paths for run in load_runs(path)]
+    runs, repeated = distinct_runs(given)
+    for run in runs:
+        by_judge.setdefault(run[1]["gold_labeler"], []).append(run)
+    blocks: list[tuple] = [("p", "**Replicates.** " + "; ".join(repeated) + ".")] if repeated else []
     if len(by_judge) > 1:
         blocks.append(
             (
@@ -92,11 +125,18 @@ def judge_blocks(judge: str, runs: list[tuple[str, dict, dict]]) -> list[tuple]:
         ),  # fmt: skip
     ]
     if len(runs) < 2:
-        return blocks + [("p", "One run: no verdict over replicates (its report compares its policies over prompts).")]
+        return blocks + [
+            (
+                "p",
+                "One run (one replicate): no verdict over replicates (its report compares its policies over prompts).",
+            )
+        ]
     families, left_out = shared_families(runs)
     if not families:
         return blocks + [("p", "No method is in every run: nothing to compare over replicates.")]
-    summary = compare_replicates([(label, metrics) for label, metrics, _ in runs], families, DEFAULT_KL_BUDGETS)
+    summary = compare_replicates(
+        [(label, metrics) for label, metrics, _ in runs], families, DEFAULT_KL_BUDGETS, replicates="runs"
+    )
     n = len(runs)
     blocks.append(
         (
@@ -106,8 +146,8 @@ def judge_blocks(judge: str, runs: list[tuple[str, dict, dict]]) -> list[tuple]:
             + (f" Not in every run, so left out: {', '.join(left_out)}." if left_out else ""),
         )
     )
-    blocks += budget_blocks("Verdict at KL budgets", "nats", summary["by_kl"], "As in a study's report.")
-    blocks += budget_blocks("Verdict at equal training compute", "generations", summary["by_compute"], "")
+    blocks += budget_blocks("Verdict at KL budgets", "nats", summary["by_kl"], kl_note("runs"))
+    blocks += budget_blocks("Verdict at equal compute", "generations", summary["by_compute"], compute_note("runs"))
     return blocks
 
 

@@ -182,17 +182,23 @@ def power_blocks(metrics: dict) -> list[tuple]:
         for target, entry in power["prompts_needed"].items()
     )
     detectable, sd = number(power["detectable_gold_difference"]), number(power["sd_of_paired_difference"])
+    spread = power.get("detectable_gold_difference_interval")
+    estimated = (
+        f" (between {number(spread['low'])} and {number(spread['high'])}, as the SD is estimated: its 95% χ² interval)"
+        if spread
+        else ""
+    )
     return [
         ("h2", "What this run can detect"),
         (
             "p",
             f"With {power['prompts']} held-out prompts ({power['responses_per_prompt']} responses each), a gold "
-            f"difference between a policy and the reference smaller than **{detectable}** is not reliably detected "
-            f"({power['power']:.0%} power, two-sided {1 - power['level']:.0%} level; from the median standard "
+            f"difference between a policy and the reference smaller than **{detectable}**{estimated} is not reliably "
+            f"detected ({power['power']:.0%} power, two-sided {1 - power['level']:.0%} level; from the median standard "
             f"deviation of per-prompt differences, {sd}). Prompts needed for a difference of a given size, in "
             f"reference gold SDs ({number(power['reference_gold_sd'])}): {needed}. This is one training seed: the "
-            "variance of training itself is not in any interval of this report; a study over seeds (study.seeds) "
-            "measures it.",
+            "variance of training itself is not in any interval of this report; a study over seeds (study.seeds, "
+            "or study.training_seeds for training alone) measures it.",
         ),
     ]
 

@@ -1,11 +1,12 @@
-"""The statistics of a verdict: intervals over seeds, paired differences, frontiers read at a budget,
-Gao et al.'s over-optimization forms, and power. Pure functions, checked against known answers in
-tests/test_statistics.py.
+"""The statistics of a verdict: intervals over replicates, paired differences and their tests, Holm's
+correction within a table, frontiers read at a budget, and power. Pure functions, checked against known
+answers in tests/test_statistics.py and, through a study's whole code path, on simulated null studies in
+tests/test_calibration.py. Over-optimization (flags and Gao et al.'s fits) is in reporting/overoptimization.py.
 
-Seeds are the unit of replication: every number a study compares is first computed per seed (a seed
-runs the whole pipeline: its own samples, labels, reward model and policies), then summarised over
-seeds with Student's t, since a handful of seeds is all a study has. Two methods are compared seed by
-seed (the same seed shares data and reward model), so their difference is a paired one.
+Replicates are the unit: every number a study compares is first computed per replicate (a seed: its own
+samples, labels, reward model and policies; or a training seed: the same data, another training run),
+then summarised over replicates with Student's t, since a handful is all a study has. Two methods are
+compared replicate by replicate (a replicate shares data and reward model), so their difference is paired.
 """
 
 import functools
@@ -14,6 +15,7 @@ import statistics
 from dataclasses import dataclass
 
 LEVEL = 0.95  # of every interval
+ALPHA = 1 - LEVEL  # the family-wise error rate each table's verdicts control (Holm)
 POWER = 0.8  # of every detectable-difference statement
 
 
@@ -31,6 +33,21 @@ class Interval:
     def excludes_zero(self) -> bool:
         return self.low is not None and (self.low > 0 or self.high < 0)
 
+    def p_value(self) -> float | None:
+        """Two-sided p of the one-sample t test of mean = 0 (None without an interval)."""
+        if self.sd is None:
+            return None
+        if self.sd == 0:
+            return 1.0 if self.mean == 0 else 0.0
+        return 2 * t_tail(abs(self.mean) / (self.sd / math.sqrt(self.n)), self.n - 1)
+
+    def bound(self, alpha: float, side: str) -> float | None:
+        """The one-sided (1 − alpha) bound: "upper" (mean + t·s/√n) or "lower"; None without an interval."""
+        if self.sd is None:
+            return None
+        half = t_quantile(1 - alpha, self.n - 1) * self.sd / math.sqrt(self.n)
+        return self.mean + half if side == "upper" else self.mean - half
+
     def as_dict(self) -> dict:
         return {"mean": self.mean, "low": self.low, "high": self.high, "n": self.n, "sd": self.sd}
 
@@ -42,12 +59,19 @@ def t_quantile(probability: float, degrees: int) -> float:
     return float(t.ppf(probability, degrees))
 
 
+def t_tail(statistic: float, degrees: int) -> float:
+    """P(T > statistic) for Student's t with `degrees` degrees of freedom."""
+    from scipy.stats import t
+
+    return float(t.sf(statistic, degrees))
+
+
 def t_interval(values: list[float], level: float = LEVEL) -> Interval:
     """mean ± t_{(1+level)/2, n-1} · s/√n."""
     n, centre = len(values), statistics.fmean(values)
     if n < 2:
         return Interval(centre, None, None, n)
-    sd = statistics.stdev(values)
+    sd = math.sqrt(math.fsum((value - centre) ** 2 for value in values) / (n - 1))
     half = t_quantile((1 + level) / 2, n - 1) * sd / math.sqrt(n)
     return Interval(centre, centre - half, centre + half, n, sd)
 
@@ -57,141 +81,172 @@ def paired_difference(a: list[float], b: list[float], level: float = LEVEL) -> I
     return t_interval([x - y for x, y in zip(a, b, strict=True)], level)
 
 
-def unpaired_difference(a: tuple[float, float, int], b: tuple[float, float, int], level: float = LEVEL) -> Interval:
-    """Welch's t interval of mean(a) − mean(b) from each side's (mean, standard deviation, n)."""
-    (mean_a, sd_a, n_a), (mean_b, sd_b, n_b) = a, b
-    centre = mean_a - mean_b
-    if n_a < 2 or n_b < 2:
-        return Interval(centre, None, None, min(n_a, n_b))
-    va, vb = sd_a**2 / n_a, sd_b**2 / n_b
-    if va + vb == 0:
-        return Interval(centre, centre, centre, min(n_a, n_b))
-    degrees = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1)) if va and vb else (n_a if va else n_b) - 1
-    half = t_quantile((1 + level) / 2, max(1, round(degrees))) * math.sqrt(va + vb)
-    return Interval(centre, centre - half, centre + half, min(n_a, n_b))
+def holm(p_values: list[float | None], alpha: float = ALPHA) -> list[bool]:
+    """Holm's step-down rejections at family-wise error rate `alpha`: sort the m p-values, reject the k-th
+    smallest (k = 0, 1, ...) while p_(k) ≤ alpha / (m − k), and stop at the first that is not. None (no
+    test) never rejects and does not count in m."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    rejected = [False] * len(p_values)
+    for k, (p, index) in enumerate(tested):
+        if p > alpha / (len(tested) - k):
+            break
+        rejected[index] = True
+    return rejected
 
 
-def verdict(first: str, second: str, difference: Interval, unit: str = "seeds") -> str:
-    """In words, only as strong as the interval allows: "A beats B" where the interval of A − B excludes 0."""
+def verdict(first: str, second: str, difference: Interval, decided: bool, unit: str = "seeds") -> str:
+    """In words, only as strong as the test allows: "A beats B" where the (Holm-adjusted) test of A − B = 0
+    rejects, in the direction of the mean difference; else "not distinguishable with n <unit>"."""
     if difference.low is None:
         return f"not distinguishable with {difference.n} {unit[:-1] if difference.n == 1 else unit} (no interval)"
-    if difference.low > 0:
-        return f"{first} beats {second}"
-    if difference.high < 0:
-        return f"{second} beats {first}"
-    return f"not distinguishable with {difference.n} {unit}"
+    if decided:
+        return f"{first} beats {second}" if difference.mean > 0 else f"{second} beats {first}"
+    return f"not distinguishable with {difference.n} {unit}" + (" (a verdict needs 3)" if difference.n == 2 else "")
 
 
-def at_budget(points: list[tuple[float, float]], budget: float) -> float | None:
-    """A frontier's value at `budget`: points are (cost, value), among them (0, the reference's value); the
-    value is interpolated linearly between the two points around the budget, along cost. None when no point
-    reaches the budget: the frontier says nothing there, and nothing is extrapolated."""
-    ordered = sorted(points)
-    if not ordered or budget > ordered[-1][0] or budget < ordered[0][0]:
+def at_budget(points: list[tuple[float, float]], budget: float, form: str = "rl") -> float | None:
+    """A frontier's value at a KL `budget`, or None when no point reaches it (nothing is extrapolated).
+
+    points: (KL, value), among them the reference's (0, value). The value is read between the two points
+    that bracket the budget, along Gao et al.'s curve through them, in d = √KL: gain over the point at
+    d = 0 is d(α − β·h(d)), h(d) = ln d for RL ("rl") and d for best-of-N ("best_of_n"), with α and β
+    set so that the curve passes through both bracketing points (when the lower one is the reference,
+    through the next point beyond the upper one; with no such point, β = 0: linear in √KL). So a method
+    whose points lie far apart is read on the same curve as one whose points lie close, and a curve of
+    that form is read without bias whatever the grid."""
+    ordered = sorted((math.sqrt(max(kl, 0.0)), value) for kl, value in points)
+    target = math.sqrt(budget)
+    if not ordered or target > ordered[-1][0] or target < ordered[0][0]:
         return None
-    for (x0, y0), (x1, y1) in zip(ordered, ordered[1:], strict=False):
-        if x0 <= budget <= x1:
-            return y0 if x1 == x0 else y0 + (y1 - y0) * (budget - x0) / (x1 - x0)
-    return ordered[-1][1]  # budget equals the single point's cost
+    for index, ((x0, y0), (x1, y1)) in enumerate(zip(ordered, ordered[1:], strict=False)):
+        if x0 <= target <= x1:
+            if target in (x0, x1) or x1 == x0:
+                return y0 if target == x0 else y1
+            origin_d, origin = ordered[0]
+            anchors = [(x0, y0), (x1, y1)] if x0 > origin_d else [(x1, y1)] + ordered[index + 2 : index + 3]
+            return origin + gao_through(anchors, target - origin_d, origin, origin_d, form)
+    return ordered[-1][1]  # the budget equals the single point's KL
 
 
-@dataclass(frozen=True)
-class OveroptimizationFit:
-    """Gao et al. 2022's form fitted to gold gains: best-of-N  gain = d(α − βd);  RL  gain = d(α − β·ln d);
-    d = √KL. `peak_kl`: the KL where the fitted gain is highest (None when β ≤ 0: no peak, gain still rising)."""
-
-    form: str
-    alpha: float
-    beta: float
-    peak_kl: float | None
-    points: int
-    r_squared: float
-
-    def as_dict(self) -> dict:
-        return {"form": self.form, "alpha": self.alpha, "beta": self.beta, "peak_kl": self.peak_kl,
-                "points": self.points, "r_squared": self.r_squared}  # fmt: skip
+def gao_through(anchors: list[tuple[float, float]], d: float, origin: float, origin_d: float, form: str) -> float:
+    """The gain at d of d(α − β·h(d)) through the anchors' gains over `origin` (two anchors: both
+    coefficients; one: β = 0)."""
+    shape = (lambda x: x * math.log(x)) if form == "rl" else (lambda x: x * x)
+    (d1, y1), *rest = [(x - origin_d, y - origin) for x, y in anchors]
+    if not rest or d1 <= 0:
+        return y1 * d / d1
+    d2, y2 = rest[0]
+    determinant = -d1 * shape(d2) + d2 * shape(d1)  # of [[d1, −h1], [d2, −h2]]
+    alpha = (-y1 * shape(d2) + y2 * shape(d1)) / determinant
+    beta = (d1 * y2 - d2 * y1) / determinant
+    return alpha * d - beta * shape(d)
 
 
-def fit_overoptimization(kls: list[float], gains: list[float], form: str) -> OveroptimizationFit | None:
-    """Least squares of gain on (d, d²) for "best_of_n" or (d, d·ln d) for "rl"; linear in α and β. None with
-    fewer than three points at distinct positive KL: too little data for two coefficients and a check."""
-    import numpy as np
+def t_test_power(shift: float, degrees: int, critical: float) -> float:
+    """P(|T'| > critical) for T' = (Z + shift) / √(V/degrees), Z standard normal, V χ² on `degrees`: the
+    power of a two-sided t test at noncentrality `shift` (scipy's noncentral t; at one degree of freedom,
+    where it returns NaN for large shifts, integrated over V)."""
+    from scipy.integrate import quad
+    from scipy.stats import chi2, nct, norm
 
-    pairs = [(math.sqrt(k), g) for k, g in zip(kls, gains, strict=True) if k > 0]
-    if len({round(d, 9) for d, _ in pairs}) < 3:
-        return None
-    d = np.array([p[0] for p in pairs])
-    y = np.array([p[1] for p in pairs])
-    second = d * d if form == "best_of_n" else d * np.log(d)
-    design = np.stack([d, -second], axis=1)
-    (alpha, beta), *_ = np.linalg.lstsq(design, y, rcond=None)
-    residual = y - design @ np.array([alpha, beta])
-    total = float(((y - y.mean()) ** 2).sum())
-    r_squared = 1 - float((residual**2).sum()) / total if total > 0 else 0.0
-    peak = None
-    if beta > 0:
-        peak_d = alpha / (2 * beta) if form == "best_of_n" else math.exp(alpha / beta - 1)
-        peak = float(peak_d**2) if peak_d > 0 else None
-    return OveroptimizationFit(form, float(alpha), float(beta), peak, len(pairs), r_squared)
+    if degrees > 1:
+        return float(nct.sf(critical, degrees, shift) + nct.cdf(-critical, degrees, shift))
+
+    def rejects(v: float) -> float:
+        edge = critical * math.sqrt(v / degrees)
+        return (norm.sf(edge - shift) + norm.cdf(-edge - shift)) * chi2.pdf(v, degrees)
+
+    low, high = chi2.ppf(1e-12, degrees), chi2.isf(1e-12, degrees)  # where all but 2e-12 of V lies
+    return float(quad(rejects, low, high, limit=200, points=[degrees])[0])
+
+
+@functools.lru_cache(maxsize=1024)
+def detectable_in_sds(n: int, level: float, power: float) -> float:
+    """The true mean difference, in SDs of the paired differences, that a two-sided paired t test at `level`
+    on n units rejects with probability `power`, exactly: the δ with P(|T'| > t_{(1+level)/2, n−1}) = power,
+    T' noncentral t with n − 1 degrees of freedom and noncentrality δ√n."""
+    from scipy.optimize import brentq
+
+    critical = t_quantile((1 + level) / 2, n - 1)
+
+    def shortfall(delta: float) -> float:
+        return t_test_power(delta * math.sqrt(n), n - 1, critical) - power
+
+    high = (critical + 1) / math.sqrt(n)  # power is above one half here; doubled until above `power`
+    while shortfall(high) < 0:
+        high *= 2
+    return float(brentq(shortfall, 0.0, high, xtol=1e-9))
 
 
 def detectable_difference(sd: float, n: int, level: float = LEVEL, power: float = POWER) -> float | None:
     """The smallest true mean difference a paired t test on n units with difference SD `sd` detects with
-    `power` at two-sided `level`: (t_{(1+level)/2, n−1} + t_{power, n−1}) · sd/√n. None for n < 2."""
+    `power` at two-sided `level` (exact, noncentral t). None for n < 2."""
     if n < 2:
         return None
-    return (t_quantile((1 + level) / 2, n - 1) + t_quantile(power, n - 1)) * sd / math.sqrt(n)
+    return detectable_in_sds(n, level, power) * sd  # positional, so the cache sees one key per n
+
+
+def sd_interval(sd: float, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """The χ² interval of a normal SD from a sample SD on n − 1 degrees of freedom:
+    s·√((n−1)/χ²_{(1+level)/2}) to s·√((n−1)/χ²_{(1−level)/2})."""
+    low, high = sd_interval_factors(n - 1, level)
+    return sd * low, sd * high
+
+
+@functools.lru_cache(maxsize=1024)
+def sd_interval_factors(degrees: int, level: float) -> tuple[float, float]:
+    from scipy.stats import chi2
+
+    return (
+        math.sqrt(degrees / chi2.ppf((1 + level) / 2, degrees)),
+        math.sqrt(degrees / chi2.ppf((1 - level) / 2, degrees)),
+    )
+
+
+def detectable_with_interval(sd: float | None, n: int) -> dict | None:
+    """The detectable difference at the estimated SD, and the interval it has because that SD is estimated
+    (the SD's χ² interval carried through): {"value", "low", "high", "n"}; None for n < 2 or no SD."""
+    if sd is None or n < 2:
+        return None
+    low, high = sd_interval(sd, n)
+    return {
+        "value": detectable_difference(sd, n),
+        "low": detectable_difference(low, n),
+        "high": detectable_difference(high, n),
+        "n": n,
+    }
 
 
 def units_needed(difference: float, sd: float, level: float = LEVEL, power: float = POWER, most: int = 100_000) -> int:
-    """How many paired units (seeds, or held-out responses) detect `difference` with `power`: the least n with
+    """How many paired units (seeds, or held-out prompts) detect `difference` with `power`: the least n with
     detectable_difference(sd, n) ≤ difference (`most` when none up to it does)."""
     if difference <= 0:
         return most
-    n = 2
-    while n < most and detectable_difference(sd, n, level, power) > difference:
-        n = n * 2 if detectable_difference(sd, n * 2, level, power) > difference else n + 1
-    return n
+    if sd == 0:
+        return 2
+    low, high = 2, 2
+    while detectable_difference(sd, high, level, power) > difference:
+        if high >= most:
+            return most
+        low, high = high, min(high * 2, most)
+    while low < high:  # the least n in [low, high] that detects it (detectable falls as n grows)
+        middle = (low + high) // 2
+        if detectable_difference(sd, middle, level, power) > difference:
+            low = middle + 1
+        else:
+            high = middle
+    return high
 
 
-# The states of the over-optimization flag, each with the evidence it needs.
-OVEROPTIMIZED, FINE, INCONCLUSIVE, DID_NOT_MOVE = "over-optimized", "fine", "inconclusive", "did not move"
-
-
-def overoptimization_state(
-    kl: Interval, learned_gain: Interval, gold_gain: Interval, peak: tuple[Interval, Interval] | None
-) -> tuple[str, str]:
-    """(state, evidence) of one policy against its reference and its own peak.
-
-    kl, learned_gain, gold_gain: the policy's KL and its learned-reward and gold gains over the reference;
-    peak: (gold − peak's gold, learned − peak's learned) against the best-gold point on its way (the
-    reference, an earlier checkpoint, a weaker setting of its knob), or None when the policy is its own peak.
-    Over-optimized needs evidence: gold significantly below the peak while the learned reward is
-    significantly above it. A policy whose KL and learned reward did not significantly rise is never flagged."""
-    if learned_gain.low is None or kl.low is None:
-        return INCONCLUSIVE, f"too little data ({learned_gain.n} units): no interval"
-    if kl.low <= 0 and learned_gain.low <= 0:
-        return DID_NOT_MOVE, "neither KL nor the learned reward rose significantly"
-    if peak is not None:
-        gold_vs_peak, learned_vs_peak = peak
-        if (
-            gold_vs_peak.excludes_zero()
-            and gold_vs_peak.high < 0
-            and learned_vs_peak.excludes_zero()
-            and learned_vs_peak.low > 0
-        ):
-            return OVEROPTIMIZED, (
-                f"gold {gold_vs_peak.mean:+.3f} [{gold_vs_peak.low:+.3f}, {gold_vs_peak.high:+.3f}] below its peak "
-                f"while the learned reward rose {learned_vs_peak.mean:+.3f} [{learned_vs_peak.low:+.3f}, "
-                f"{learned_vs_peak.high:+.3f}] past it"
-            )
-    if gold_gain.low > 0:
-        return (
-            FINE,
-            f"gold rose {gold_gain.mean:+.3f} [{gold_gain.low:+.3f}, {gold_gain.high:+.3f}], "
-            + ("its own peak" if peak is None else "not significantly below its peak with a learned reward past it"),
-        )
-    return INCONCLUSIVE, (
-        f"it moved, but gold ({gold_gain.mean:+.3f} [{gold_gain.low:+.3f}, {gold_gain.high:+.3f}] over the reference) "
-        "neither rose nor fell significantly below its peak: these data cannot tell"
-    )
+def units_needed_with_interval(difference: float, sd: float | None, n: int, most: int = 100_000) -> dict | None:
+    """Units that detect `difference`, at the estimated SD and at either end of its χ² interval:
+    {"difference", "value", "low", "high"}; None without an SD."""
+    if sd is None or n < 2:
+        return None
+    low, high = sd_interval(sd, n)
+    return {
+        "difference": difference,
+        "value": units_needed(difference, sd, most=most),
+        "low": units_needed(difference, low, most=most),
+        "high": units_needed(difference, high, most=most),
+    }

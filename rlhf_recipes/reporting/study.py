@@ -1,44 +1,54 @@
 """A study's numbers (metrics.json of the study directory), from its runs' metrics.json only.
 
-Seeds are the unit: every number is first read per run (one seed: its own samples, labels, reward model
-and policies), then summarised over seeds (reporting/statistics.py). A method is a *family* of policies,
-one per value of its grid knob (config/study.py), best-of-N one more (its N); its frontier on one seed is
-its policies' (KL, gold) points with the reference at (0, its gold). `rlhf compare` summarises the runs it
-is given the same way, each run a replicate.
+Replicates are the unit: every number is first read per run (a seed: its own samples, labels, reward model
+and policies; or a training seed: the same data and reward model, the methods trained again), then
+summarised over replicates (reporting/statistics.py). A method is a *family* of policies, one per value of
+its grid knob (config/study.py), best-of-N one more (its N); its frontier on one replicate is its policies'
+(KL, gold) points with the reference at (0, its gold). Every table's verdicts are Holm-adjusted; each
+over-optimization flag compares a policy with a point named in advance. `rlhf compare` summarises the runs
+it is given the same way, each run a replicate.
 """
 
 import itertools
 from pathlib import Path
 
+from ..config.study import Study
 from .analysis import read_json
+from .overoptimization import Comparison, fit_overoptimization, overoptimization_state
 from .statistics import (
     Interval,
     at_budget,
-    detectable_difference,
-    fit_overoptimization,
-    overoptimization_state,
+    detectable_with_interval,
+    holm,
     paired_difference,
     t_interval,
-    units_needed,
+    units_needed_with_interval,
     verdict,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: linear-in-KL reads, unadjusted verdicts, observed power; 2: √KL, Holm, fixed comparisons
 BEST_OF_N = "best_of_n"
-COMPUTE_BUDGETS = 4  # at most this many training-compute budgets in the verdict table
-MOST_SEEDS = 1000  # "seeds to detect" is reported as more than this beyond it
+COMPUTE_BUDGETS = 4  # at most this many compute budgets in the verdict table
+MOST_REPLICATES = 1000  # "replicates needed" is reported as more than this beyond it
+FIT_SETTINGS = 3  # a Gao et al. fit needs a family with this many settings: two coefficients and a check
+VERDICT_REPLICATES = 3  # fewer decide nothing: a t test on 1 degree of freedom hangs on its normality
+DETECT_GOLD_DIFFERENCE = Study.model_fields["detect_gold_difference"].default  # unless the study sets it
+UNITS = {"seeds": "seeds", "training_seeds": "training seeds", "runs": "runs"}
 
 
 def summarise_study(study_dir: Path) -> dict:
     """Every number of the study's report."""
     plan = read_json(study_dir / "study.json")
     groups: dict[str, list[tuple[str, dict]]] = {}
+    replicates = plan.get("replicates", "seeds")
     for run in plan["runs"]:
         condition = plan["condition"]
         label = "all" if condition is None else f"{condition['key']}={run['condition']}"
         metrics = read_json(study_dir / run["dir"] / "metrics.json")
-        groups.setdefault(label, []).append((f"seed {run['seed']}", metrics))
+        seed = run.get("training_seed") if replicates == "training_seeds" else run["seed"]
+        groups.setdefault(label, []).append((f"{UNITS[replicates][:-1]} {seed}", metrics))
     first = next(iter(groups.values()))[0][1]
+    target = plan.get("detect_gold_difference") or DETECT_GOLD_DIFFERENCE
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "study",
@@ -46,21 +56,33 @@ def summarise_study(study_dir: Path) -> dict:
         "gold_labeler": first["gold_labeler"],
         "labeler": first["labeler"],
         "seeds": plan["seeds"],
+        "training_seeds": plan.get("training_seeds"),
+        "replicates": replicates,
         "condition": plan["condition"],
         "kl_budgets": plan["kl_budgets"],
         "runs": [run["dir"] for run in plan["runs"]],
         "conditions": {
-            label: compare_replicates(runs, plan["families"], plan["kl_budgets"]) for label, runs in groups.items()
+            label: compare_replicates(runs, plan["families"], plan["kl_budgets"], replicates, target)
+            for label, runs in groups.items()
         },
     }
 
 
-def compare_replicates(runs: list[tuple[str, dict]], families: dict[str, dict], budgets: list[float]) -> dict:
-    """Methods compared over replicate runs (seeds), each given as (label, its metrics.json)."""
+def compare_replicates(
+    runs: list[tuple[str, dict]],
+    families: dict[str, dict],
+    budgets: list[float],
+    replicates: str = "seeds",
+    detect: float = DETECT_GOLD_DIFFERENCE,
+) -> dict:
+    """Methods compared over replicate runs, each given as (label, its metrics.json); `replicates` names
+    what they are ("seeds", "training_seeds" or "runs"); `detect`: the gold difference power is sized for."""
     families = families | best_of_n_family(runs)
     values = {label: replicate_points(metrics, families) for label, metrics in runs}
+    unit = UNITS[replicates]
     summary = {
         "replicates": list(values),
+        "unit": unit,
         "reference": {"gold": t_interval(series(values, "reference", "gold")).as_dict()},
         "reward_model_heldout_accuracy": t_interval(
             [metrics["reward_model"]["heldout_accuracy"] for _, metrics in runs]
@@ -71,14 +93,17 @@ def compare_replicates(runs: list[tuple[str, dict]], families: dict[str, dict], 
     summary["by_kl"] = {
         f"{budget:g}": budget_table(
             {
-                family: {label: at_budget(frontier(points, entry), budget) for label, points in values.items()}
+                family: {
+                    label: at_budget(frontier(points, entry), budget, form(entry)) for label, points in values.items()
+                }
                 for family, entry in families.items()
-            }
+            },
+            unit,
         )
         for budget in budgets
     }
-    summary["by_compute"] = compute_tables(summary["families"], values)
-    summary["power"] = power_summary(summary, runs)
+    summary["by_compute"] = compute_tables(summary["families"], values, unit)
+    summary["power"] = power_summary(summary, runs, detect)
     summary["summary"] = plain_summary(summary)
     return summary
 
@@ -98,27 +123,31 @@ def best_of_n_family(runs: list[tuple[str, dict]]) -> dict:
 
 
 def replicate_points(metrics: dict, families: dict) -> dict[str, dict]:
-    """Per policy of one run: gold, KL (best-of-N: its bound), learned reward, training generations and seconds."""
+    """Per policy of one run: gold, KL (best-of-N: its bound), learned reward, generations and seconds.
+    Generations count training and answering: the training generations plus, for each evaluated answer,
+    one (a trained policy) or N (best-of-N), so best-of-N pays for the samples it picks from."""
     costs = metrics["costs"]
+    answers = metrics["policies"]["reference"].get("n", 1)
 
-    def point(result: dict, kl: float, cost: dict) -> dict:
+    def point(result: dict, kl: float, cost: dict, per_answer: int) -> dict:
         return {
             "gold": result["gold_mean"],
             "kl": kl,
             "learned": result["reward_model_mean"],
-            "generations": cost["training_generations"],
+            "generations": cost["training_generations"] + per_answer * answers,
             "seconds": cost["training_seconds"],
         }
 
-    points = {"reference": point(metrics["policies"]["reference"], 0.0, costs["reference"])}
+    points = {"reference": point(metrics["policies"]["reference"], 0.0, costs["reference"], 1)}
     for entry in families.values():
         for policy in entry["policies"]:
             if entry["method"] == BEST_OF_N:
-                result = metrics["best_of_n"][policy.removeprefix("best_of_")]
-                points[policy] = point(result, result["kl_bound"], costs[policy])
+                n = policy.removeprefix("best_of_")
+                result = metrics["best_of_n"][n]
+                points[policy] = point(result, result["kl_bound"], costs[policy], int(n))
             elif policy in metrics["policies"]:
                 result = metrics["policies"][policy]
-                points[policy] = point(result, result["kl_mean"], costs[policy])
+                points[policy] = point(result, result["kl_mean"], costs[policy], 1)
             else:
                 raise ValueError(f"run {metrics['name']} (seed {metrics['seed']}) has no policy {policy}")
     return points
@@ -138,11 +167,16 @@ def family_points(values: dict[str, dict], entry: dict) -> list[dict]:
                 "gold": t_interval(gold).as_dict(),
                 "gold_gain": paired_difference(gold, reference_gold).as_dict(),
                 "learned_gain": paired_difference(learned, reference_learned).as_dict(),
-                "training_generations": t_interval(series(values, policy, "generations")).as_dict(),
+                "generations": t_interval(series(values, policy, "generations")).as_dict(),
                 "training_seconds": t_interval(series(values, policy, "seconds")).as_dict(),
             }
         )
     return points
+
+
+def form(entry: dict) -> str:
+    """The shape of a family's gold-vs-KL curve (Gao et al.): "best_of_n" or "rl"."""
+    return "best_of_n" if entry["method"] == BEST_OF_N else "rl"
 
 
 def frontier(points: dict[str, dict], entry: dict) -> list[tuple[float, float]]:
@@ -154,119 +188,147 @@ def frontier(points: dict[str, dict], entry: dict) -> list[tuple[float, float]]:
     return own
 
 
-def budget_table(by_family: dict[str, dict[str, float | None]], chosen: dict[str, str] | None = None) -> dict:
-    """Each family's gold at one budget over the replicates that reach it, and each pair's difference paired
-    over the replicates both reach; `chosen`: the policy standing for each family at this budget."""
+def budget_table(by_family: dict[str, dict[str, float | None]], unit: str, chosen: dict | None = None) -> dict:
+    """Each family's gold at one budget over the replicates that reach it (`n` of `of`), and each pair's
+    difference paired over the replicates both reach, with Holm's correction over the table's pairs that
+    rest on VERDICT_REPLICATES or more (at 1 degree of freedom the t test's extreme tail, where Holm
+    decides, depends on normality: measured anticonservative in tests/test_calibration.py);
+    `chosen`: what stands for each family at this budget."""
     methods = {}
     for family, by_label in by_family.items():
         reached = [value for value in by_label.values() if value is not None]
-        entry = t_interval(reached).as_dict() if reached else None
+        entry = t_interval(reached).as_dict() | {"of": len(by_label)} if reached else None
         if entry is not None and chosen:
             entry["policy"] = chosen[family]
         methods[family] = entry
-    pairs = []
+    differences = []
     for first, second in itertools.combinations(by_family, 2):
         shared = [label for label, value in by_family[first].items() if value is not None]
         shared = [label for label in shared if by_family[second].get(label) is not None]
         if shared:
-            difference = paired_difference(
-                [by_family[first][label] for label in shared], [by_family[second][label] for label in shared]
+            differences.append(
+                (
+                    first,
+                    second,
+                    paired_difference(
+                        [by_family[first][label] for label in shared], [by_family[second][label] for label in shared]
+                    ),
+                )
             )
-            pairs.append(pair_entry(first, second, difference))
-    return {"methods": methods, "pairs": pairs}
+    decided = holm([d.p_value() if d.n >= VERDICT_REPLICATES else None for *_, d in differences])
+    pairs = [
+        pair_entry(first, second, difference, rejected, unit)
+        for (first, second, difference), rejected in zip(differences, decided, strict=True)
+    ]
+    return {"methods": methods, "pairs": pairs, "comparisons": len(differences)}
 
 
-def pair_entry(first: str, second: str, difference: Interval) -> dict:
-    """A pair's difference, its verdict in words, the difference its replicates could detect, and how many
-    replicates would detect the observed difference (when these did not)."""
-    detectable = needed = None
-    if difference.sd is not None:
-        detectable = detectable_difference(difference.sd, difference.n)
-        if not difference.excludes_zero():
-            needed = units_needed(abs(difference.mean), difference.sd, most=MOST_SEEDS)
+def pair_entry(first: str, second: str, difference: Interval, decided: bool, unit: str) -> dict:
+    """A pair's raw difference and p-value, its Holm-adjusted verdict in words, and the difference its
+    replicates could detect (with the interval that estimating the SD gives it)."""
     return {
         "first": first,
         "second": second,
         "difference": difference.as_dict(),
-        "verdict": verdict(first, second, difference),
-        "detectable_difference": detectable,
-        "seeds_to_detect_observed": needed,
+        "p": difference.p_value(),
+        "decided": decided,
+        "verdict": verdict(first, second, difference, decided, unit),
+        "detectable_difference": detectable_with_interval(difference.sd, difference.n),
     }
 
 
-def compute_tables(families: dict[str, dict], values: dict[str, dict]) -> dict:
-    """The verdict at equal training compute (generations): at each budget, each family is represented by
-    its best policy (highest mean gold over replicates) among those costing at most the budget."""
-    costs = sorted({round(point["training_generations"]["mean"]) for e in families.values() for point in e["points"]})
+def compute_tables(families: dict[str, dict], values: dict[str, dict], unit: str) -> dict:
+    """The comparison at equal compute (generations, training and answering): at each budget, each family is
+    represented by its policy with the highest mean gold among those costing at most the budget. Where that
+    choice was made among two or more settings, it was made on the gold it is then judged on, which favours
+    the families with more settings: such a table is exploratory and decides nothing (leave-one-replicate-out
+    choice, the alternative, was measured anticonservative: 7.2% false "beats" per table in
+    tests/test_calibration.py's null studies). A table where every family has one affordable setting is a
+    verdict, Holm-adjusted like the others."""
+    costs = sorted({round(point["generations"]["mean"]) for e in families.values() for point in e["points"]})
     costs = [cost for cost in costs if cost > 0]
     if len(costs) > COMPUTE_BUDGETS:
         step = (len(costs) - 1) / (COMPUTE_BUDGETS - 1)
         costs = [costs[round(i * step)] for i in range(COMPUTE_BUDGETS)]
     tables = {}
     for budget in costs:
-        chosen = {}
+        chosen, selected_among = {}, {}
         for family, entry in families.items():
-            affordable = [p for p in entry["points"] if p["training_generations"]["mean"] <= budget + 0.5]
+            affordable = [p for p in entry["points"] if p["generations"]["mean"] <= budget + 0.5]
             chosen[family] = max(affordable, key=lambda p: p["gold"]["mean"])["policy"] if affordable else None
+            selected_among[family] = len(affordable)
         by_family = {
             family: {label: (points[policy]["gold"] if policy else None) for label, points in values.items()}
             for family, policy in chosen.items()
         }
-        tables[str(budget)] = budget_table(by_family, chosen)
+        table = budget_table(by_family, unit, chosen)
+        exploratory = [family for family, count in selected_among.items() if count > 1]
+        for pair in table["pairs"] if exploratory else []:
+            pair["decided"] = False
+            pair["verdict"] = f"exploratory: {', '.join(exploratory)} chosen among settings on this gold"
+        tables[str(budget)] = table | {"exploratory": exploratory}
     return tables
 
 
 def overoptimization(values: dict[str, dict], entry: dict) -> dict:
-    """Gao et al.'s form fitted to a family's gold gains over all replicates, and each policy's flag: its
-    gains paired over replicates, against the best-gold point on its way (the reference, or a policy of the
-    family at lower mean KL)."""
+    """Gao et al.'s form fitted to a family's gold gains over all replicates (with bootstrap intervals), and
+    each policy's flag: against the family's next lower setting by mean KL (the reference for the lowest),
+    a comparison named without looking at gold, corrected for the family's number of comparisons."""
     labels = list(values)
-    kls = [values[label][policy]["kl"] for policy in entry["policies"] for label in labels]
-    gains = [
-        values[label][policy]["gold"] - values[label]["reference"]["gold"]
-        for policy in entry["policies"]
-        for label in labels
-    ]
-    fit = fit_overoptimization(kls, gains, "best_of_n" if entry["method"] == BEST_OF_N else "rl")
+    reference_gold = series(values, "reference", "gold")
+    fit = (
+        None
+        if len(entry["policies"]) < FIT_SETTINGS
+        else fit_overoptimization(
+            [
+                [
+                    (values[label][p]["kl"], values[label][p]["gold"] - values[label]["reference"]["gold"])
+                    for p in entry["policies"]
+                ]
+                for label in labels
+            ],
+            form(entry),
+        )
+    )
     mean_kl = {policy: sum(series(values, policy, "kl")) / len(labels) for policy in entry["policies"]}
-    mean_gold = {
-        policy: sum(series(values, policy, "gold")) / len(labels) for policy in ["reference", *entry["policies"]]
-    }
+    by_kl = sorted(entry["policies"], key=lambda policy: mean_kl[policy])
     flags = {}
-    for policy in entry["policies"]:
-        on_the_way = ["reference"] + [other for other in entry["policies"] if mean_kl[other] < mean_kl[policy]]
-        peak = max(on_the_way, key=lambda other: mean_gold[other])
-        gold, learned = series(values, policy, "gold"), series(values, policy, "learned")
-        state, evidence = overoptimization_state(
-            t_interval(series(values, policy, "kl")),
-            paired_difference(learned, series(values, "reference", "learned")),
-            paired_difference(gold, series(values, "reference", "gold")),
-            None
-            if mean_gold[peak] <= mean_gold[policy]  # the policy is its own peak
-            else (
-                paired_difference(gold, series(values, peak, "gold")),
-                paired_difference(learned, series(values, peak, "learned")),
+    for index, policy in enumerate(by_kl):
+        point = "reference" if index == 0 else by_kl[index - 1]
+        comparison = Comparison(
+            point,
+            *(
+                paired_difference(series(values, policy, key), series(values, point, key))
+                for key in ("kl", "learned", "gold")
             ),
         )
-        own_peak = mean_gold[peak] <= mean_gold[policy]
-        flags[policy] = {"state": state, "evidence": evidence, "peak": policy if own_peak else peak}
-    return {
-        "fit": fit.as_dict() if fit else None,
-        "largest_mean_kl": max(mean_kl.values()),
-        "passed_fitted_peak": None if fit is None or fit.peak_kl is None else bool(max(mean_kl.values()) > fit.peak_kl),
-        "flags": flags,
-    }
+        state, evidence = overoptimization_state(
+            t_interval(series(values, policy, "kl")),
+            paired_difference(series(values, policy, "gold"), reference_gold),
+            [comparison],
+            tests=len(by_kl),
+        )
+        flags[policy] = {"state": state, "evidence": evidence, "compared_with": point}
+    return {"fit": fit, "largest_mean_kl": max(mean_kl.values()), "flags": flags}
 
 
-def power_summary(summary: dict, runs: list[tuple[str, dict]]) -> dict:
-    """What the replicates could detect: per KL budget, the median over pairs of the smallest detectable
-    difference; and what each run's held-out prompts could detect (runs' own power statements)."""
+def power_summary(summary: dict, runs: list[tuple[str, dict]], detect: float) -> dict:
+    """What the replicates could detect, per KL budget, from the pair whose SD is the median of the table's:
+    the detectable difference (80% power, 5% level, exact) with its interval from the SD's χ² interval, and
+    how many replicates detect `detect`; and each run's own statement over its held-out prompts."""
     by_budget = {}
     for budget, table in summary["by_kl"].items():
-        detectable = sorted(
-            p["detectable_difference"] for p in table["pairs"] if p["detectable_difference"] is not None
+        pairs = sorted(
+            (p for p in table["pairs"] if p["difference"]["sd"] is not None), key=lambda p: p["difference"]["sd"]
         )
-        by_budget[budget] = detectable[len(detectable) // 2] if detectable else None
+        if not pairs:
+            by_budget[budget] = None
+            continue
+        middle = pairs[len(pairs) // 2]["difference"]
+        by_budget[budget] = {
+            "detectable": detectable_with_interval(middle["sd"], middle["n"]),
+            "needed": units_needed_with_interval(detect, middle["sd"], middle["n"], most=MOST_REPLICATES),
+        }
     within = sorted(
         metrics["power"]["detectable_gold_difference"]
         for _, metrics in runs
@@ -274,22 +336,25 @@ def power_summary(summary: dict, runs: list[tuple[str, dict]]) -> dict:
     )
     return {
         "replicates": len(runs),
-        "median_detectable_difference_by_kl": by_budget,
+        "detect_gold_difference": detect,
+        "by_kl": by_budget,
         "median_detectable_difference_within_a_run": within[len(within) // 2] if within else None,
         "prompts": runs[0][1].get("power", {}).get("prompts"),
     }
 
 
 def plain_summary(summary: dict) -> str:
-    """One paragraph in words, generated from the tables: a difference is named only where its interval
-    excludes zero."""
-    n = len(summary["replicates"])
-    unit = "seed" if n == 1 else "seeds"
-    sentences = []
-    for budget, table in summary["by_kl"].items():
-        sentences.append(budget_sentence(f"At {budget} nats of KL", table, n, unit))
+    """One paragraph in words, generated from the tables: a difference is named only where its
+    Holm-adjusted test rejects, and every "not distinguishable" says over how many replicates."""
+    unit = summary["unit"]
+    sentences = [budget_sentence(f"At {b} nats of KL", table, unit) for b, table in summary["by_kl"].items()]
     for budget, table in summary["by_compute"].items():
-        sentences.append(budget_sentence(f"At {budget} training generations", table, n, unit))
+        sentences.append(budget_sentence(f"At {budget} generations", table, unit))
+    if any(table["exploratory"] for table in summary["by_compute"].values()):
+        sentences.append(
+            "Where a method's best setting within a compute budget was chosen among several on the same gold, "
+            "that budget is exploratory and draws no verdict."
+        )
     flagged = [
         f"{policy} ({entry['evidence']})"
         for family in summary["overoptimization"].values()
@@ -297,43 +362,43 @@ def plain_summary(summary: dict) -> str:
         if entry["state"] == "over-optimized"
     ]
     sentences.append(
-        "Over-optimized (gold significantly below its peak while the learned reward rose past it): "
-        + ("; ".join(flagged) if flagged else "no policy shows that evidence")
-        + "."
+        "Over-optimized (gold significantly below the setting before it while the learned reward rose past it, "
+        "corrected for the comparisons per method): " + ("; ".join(flagged) if flagged else "no policy") + "."
     )
-    power = summary["power"]
     readable = [
-        f"{value:.3f} at {budget} nats"
-        for budget, value in power["median_detectable_difference_by_kl"].items()
-        if value
+        f"{value['detectable']['value']:.3f} [{value['detectable']['low']:.3f}, {value['detectable']['high']:.3f}] "
+        f"at {budget} nats"
+        for budget, value in summary["power"]["by_kl"].items()
+        if value and value["detectable"]
     ]
     if readable:
         sentences.append(
-            f"With {n} {unit}, gold differences smaller than about {', '.join(readable)} are not reliably "
-            "detected (80% power); each pair's row says how many seeds its observed difference would need."
+            f"With these {unit}, gold differences smaller than about {', '.join(readable)} are not reliably "
+            "detected (80% power; the brackets: what the SDs' uncertainty allows)."
         )
     return " ".join(sentence for sentence in sentences if sentence)
 
 
-def decided(pair: dict) -> bool:
-    """Does the pair's interval exclude zero?"""
-    low, high = pair["difference"]["low"], pair["difference"]["high"]
-    return low is not None and (low > 0 or high < 0)
-
-
-def budget_sentence(where: str, table: dict, n: int, unit: str) -> str:
-    """One budget's verdicts in words."""
+def budget_sentence(where: str, table: dict, unit: str) -> str:
+    """One budget's verdicts in words, each with the replicates it rests on."""
     reached = [family for family, entry in table["methods"].items() if entry is not None]
     missing = [family for family, entry in table["methods"].items() if entry is None]
     if len(reached) < 2:
         return f"{where}, fewer than two methods reach it."
     if not table["pairs"]:
-        return f"{where}, no seed reaches it with two methods: nothing to compare."
-    wins = [f"{p['verdict']} by {abs(p['difference']['mean']):.3f}" for p in table["pairs"] if decided(p)]
-    ties = [f"{p['first']}–{p['second']}" for p in table["pairs"] if not decided(p)]
+        return f"{where}, no replicate reaches it with two methods: nothing to compare."
+    if table.get("exploratory"):
+        return f"{where}: exploratory only ({', '.join(table['exploratory'])} chosen among settings), no verdict."
+    wins = [f"{p['verdict']} by {abs(p['difference']['mean']):.3f}" for p in table["pairs"] if p["decided"]]
+    by_n: dict[int, list[str]] = {}
+    for p in table["pairs"]:
+        if not p["decided"]:
+            by_n.setdefault(p["difference"]["n"], []).append(f"{p['first']}–{p['second']}")
     text = f"{where}: " + ("; ".join(wins) if wins else "no method beats another")
-    if ties:
-        text += f"; not distinguishable with {n} {unit}: {', '.join(ties)}"
+    for n, names in sorted(by_n.items(), reverse=True):
+        text += f"; not distinguishable with {n} {unit[:-1] if n == 1 else unit}: {', '.join(names)}"
+    if table["comparisons"] > 1:
+        text += f" (Holm-adjusted over {table['comparisons']} comparisons)"
     if missing:
         text += f" ({', '.join(missing)} {'does' if len(missing) == 1 else 'do'} not reach it)"
     return text + "."

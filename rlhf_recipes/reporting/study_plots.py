@@ -59,7 +59,7 @@ def frontiers(summary: dict, condition: str, out: Path, gold_labeler: str) -> No
         ax.axvline(float(budget), color="#999999", linestyle=":", linewidth=0.8)
     ax.set_xlabel("KL(policy || reference) per response (nats); best-of-N: its bound log N - (N-1)/N")
     ax.set_ylabel(f"gold: {gold_labeler} (mean)")
-    ax.set_title(f"Gold vs KL over {len(summary['replicates'])} seeds ({condition}): mean, 95% t interval")
+    ax.set_title(f"Gold vs KL over {len(summary['replicates'])} {summary['unit']} ({condition}): mean, 95% t interval")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
@@ -77,7 +77,7 @@ def compute(summary: dict, condition: str, out: Path, gold_labeler: str) -> None
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
     names = list(summary["families"])
     for ax, key, label in (
-        (axes[0], "training_generations", "training generations (preference samples + the method's own)"),
+        (axes[0], "generations", "generations (preference samples + the method's own + per answer: 1, or N)"),
         (axes[1], "training_seconds", "training wall seconds (reward model included where it is read)"),
     ):
         costs = [max(p[key]["mean"], 1e-3) for e in summary["families"].values() for p in e["points"]]
@@ -98,7 +98,7 @@ def compute(summary: dict, condition: str, out: Path, gold_labeler: str) -> None
                 color=tint,
                 alpha=0.85,
                 capsize=3,
-                label=family + (" (N at answer time)" if entry["method"] == BEST_OF_N else ""),
+                label=family + (" (N generations per answer)" if entry["method"] == BEST_OF_N else ""),
             )
         ax.axhline(summary["reference"]["gold"]["mean"], color=FIXED_COLORS["reference"], linestyle=":",
                    label="reference")  # fmt: skip
@@ -111,7 +111,7 @@ def compute(summary: dict, condition: str, out: Path, gold_labeler: str) -> None
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"gold: {gold_labeler} (mean)")
     axes[0].legend(fontsize=8, loc="best")
-    fig.suptitle(f"Gold vs training compute over {len(summary['replicates'])} seeds ({condition})", fontsize=11)
+    fig.suptitle(f"Gold vs compute over {len(summary['replicates'])} {summary['unit']} ({condition})", fontsize=11)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -136,19 +136,22 @@ def overoptimization(summary: dict, condition: str, out: Path) -> None:
         )
         fit = summary["overoptimization"][family]["fit"]
         if fit is None:
-            ax.plot([], [], color=tint, label=f"{family}: too few points to fit")
+            ax.plot([], [], color=tint, label=f"{family}: too few settings to fit")
             continue
         top = max(math.sqrt(max(p["kl"]["mean"], 0.0)) for p in points) * 1.3
         ds = [top * i / 100 for i in range(1, 101)]
         second = (lambda d: d * d) if fit["form"] == "best_of_n" else (lambda d: d * math.log(d))
-        peak = "no peak" if fit["peak_kl"] is None else f"peak at KL {fit['peak_kl']:.2f}"
+        if fit["peak"] == "within":
+            peak = f"peak at KL {fit['peak_kl']:.2f}"
+        else:
+            peak = "no peak: still rising" if fit["peak"] == "none" else "peak beyond the data"
         ax.plot(ds, [d * fit["alpha"] - fit["beta"] * second(d) for d in ds], "-", color=tint, alpha=0.7,
                 label=f"{family}: α={fit['alpha']:.3f}, β={fit['beta']:.3f}, {peak}")  # fmt: skip
         if fit["peak_kl"] is not None and math.sqrt(fit["peak_kl"]) <= top:
             ax.axvline(math.sqrt(fit["peak_kl"]), color=tint, linestyle=":", linewidth=1)
     ax.axhline(0, color="#555555", linewidth=0.8)
     ax.set_xlabel("d = √KL (nats^½)")
-    ax.set_ylabel("gold gain over the reference (mean over seeds)")
+    ax.set_ylabel(f"gold gain over the reference (mean over {summary['unit']})")
     ax.set_title(f"Over-optimization, fitted ({condition}): RL d(α − β ln d), best-of-N d(α − βd)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")

@@ -5,17 +5,31 @@ import shutil
 from pathlib import Path
 
 from . import study_plots
+from .overoptimization import FORMS, MIN_KL_MOVEMENT
 from .report import number, publish, signed_interval
-from .study import summarise_study
+from .study import MOST_REPLICATES, summarise_study
 
 
 def estimate(entry: dict | None) -> str:
-    """0.512 [0.430, 0.594] (3) from an Interval's dict; "not reached" for None."""
+    """0.512 [0.430, 0.594] from an Interval's dict, with "(n 2/3)" when it rests on n of a table's replicates;
+    "not reached" for None."""
     if entry is None:
         return "not reached"
+    seeds = f" (n {entry['n']}/{entry['of']})" if "of" in entry else ""
     if entry["low"] is None:
-        return f"{entry['mean']:.3f} (1 seed, no interval)"
-    return f"{entry['mean']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]"
+        return f"{entry['mean']:.3f} (1 replicate, no interval){seeds}"
+    return f"{entry['mean']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]{seeds}"
+
+
+def with_interval(entry: dict | None, digits: int = 3) -> str:
+    """value [low, high] of a {"value", "low", "high"} dict; "" for None; a missing bound reads "beyond"."""
+    if entry is None:
+        return ""
+
+    def shown(value):
+        return "beyond" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
+
+    return f"{shown(entry['value'])} [{shown(entry['low'])}, {shown(entry['high'])}]"
 
 
 def budget_blocks(title: str, unit: str, tables: dict, note: str) -> list[tuple]:
@@ -31,15 +45,14 @@ def budget_blocks(title: str, unit: str, tables: dict, note: str) -> list[tuple]
             cells.append(estimate(entry) + chosen)
         method_rows.append([f"{budget} {unit}", *cells])
         for pair in table["pairs"]:
-            seeds = pair["seeds_to_detect_observed"]
             pair_rows.append(
                 [
                     f"{budget} {unit}",
                     f"{pair['first']} − {pair['second']}",
-                    signed_interval(pair["difference"]),
+                    signed_interval(pair["difference"]) + f" (n {pair['difference']['n']})",
+                    "" if pair["p"] is None else f"{pair['p']:.3g}",
                     pair["verdict"],
-                    number(pair["detectable_difference"]),
-                    "" if seeds is None else (f"> {seeds - 1}" if seeds >= 1000 else str(seeds)),
+                    with_interval(pair["detectable_difference"]),
                 ]
             )
     return [
@@ -47,107 +60,150 @@ def budget_blocks(title: str, unit: str, tables: dict, note: str) -> list[tuple]
         ("table", ["budget", *families], method_rows),
         (
             "table",
-            ["budget", "pair", "difference [95% CI]", "verdict", "detectable with these seeds", "seeds for observed"],
+            ["budget", "pair", "difference [95% CI, raw]", "p (raw)", "verdict (Holm, 5% per table)", "detectable"],
             pair_rows,
         ),
     ] + ([("p", note)] if note else [])
 
 
 def condition_blocks(label: str, summary: dict, plots: list[str], gold: str) -> list[tuple]:
-    n = len(summary["replicates"])
+    n, unit = len(summary["replicates"]), summary["unit"]
     prefix = "" if label == "all" else f"{label}: "
     slug = plot_slug(label)
     blocks: list[tuple] = [("p", f"**{prefix}In words.** {summary['summary']}")]
     if f"frontiers{slug}.png" in plots:
         blocks.append(
-            ("image", f"frontiers{slug}.png", f"{prefix}gold vs KL per method, mean and 95% t interval over {n} seeds.")
+            (
+                "image",
+                f"frontiers{slug}.png",
+                f"{prefix}gold vs KL per method, mean and 95% t interval over {n} {unit}.",
+            )
         )
+    blocks += budget_blocks(f"{prefix}Verdict at KL budgets", "nats", summary["by_kl"], kl_note(unit))
     blocks += budget_blocks(
-        f"{prefix}Verdict at KL budgets",
-        "nats",
-        summary["by_kl"],
-        "Each method's gold at the budget is read on each seed's frontier (its policies' (KL, gold) points and the "
-        "reference at KL 0), interpolated linearly along KL, never extrapolated: a method whose largest KL on a "
-        "seed is below the budget has no value there. Differences are paired by seed (a seed shares samples, "
-        "labels and reward model across methods); 95% Student's t intervals over seeds; a verdict names a "
-        "winner only where the interval excludes zero. Intervals are per comparison, not corrected for the "
-        "number of comparisons in the table. Detectable: the difference these seeds find with 80% power; "
-        "seeds for observed: how many would find the observed difference. Best-of-N is placed at its KL bound, "
-        "an upper bound on its KL.",
-    )
-    blocks += budget_blocks(
-        f"{prefix}Verdict at equal training compute",
-        "generations",
-        summary["by_compute"],
-        "At each budget (training generations: the preference samples plus a method's own rollouts), each "
-        "method is represented by its policy with the highest mean gold among those that cost at most the "
-        "budget, chosen on these same seeds (so slightly optimistic for methods with many settings). Best-of-N "
-        "spends its N generations per answer instead, at evaluation time.",
+        f"{prefix}Verdict at equal compute", "generations", summary["by_compute"], compute_note(unit)
     )
     if f"compute{slug}.png" in plots:
-        blocks.append(("image", f"compute{slug}.png", f"{prefix}gold vs training generations and seconds."))
+        blocks.append(("image", f"compute{slug}.png", f"{prefix}gold vs generations and training seconds."))
     blocks += overoptimization_blocks(prefix, summary)
     if f"overoptimization{slug}.png" in plots:
         blocks.append(("image", f"overoptimization{slug}.png", f"{prefix}gold gain vs √KL with fitted curves."))
     blocks += policy_blocks(prefix, summary)
-    power = summary["power"]
-    within = power["median_detectable_difference_within_a_run"]
-    blocks.append(
-        (
-            "p",
-            f"**{prefix}Power.** Between methods, over {n} seeds: "
-            + ", ".join(
-                f"{number(value)} at {budget} nats"
-                for budget, value in power["median_detectable_difference_by_kl"].items()
-                if value is not None
+    blocks.append(("p", power_text(prefix, summary)))
+    return blocks
+
+
+def kl_note(unit: str) -> str:
+    return (
+        f"Each method's gold at the budget is read on each of the {unit}' frontiers (its policies' (KL, gold) points "
+        "and the reference at KL 0) between the two points that bracket the budget, along Gao et al.'s curve "
+        "through them in √KL (reporting/statistics.py, at_budget), never "
+        f"extrapolated; a cell's mean is over the n {unit} that reach the budget, of all of them (those that go "
+        "further may be the stronger ones). Differences are paired over the "
+        f"{unit} both methods reach; the interval and p are each pair's own (95% Student's t, raw); the verdict "
+        'is Holm-adjusted over the table\'s pairs, so the chance of any false "beats" in a table is at most 5%. '
+        "Detectable: the difference these replicates find with 80% power (exact, noncentral t), and in brackets "
+        "what it may be given that its SD is estimated (χ², 95%). Best-of-N is placed at its KL bound, an upper "
+        "bound on its KL."
+    )
+
+
+def compute_note(unit: str) -> str:
+    return (
+        "Generations count training and answering: the preference samples, a method's own rollouts, and one "
+        "generation per evaluated answer (N for best-of-N, which samples N to pick one). At each budget each "
+        f"method stands for its setting with the highest mean gold over the {unit} among those within the "
+        "budget. Where that was a choice among several settings, it was made on the gold it is judged on, "
+        "which favours methods with more settings: that budget is exploratory, and draws no verdict. A budget "
+        "where every method has one setting is a verdict, Holm-adjusted as above."
+    )
+
+
+def power_text(prefix: str, summary: dict) -> str:
+    power, unit = summary["power"], summary["unit"]
+    parts = []
+    for budget, value in power["by_kl"].items():
+        if value and value["detectable"]:
+            needed = value["needed"]
+            most = needed["high"] >= MOST_REPLICATES
+            parts.append(
+                f"at {budget} nats {with_interval(value['detectable'])}; {needed['value']} {unit} "
+                f"[{needed['low']}, {f'more than {MOST_REPLICATES}' if most else needed['high']}]"
+                f" to detect {number(power['detect_gold_difference'])}"
             )
-            + " (median over pairs of the smallest difference found with 80% power at the 5% level)."
-            + (
-                f" Within one run, against its reference over {power['prompts']} held-out prompts: {number(within)}"
-                " (each run's report sizes its prompts)."
-                if within is not None
-                else ""
-            ),
+    within = power["median_detectable_difference_within_a_run"]
+    return (
+        f"**{prefix}Power.** Between methods, over {power['replicates']} {unit} (from the pair with the median SD "
+        "of each table; 80% power at the 5% level, exact; brackets: the SD's 95% χ² interval carried through): "
+        + ("; ".join(parts) if parts else "no pair has an SD")
+        + f". The difference to detect ({number(power['detect_gold_difference'])} gold): study.detect_gold_difference."
+        + (
+            f" Within one run, against its reference over {power['prompts']} held-out prompts: {number(within)}"
+            " (each run's report sizes its prompts)."
+            if within is not None
+            else ""
         )
     )
-    return blocks
 
 
 def overoptimization_blocks(prefix: str, summary: dict) -> list[tuple]:
     fit_rows, flag_rows = [], []
     for family, entry in summary["overoptimization"].items():
         fit = entry["fit"]
-        passed = entry["passed_fitted_peak"]
-        fit_rows.append(
-            [family, "too few points (fewer than 3 distinct KL)", "", "", "", number(entry["largest_mean_kl"]), ""]
-            if fit is None
-            else [
-                family,
-                "d(α − βd)" if fit["form"] == "best_of_n" else "d(α − β ln d)",
-                number(fit["alpha"]),
-                number(fit["beta"]),
-                "none (β ≤ 0: still rising)" if fit["peak_kl"] is None else number(fit["peak_kl"]),
-                number(entry["largest_mean_kl"]),
-                "n/a" if passed is None else ("yes" if passed else "no"),
-            ]
-        )
+        if fit is None:
+            fit_rows.append(
+                [family, "too few settings to fit (fewer than 3)", "", "", "", number(entry["largest_mean_kl"])]
+            )
+        else:
+            ci = fit["intervals"] or {}
+            fit_rows.append(
+                [
+                    family,
+                    FORMS[fit["form"]],
+                    number(fit["alpha"]) + bracket(ci.get("alpha")),
+                    number(fit["beta"]) + bracket(ci.get("beta")),
+                    peak_text(fit),
+                    number(entry["largest_mean_kl"]),
+                ]
+            )
         for policy, flag in entry["flags"].items():
-            flag_rows.append([policy, flag["state"], flag["peak"], flag["evidence"]])
+            flag_rows.append([policy, flag["state"], flag["compared_with"], flag["evidence"]])
     return [
         ("h2", f"{prefix}Over-optimization"),
-        ("table", ["method", "form", "α", "β", "fitted peak KL", "largest mean KL", "trained past it"], fit_rows),
-        ("table", ["policy", "flag", "peak on its way", "evidence (over seeds, 95%)"], flag_rows),
+        ("table", ["method", "form", "α", "β", "fitted peak KL [95%]", "largest mean KL"], fit_rows),
+        ("table", ["policy", "flag", "compared with", "evidence"], flag_rows),
         (
             "p",
-            "Gao et al. (2022)'s forms, least squares on every seed's points, d = √KL, gain = gold − the seed's "
-            "reference gold. The flag needs evidence: over-optimized only where gold is significantly below the "
-            "best-gold point on its way (the reference or a setting of the same method at lower KL) while the "
-            "learned reward is significantly above it; did not move: neither KL nor the learned reward rose "
-            "significantly; inconclusive: too few seeds, or gold neither rose nor fell significantly. A fitted "
-            'peak is the curve\'s, drawn through few points: "trained past it" alone is not evidence of '
-            "over-optimization; the flags are.",
+            "Gao et al. (2022)'s forms, least squares on every replicate's points, d = √KL, gain = gold − the "
+            "replicate's reference gold; intervals: 95% percentiles over 1,000 bootstrap resamples of whole "
+            'replicates (3 or more). A peak past the largest KL measured reads "beyond": the data say nothing '
+            "about where. The flag compares each policy with a point named before gold is read: the setting "
+            "before it by mean KL (the reference for the first). Over-optimized only where, having moved at "
+            f"least {MIN_KL_MOVEMENT} nats past it, gold is significantly below it and the learned reward "
+            "significantly above it, each one-sided at 5% divided by the method's number of settings "
+            "(so at most a 5% chance of any false flag per method); did not move: KL from the reference not "
+            f"significantly {MIN_KL_MOVEMENT} nats (never flagged); inconclusive: too few replicates, or gold "
+            "neither rose nor fell significantly.",
         ),
     ]
+
+
+def bracket(bounds: list | None) -> str:
+    return "" if not bounds else f" [{number(bounds[0])}, {number(bounds[1])}]"
+
+
+def peak_text(fit: dict) -> str:
+    """The fitted peak: a KL, or beyond the data; with its bootstrap interval."""
+    shown = (
+        number(fit["peak_kl"])
+        if fit["peak"] == "within"
+        else ("none (β ≤ 0: still rising)" if fit["peak"] == "none" else "beyond the largest KL measured")
+    )
+    bounds = (fit["intervals"] or {}).get("peak_kl")
+    if bounds:
+        low, high = ("beyond" if bound is None else number(bound) for bound in bounds)
+        shown += f" [{low}, {high}]"
+    return shown
 
 
 def policy_blocks(prefix: str, summary: dict) -> list[tuple]:
@@ -163,12 +219,12 @@ def policy_blocks(prefix: str, summary: dict) -> list[tuple]:
                     estimate(point["gold"]),
                     signed_interval(point["gold_gain"]),
                     signed_interval(point["learned_gain"]),
-                    number(point["training_generations"]["mean"], 0),
+                    number(point["generations"]["mean"], 0),
                     number(point["training_seconds"]["mean"], 1),
                 ]
             )
     return [
-        ("h2", f"{prefix}Every policy, over seeds"),
+        ("h2", f"{prefix}Every policy, over {summary['unit']}"),
         (
             "table",
             ["method", "policy", "knob value", "KL", "gold", "gold gain", "learned gain", "generations", "seconds"],
@@ -177,9 +233,24 @@ def policy_blocks(prefix: str, summary: dict) -> list[tuple]:
         (
             "p",
             f"Reference gold {estimate(summary['reference']['gold'])}; reward-model held-out accuracy "
-            f"{estimate(summary['reward_model_heldout_accuracy'])}. Gains are paired by seed over the reference.",
+            f"{estimate(summary['reward_model_heldout_accuracy'])}. Gains are paired by replicate over the reference.",
         ),
     ]
+
+
+def spread_text(metrics: dict) -> str:
+    """Which spread every interval of the report is over."""
+    if metrics["replicates"] == "training_seeds":
+        return (
+            f"Training seeds {metrics['training_seeds']} on the data of seed {metrics['seeds'][0]}: every run shares "
+            "its samples, labels and reward model, and trains the methods again, so intervals are over the "
+            "randomness of training (and evaluation) given these data, not over data or reward model."
+        )
+    return (
+        f"Seeds {metrics['seeds']}: each seed is a whole run (its own samples, labels, reward model and policies), "
+        "so intervals over seeds include the randomness of data and training; every method of a seed shares "
+        "that seed's data."
+    )
 
 
 def plot_slug(label: str) -> str:
@@ -208,11 +279,9 @@ def write_study_report(study_dir: Path) -> dict:
         ("h1", f"Study `{metrics['name']}`"),
         (
             "p",
-            f"Seeds {metrics['seeds']}"
-            + (f"; condition {condition['key']} in {condition['values']}" if condition else "")
-            + f". Training labeler: `{metrics['labeler']}`. Gold judge: `{metrics['gold_labeler']}`. Each seed is a "
-            "whole run (its own samples, labels, reward model and policies), so intervals over seeds include "
-            "the randomness of data and training; every method of a seed shares that seed's data.",
+            spread_text(metrics)
+            + (f" Condition {condition['key']} in {condition['values']}." if condition else "")
+            + f" Training labeler: `{metrics['labeler']}`. Gold judge: `{metrics['gold_labeler']}`.",
         ),
     ]
     for label, summary in metrics["conditions"].items():
