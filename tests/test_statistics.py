@@ -195,12 +195,14 @@ def interval(mean, half, n=5):
 def test_over_optimized_needs_gold_below_a_named_point_while_the_learned_reward_rose_past_it():
     state, evidence = overoptimization_state(
         kl=interval(4.0, 0.5),
+        learned_gain=interval(1.2, 0.2),
         gold_gain=interval(0.05, 0.1),
         comparisons=[Comparison("dpo_beta_0.1", interval(2.0, 0.3), interval(0.6, 0.2), interval(-0.2, 0.05))],
     )
     assert state == OVEROPTIMIZED and "against dpo_beta_0.1" in evidence
     state, _ = overoptimization_state(  # the same, but the family made 20 comparisons: not enough evidence
         interval(4.0, 0.5),
+        interval(1.2, 0.2),
         interval(0.05, 0.1),
         [Comparison("dpo_beta_0.1", interval(2.0, 0.3), interval(0.6, 0.2), interval(-0.2, 0.12))],
         tests=20,
@@ -209,10 +211,11 @@ def test_over_optimized_needs_gold_below_a_named_point_while_the_learned_reward_
 
 
 def test_fine_when_gold_rose_significantly_and_not_below_its_point():
-    state, _ = overoptimization_state(interval(2.0, 0.5), interval(0.3, 0.1), [])
+    state, _ = overoptimization_state(interval(2.0, 0.5), interval(0.8, 0.2), interval(0.3, 0.1), [])
     assert state == FINE
     state, _ = overoptimization_state(  # below its point, but not significantly: not flagged
         interval(4.0, 0.5),
+        interval(1.0, 0.2),
         interval(0.25, 0.1),
         [Comparison("x", interval(1.0, 0.2), interval(0.3, 0.1), interval(-0.05, 0.1))],
     )
@@ -221,16 +224,21 @@ def test_fine_when_gold_rose_significantly_and_not_below_its_point():
 
 def test_did_not_move_is_never_flagged():
     """The case users met: a policy that moved 0.05 nats, learned reward up a little, gold down."""
-    c = Comparison("the reference", interval(0.05, 0.02), interval(0.04, 0.01), interval(-0.2, 0.05))
-    state, _ = overoptimization_state(kl=interval(0.05, 0.02), gold_gain=interval(-0.2, 0.05), comparisons=[c])
+    c = Comparison("the reference", interval(0.05, 0.02), interval(0.04, 0.05), interval(-0.2, 0.05))
+    state, _ = overoptimization_state(interval(0.05, 0.02), interval(0.04, 0.05), interval(-0.2, 0.05), [c])
     assert state == DID_NOT_MOVE
+    c = Comparison("the reference", interval(0.05, 0.02), interval(0.5, 0.1), interval(-0.2, 0.05))
+    state, _ = overoptimization_state(interval(0.05, 0.02), interval(0.5, 0.1), interval(-0.2, 0.05), [c])
+    assert state == INCONCLUSIVE, "the learned reward rose, so it moved; but not 0.1 nats past the reference: no flag"
     far = Comparison("x", interval(0.05, 0.02), interval(0.5, 0.01), interval(-0.2, 0.05))  # moved, but not past x
-    assert overoptimization_state(interval(3.0, 0.5), interval(0.1, 0.05), [far])[0] == FINE
+    assert overoptimization_state(interval(3.0, 0.5), interval(1.0, 0.1), interval(0.1, 0.05), [far])[0] == FINE
+    wide = interval(8.5, 17.0, n=3)  # one seed went far: KL not significant, but the learned reward rose
+    assert overoptimization_state(wide, interval(3.7, 1.9, n=3), interval(0.65, 0.12, n=3), [])[0] == FINE
 
 
 def test_too_little_data_is_inconclusive():
     one = Interval(0.3, None, None, 1)
-    state, evidence = overoptimization_state(one, one, [Comparison("x", one, one, one)])
+    state, evidence = overoptimization_state(one, one, one, [Comparison("x", one, one, one)])
     assert state == INCONCLUSIVE and "too little data" in evidence
-    state, evidence = overoptimization_state(interval(3.0, 0.5), interval(0.05, 0.1), [])  # moved, gold flat
+    state, evidence = overoptimization_state(interval(3.0, 0.5), interval(1.0, 0.1), interval(0.05, 0.1), [])
     assert state == INCONCLUSIVE and "cannot tell" in evidence

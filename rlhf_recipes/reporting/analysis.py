@@ -148,7 +148,9 @@ def policy_summary(rows: list[dict], reference_rows: list[dict]) -> dict:
     gold_gain = paired_difference(gold_by_prompt, by_prompt(reference_rows, "gold"))
     learned_gain = paired_difference(by_prompt(rows, "reward_model"), by_prompt(reference_rows, "reward_model"))
     kl = t_interval(by_prompt(rows, "kl"))
-    state, evidence = overoptimization_state(kl, gold_gain, [Comparison("the reference", kl, learned_gain, gold_gain)])
+    state, evidence = overoptimization_state(
+        kl, learned_gain, gold_gain, [Comparison("the reference", kl, learned_gain, gold_gain)]
+    )
     learned_gain_sd, gold_gain_sd = (
         standardized_gain(learned, reference_learned),
         standardized_gain(gold, reference_gold),
@@ -200,7 +202,10 @@ def curve_overoptimization(points: list[dict]) -> dict:
         against(point, "the initial policy" if point is first else f"step {point['step']}") for point in named
     ]
     state, evidence = overoptimization_state(
-        t_interval(final["kl"]), paired_difference(final["gold"], first["gold"]), comparisons
+        t_interval(final["kl"]),
+        paired_difference(final["reward_model"], first["reward_model"]),
+        paired_difference(final["gold"], first["gold"]),
+        comparisons,
     )
     return {"state": state, "evidence": evidence, "compared_with": [point["step"] for point in named]}
 

@@ -37,19 +37,24 @@ def moved(kl: Interval) -> bool:
 
 
 def overoptimization_state(
-    kl: Interval, gold_gain: Interval, comparisons: list[Comparison], tests: int | None = None
+    kl: Interval, learned_gain: Interval, gold_gain: Interval, comparisons: list[Comparison], tests: int | None = None
 ) -> tuple[str, str]:
     """(state, evidence) of one policy.
 
-    kl: its KL from the reference; gold_gain: its gold over the reference; comparisons: against each point
+    kl, learned_gain, gold_gain: its KL and its learned-reward and gold gains over the reference (the
+    policy is *did not move* when neither its KL rose MIN_KL_MOVEMENT nor its learned reward rose,
+    significantly); comparisons: against each point
     named in advance (policy − point); tests: the comparisons that share the error budget (default: these;
-    a method family's flags share one). Over-optimized: past some point by MIN_KL_MOVEMENT, gold is below
-    it and the learned reward above it, each one-sided at ALPHA / tests. A policy that did not move
-    MIN_KL_MOVEMENT from the reference is never flagged."""
+    a method family's flags share one). Over-optimized: past some point by MIN_KL_MOVEMENT (significantly),
+    gold is below it and the learned reward above it, each one-sided at ALPHA / tests; so a policy that
+    did not move MIN_KL_MOVEMENT past a point is never flagged against it."""
     if kl.low is None or gold_gain.low is None:
         return INCONCLUSIVE, f"too little data ({kl.n} unit{'s' if kl.n != 1 else ''}): no interval"
-    if not moved(kl):
-        return DID_NOT_MOVE, f"KL {kl.mean:.3f} [{kl.low:.3f}, {kl.high:.3f}]: not significantly {MIN_KL_MOVEMENT} nats"
+    if not moved(kl) and not (learned_gain.low is not None and learned_gain.low > 0):
+        return DID_NOT_MOVE, (
+            f"KL {kl.mean:.3f} [{kl.low:.3f}, {kl.high:.3f}] not significantly {MIN_KL_MOVEMENT} nats, and the "
+            "learned reward did not rise significantly"
+        )
     tests = tests or max(len(comparisons), 1)
     alpha = ALPHA / tests
     for c in comparisons:
@@ -63,8 +68,11 @@ def overoptimization_state(
                 f"bounds at {alpha:.3g} each ({tests} comparison{'s' if tests > 1 else ''})"
             )
     if gold_gain.low > 0:
-        return FINE, f"gold rose {gold_gain.mean:+.3f} [{gold_gain.low:+.3f}, {gold_gain.high:+.3f}]" + (
-            ", not significantly below " + ", ".join(c.point for c in comparisons) if comparisons else ""
+        others = [c.point for c in comparisons if c.point not in ("reference", "the reference")]
+        return (
+            FINE,
+            f"gold rose {gold_gain.mean:+.3f} [{gold_gain.low:+.3f}, {gold_gain.high:+.3f}] over the reference"
+            + (f", not significantly below {', '.join(others)}" if others else ""),
         )
     return INCONCLUSIVE, (
         f"it moved, but gold ({gold_gain.mean:+.3f} [{gold_gain.low:+.3f}, {gold_gain.high:+.3f}] over the reference) "

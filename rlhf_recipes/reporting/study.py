@@ -304,6 +304,7 @@ def overoptimization(values: dict[str, dict], entry: dict) -> dict:
         )
         state, evidence = overoptimization_state(
             t_interval(series(values, policy, "kl")),
+            paired_difference(series(values, policy, "learned"), series(values, "reference", "learned")),
             paired_difference(series(values, policy, "gold"), reference_gold),
             [comparison],
             tests=len(by_kl),
