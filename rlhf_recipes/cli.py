@@ -5,12 +5,15 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from .console import make_console, styled
 from .errors import RecipeError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Simulated-preference RLHF recipes on TRL.")
-console = Console(stderr=True, soft_wrap=True)
+# Help text is plain text: rich markup would eat "[default: ...]" and any bracket in a path (issue 21).
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="Simulated-preference RLHF recipes on TRL."
+)
+console = make_console()
 
 OVERRIDES = typer.Argument(None, help="Dotted overrides, e.g. ppo.kl_coef=0.1 dpo=null", show_default=False)
 DEBUG = typer.Option(False, "--debug", help="Show tracebacks and library warnings.")
@@ -18,7 +21,7 @@ DEBUG = typer.Option(False, "--debug", help="Show tracebacks and library warning
 
 def _fail(error: RecipeError, code: int = 2) -> None:
     for line in error.problems:
-        console.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+        console.print(styled("error:", "red"), line)
     raise typer.Exit(code)
 
 
@@ -31,20 +34,18 @@ def validate(recipe: Path, overrides: list[str] = OVERRIDES) -> None:
         loaded = load_recipe(recipe, overrides or [])
     except RecipeError as error:
         _fail(error)
-    console.print(f"{recipe}: valid.", highlight=False)
+    console.print(f"{recipe}: valid.")
     from .config.loader import study_runs
     from .config.schema import Recipe
 
     runs = study_runs(loaded, loaded.model_dump(mode="json"))
     if runs:
-        console.print(
-            f"Study: {len(runs)} runs ({', '.join(run.label for run in runs)}), each as follows.", highlight=False
-        )
+        console.print(f"Study: {len(runs)} runs ({', '.join(run.label for run in runs)}), each as follows.")
         loaded = Recipe.model_validate(runs[0].data)
-    console.print(describe_plan(loaded), highlight=False)
+    console.print(describe_plan(loaded))
     from .models.memory import memory_table
 
-    console.print(memory_table(loaded), highlight=False)
+    console.print(memory_table(loaded))
 
 
 def describe_plan(recipe) -> str:
@@ -152,9 +153,9 @@ def _run_or_study(loaded, run_dir: Path, force: str | None, debug: bool) -> None
     try:
         if loaded.study is not None:
             metrics = run_study(loaded, run_dir, console, force=force)
-            console.print(f"[green]done:[/green] {run_dir / 'report.md'} (one run per seed inside)", highlight=False)
+            console.print(styled("done:", "green"), f"{run_dir / 'report.md'} (one run per seed inside)")
             for label, summary in metrics["conditions"].items():
-                console.print(("" if label == "all" else f"{label}: ") + summary["summary"], highlight=False)
+                console.print(("" if label == "all" else f"{label}: ") + summary["summary"])
             return
         metrics = run_recipe(loaded, run_dir, console, force=force)
     except RecipeError as error:
@@ -163,9 +164,9 @@ def _run_or_study(loaded, run_dir: Path, force: str | None, debug: bool) -> None
         _fail(error)
     except KeyboardInterrupt:
         console.print(
-            f"[yellow]interrupted:[/yellow] the finished stages are kept in {run_dir}. To resume, run the same "
-            "command again: unchanged stages are reused, and a training stage with a checkpoint resumes from it.",
-            highlight=False,
+            styled("interrupted:", "yellow"),
+            f"the finished stages are kept in {run_dir}. To resume, run the same command again: unchanged "
+            "stages are reused, and a training stage with a checkpoint resumes from it.",
         )
         raise typer.Exit(130) from None
     except OSError as error:
@@ -180,12 +181,12 @@ def _run_or_study(loaded, run_dir: Path, force: str | None, debug: bool) -> None
     except Exception as error:
         if debug:
             raise
-        console.print(f"[red]internal error:[/red] {type(error).__name__}: {error}", highlight=False)
+        console.print(styled("internal error:", "red"), f"{type(error).__name__}: {error}")
         console.print("Rerun with --debug for the traceback, and please report it.")
         raise typer.Exit(1) from error
-    console.print(f"[green]done:[/green] {run_dir / 'report.md'}", highlight=False)
+    console.print(styled("done:", "green"), str(run_dir / "report.md"))
     if metrics["gold_labeler"] is None:
-        console.print("  no gold judge: policies compared by the learned reward", highlight=False)
+        console.print("  no gold judge: policies compared by the learned reward")
     for name, policy in metrics["policies"].items():
         judged = (
             f"gold {policy['gold_mean']:+.3f}  win rate {policy['win_rate_vs_reference']:.2f}"
@@ -193,11 +194,11 @@ def _run_or_study(loaded, run_dir: Path, force: str | None, debug: bool) -> None
             else f"learned reward {policy['reward_model_mean']:+.3f}  "
             f"win rate (reward model) {policy['reward_model_win_rate_vs_reference']:.2f}"
         )
-        console.print(f"  {name:<10} {judged}  KL {policy['kl_mean']:.2f}", highlight=False)
+        console.print(f"  {name:<10} {judged}  KL {policy['kl_mean']:.2f}")
     rm = metrics["reward_model"]
     accuracy = rm["heldout_accuracy"] if "heldout_accuracy" in rm else rm["heldout_accuracy_vs_labels"]
     against = "gold" if metrics["gold_labeler"] is not None else "the dataset's labels"
-    console.print(f"  reward model held-out accuracy {accuracy:.3f} (against {against})", highlight=False)
+    console.print(f"  reward model held-out accuracy {accuracy:.3f} (against {against})")
 
 
 @app.command()
@@ -207,7 +208,7 @@ def report(run_dir: Path, debug: bool = DEBUG) -> None:
         from .reporting.study_report import write_study_report
 
         write_study_report(run_dir)
-        console.print(f"rebuilt {run_dir / 'report.md'} and {run_dir / 'report.html'} of the study", highlight=False)
+        console.print(f"rebuilt {run_dir / 'report.md'} and {run_dir / 'report.html'} of the study")
         return
     if not (run_dir / "evaluation" / "generations.jsonl").is_file() or not (run_dir / "recipe.resolved.yaml").is_file():
         _fail(
@@ -220,9 +221,7 @@ def report(run_dir: Path, debug: bool = DEBUG) -> None:
     from .reporting.report import write_report
 
     write_report(run_dir)
-    console.print(
-        f"rebuilt {run_dir / 'report.md'}, {run_dir / 'report.html'}, {run_dir / 'metrics.json'}", highlight=False
-    )
+    console.print(f"rebuilt {run_dir / 'report.md'}, {run_dir / 'report.html'}, {run_dir / 'metrics.json'}")
 
 
 @app.command()

@@ -187,6 +187,14 @@ def trl_without(monkeypatch, module: str, name: str, *overrides):
     return in_process(monkeypatch, "validate", "recipes/smoke.yaml", *overrides)
 
 
+def bracketed_prompts(tmp_path: Path) -> Path:
+    """The smoke prompts under a directory whose name looks like a markup tag."""
+    folder = tmp_path / "exp[v2]"
+    folder.mkdir()
+    (folder / "prompts.txt").write_text((REPO / "data/smoke/prompts.txt").read_text())
+    return folder / "prompts.txt"
+
+
 def other_run(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -337,7 +345,16 @@ CASES = {
     ),
     "missing-accelerate-config": lambda t, m: validate("compute.accelerate_config=nowhere.yaml"),
     "curves-with-zero3": lambda t, m: validate("compute.accelerate_config=recipes/accelerate/deepspeed_zero3.yaml"),
+    "markup-in-path": lambda t, m: validate("prompts.path=/tmp/x/nope[/b].txt"),
+    "brackets-in-path": lambda t, m: validate(f"prompts.path={bracketed_prompts(t)}"),
+    "variant-name-rule": lambda t, m: validate('variants={"bad name": {method: dpo}}'),
+    "help-defaults": lambda t, m: rlhf("run", "--help", env={"COLUMNS": "200"}),
 }
+
+
+from . import bad_input_data, bad_input_reports, bad_input_values  # noqa: E402 (they import the helpers above)
+
+CASES |= bad_input_reports.CASES | bad_input_values.CASES | bad_input_data.CASES
 
 
 def test_the_table_and_the_tests_list_the_same_cases():
@@ -349,7 +366,7 @@ def test_the_table_and_the_tests_list_the_same_cases():
 @pytest.mark.parametrize("case, excerpt, code", documented_cases(), ids=[c for c, _, _ in documented_cases()])
 def test_bad_input(case, excerpt, code, tmp_path, monkeypatch):
     result = CASES[case](tmp_path, monkeypatch)
-    output = result.stderr.replace("\n", " ")
+    output = (result.stderr + (result.stdout if case == "help-defaults" else "")).replace("\n", " ")
     assert result.returncode == code, output
     assert excerpt.replace("\\t", "\\\\t") in output or excerpt in output, output
     assert "Traceback" not in output

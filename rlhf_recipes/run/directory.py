@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from ..config.schema import Recipe
+from ..console import styled
 from ..errors import RecipeError
 from . import progress
 from .distributed import barrier, gather_batches, is_main, rank, world_size
@@ -200,7 +201,7 @@ class RunDirectory:
         if self.console is None:
             return
         shown = ", ".join(f"{key}={_short(value)}" for key, value in (record["summary"] or {}).items())
-        self.console.print(f"[bold]{name}[/bold] {'reused' if reused else 'done'}: {shown}")
+        self.console.print(styled(name, "bold"), f"{'reused' if reused else 'done'}: {shown}")
         built_with, now = record.get("versions"), library_versions()
         if reused and built_with != now:
             changed = ", ".join(
@@ -209,9 +210,9 @@ class RunDirectory:
                 if not built_with or built_with.get(package) != now[package]
             )
             self.console.print(
-                f"  [yellow]note:[/yellow] {name} was built with {changed}; it is reused as its fingerprint "
+                styled("  note:", "yellow"),
+                f"{name} was built with {changed}; it is reused as its fingerprint "
                 f"matches. To rebuild it with the installed versions: --force {name}",
-                highlight=False,
             )
 
     @staticmethod

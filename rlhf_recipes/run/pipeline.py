@@ -11,6 +11,7 @@ from rich.console import Console
 
 from ..config.methods import Method
 from ..config.schema import Recipe
+from ..console import make_console
 from ..errors import RecipeError
 from ..labeling.model_labelers import check_hub_labelers
 from ..models.builtin import builtin_gguf_path
@@ -168,10 +169,10 @@ def run_recipe(
     (other variants of a sweep) is reused instead of run again, unless it is the stage named by
     `force`, or reads the output of a stage rebuilt in this run.
     """
-    console = console or Console(stderr=True)
+    console = console or make_console()
     distributed.start(cpu=device_for(recipe.compute) == "cpu")
     if not distributed.is_main():
-        console = Console(stderr=True, quiet=True)
+        console = make_console(quiet=True)
     steps = plan(recipe, run_dir)
     force = checked_force(force, steps)
     check_hub_labelers([recipe.labeler, recipe.gold_labeler])

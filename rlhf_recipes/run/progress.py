@@ -43,7 +43,7 @@ def stage(name: str, console=None):
     bars = None
     if console is not None and console.is_terminal and is_main():
         bars = Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),

@@ -14,6 +14,7 @@ from rich.console import Console
 from ..config.loader import study_runs
 from ..config.schema import Recipe
 from ..config.study import point_name
+from ..console import make_console, styled
 from ..errors import RecipeError
 from .directory import hold_lock, write_atomically
 
@@ -39,7 +40,7 @@ def run_study(recipe: Recipe, study_dir: Path, console: Console | None = None, f
     from ..reporting.study_report import write_study_report
     from .pipeline import run_recipe
 
-    console = console or Console(stderr=True)
+    console = console or make_console()
     if study_dir.is_dir() and any(study_dir.iterdir()) and not (study_dir / "study.json").is_file():
         raise RecipeError(
             f"--output-dir: {study_dir} already exists, is not empty and holds no study. "
@@ -69,7 +70,7 @@ def run_study(recipe: Recipe, study_dir: Path, console: Console | None = None, f
     write_atomically(study_dir / "recipe.resolved.yaml", yaml.safe_dump(data, sort_keys=False))
     done: list[Path] = []
     for index, run in enumerate(runs, 1):
-        console.print(f"[bold]study run {index}/{len(runs)}: {run.label}[/bold]")
+        console.print(styled(f"study run {index}/{len(runs)}: {run.label}", "bold"))
         run_dir = study_dir / run.label
         run_recipe(Recipe.model_validate(run.data), run_dir, console, siblings=done, force=force)
         done.append(run_dir)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ..console import styled
+
 # What of each policy's evaluation a tracker shows: the numbers the report's tables lead with.
 POLICY_KEYS = (
     "gold_mean",
@@ -126,6 +128,6 @@ def log_final_metrics(report_to: list[str], run_dir: Path, metrics: dict, cpu: b
             callback.on_log(args, state, control, logs=final_scalars(metrics))
             callback.on_train_end(args, state, control)
         except Exception as error:  # noqa: BLE001 - a tracker's failure must not fail a finished run
-            console.print(f"[yellow]warning:[/yellow] the final evaluation did not reach {name}: {error}")
+            console.print(styled("warning:", "yellow"), f"the final evaluation did not reach {name}: {error}")
         finally:
             finish_trackers([name])
