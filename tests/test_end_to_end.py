@@ -144,8 +144,9 @@ def test_report_command_rebuilds_the_same_metrics(smoke_run, tmp_path):
         [sys.executable, "-m", "rlhf_recipes", "compare", str(run_dir), str(copy)], capture_output=True, text=True
     )
     assert compare.returncode == 0, compare.stderr
-    assert f"| {run_dir} (seed 0) | ppo |" in compare.stdout and f"| {copy} (seed 0) | ppo |" in compare.stdout
-    assert "# Gold judge: sentiment (2 runs)" in compare.stdout and "Over the 2 runs as replicates" in compare.stdout
+    assert f"| {run_dir} (seed 0) | ppo |" in compare.stdout, "a copy is the same run: one replicate, said so"
+    assert f"{copy} (seed 0) is the same run as {run_dir} (seed 0)" in compare.stdout
+    assert "# Gold judge: sentiment (1 run)" in compare.stdout and "Over the 2 runs" not in compare.stdout
 
 
 def test_a_second_run_reuses_every_unchanged_stage(smoke_run, tmp_path):

@@ -1,11 +1,9 @@
 """metrics.json, computed from a run directory's saved artifacts only, so `rlhf report` can rebuild it
 without retraining. README.md documents every key."""
 
-import json
 from pathlib import Path
 
-import yaml
-
+from ..errors import RecipeError
 from .metrics import (
     bayes_accuracy,
     best_of_n_kl_bound,
@@ -19,6 +17,7 @@ from .metrics import (
     win_tie_loss,
 )
 from .overoptimization import INCONCLUSIVE, Comparison, overoptimization_state
+from .run_files import evaluation_rows, fix_for, read_json, read_jsonl, read_yaml, reported_methods
 from .statistics import (
     LEVEL,
     POWER,
@@ -35,23 +34,12 @@ POWER_TARGETS_SD = (0.1, 0.2, 0.5)
 SCHEMA_VERSION = 3  # 2: implicit_rewards per policy, methods; 3: intervals over prompts, overoptimization, power
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as rows:
-        return [json.loads(line) for line in rows if line.strip()]
-
-
-def read_json(path: Path, default=None):
-    return json.loads(path.read_text()) if path.exists() else default
-
-
 def summarise_run(run_dir: Path) -> dict:
     """Every number of the report, from run_dir's files."""
-    resolved = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text())  # read as data: files may have moved
+    resolved = read_yaml(run_dir / "recipe.resolved.yaml")  # read as data: files may have moved
     gold_config = gold_labeler_config(resolved)
-    generations = read_jsonl(run_dir / "evaluation" / "generations.jsonl")
-    by_policy: dict[str, list[dict]] = {}
-    for row in generations:
-        by_policy.setdefault(row["policy"], []).append(row)
+    by_policy = evaluation_rows(run_dir)
+    methods = reported_methods(run_dir, method_names(resolved), by_policy)
     reference = by_policy["reference"]
     policies = {name: policy_summary(rows, reference) for name, rows in by_policy.items()}
     bon_path = run_dir / "evaluation" / "best_of_n.jsonl"
@@ -59,7 +47,9 @@ def summarise_run(run_dir: Path) -> dict:
     best_of_n = best_of_n_summary(bon_rows, reference, resolved["evaluation"]["best_of_n"]) if bon_rows else {}
     stats = read_json(run_dir / "preferences" / "stats.json")
     curves = {
-        name: read_json(run_dir / name / "curve.json") for name in policies if (run_dir / name / "curve.json").exists()
+        name: read_json(run_dir / name / "curve.json", kind=list)
+        for name in policies
+        if (run_dir / name / "curve.json").exists()
     }
     metrics = {
         "schema_version": SCHEMA_VERSION,
@@ -83,7 +73,7 @@ def summarise_run(run_dir: Path) -> dict:
             if bon_rows and bon_rows[0].get("source") == "samples stage"
             else "drawn from the reference at evaluation"
         ),
-        "methods": method_names(resolved),
+        "methods": methods,
         "implicit_rewards": implicit_summary(run_dir),
         "training_curves": {
             name: {"points": points, "overoptimization": curve_overoptimization(points)}
@@ -280,7 +270,10 @@ def reward_model_summary(run_dir: Path, preferences: dict) -> dict:
     from datasets import load_from_disk
 
     saved = read_json(run_dir / "reward_model" / "metrics.json")
-    heldout = load_from_disk(str(run_dir / "preferences" / "dataset"), keep_in_memory=True)["heldout"]
+    pairs = run_dir / "preferences" / "dataset"
+    if not (pairs / "dataset_dict.json").is_file():
+        raise RecipeError(f"{pairs}: not found, or not the saved pairs. {fix_for(pairs)}")
+    heldout = load_from_disk(str(pairs), keep_in_memory=True)["heldout"]
     if preferences.get("dataset"):  # your own pairs: how noisy their labels are is not known
         ceiling = None
     else:
@@ -365,14 +358,14 @@ def cost_summary(run_dir: Path, resolved: dict, metrics: dict) -> dict:
         costs[f"best_of_{n}"] = cost(train_responses, 0, rm_steps, rm_seconds, int(n))
     reads = {cls.stage: cls.READS for cls in METHODS}
     for name, method in metrics["methods"].items():
-        own = read_json(run_dir / name / "stage.json")["summary"]
+        record = read_json(run_dir / name / "stage.json")
+        # run.json lists the stages of the latest invocation, which may have stopped before this one
+        own, spent = record["summary"], seconds.get(name, record.get("seconds", 0.0))
         generations, calls = own.get("training_generations", 0), own.get("reward_model_calls", 0)
         if "reward_model" in reads[method]:
-            costs[name] = cost(
-                train_responses + generations, calls, rm_steps + own["steps"], rm_seconds + seconds[name], 1
-            )
+            costs[name] = cost(train_responses + generations, calls, rm_steps + own["steps"], rm_seconds + spent, 1)
         else:
-            costs[name] = cost(train_responses + generations, calls, own["steps"], seconds[name], 1)
+            costs[name] = cost(train_responses + generations, calls, own["steps"], spent, 1)
     reference_gold = metrics["policies"]["reference"]["gold_mean"]
     for method, entry in costs.items():
         result = (

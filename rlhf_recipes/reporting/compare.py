@@ -8,38 +8,33 @@ from pathlib import Path
 
 from ..errors import RecipeError
 from .report import interval, number, render_markdown, signed_interval
-from .study import compare_replicates
+from .run_files import read_json, read_run_metrics, read_study_plan
+from .study import compare_replicates, finished_runs
 from .study_report import budget_blocks, compute_note, kl_note
 
 DEFAULT_KL_BUDGETS = [1.0, 2.0, 4.0, 8.0]
 
 
-def load_runs(path: Path) -> list[tuple[str, dict, dict]]:
+def load_runs(path: Path) -> tuple[list[tuple[str, dict, dict]], list[str]]:
     """(label, metrics, families) of each run that `path` names: a run directory, its metrics.json, or a study
-    directory (each of its runs, with the study's method families). A run is labeled by its directory as
-    given (two runs may share a recipe name and seed)."""
+    directory (each of its finished runs, with the study's method families); and one line for each run or
+    study that cannot be compared, saying why. A run is labeled by its directory as given (two runs may share
+    a recipe name and seed)."""
     directory = path.parent if path.suffix == ".json" else path
     metrics_path = path if path.suffix == ".json" else path / "metrics.json"
-    if not metrics_path.is_file():
-        raise RecipeError(f"{path}: no metrics.json. Fix: name finished run or study directories.")
-    metrics = json.loads(metrics_path.read_text())
-    if metrics.get("kind") == "study":
-        plan = json.loads((directory / "study.json").read_text())
-        return [
-            (f"{directory}/{run['dir']}", json.loads((directory / run["dir"] / "metrics.json").read_text()),
-             plan["families"])
-            for run in plan["runs"]
-        ]  # fmt: skip
-    if "policies" not in metrics or "gold_labeler" not in metrics:
-        raise RecipeError(f"{metrics_path}: not the metrics.json of a run or study. Fix: name a run directory.")
-    if metrics["gold_labeler"] is None:
-        raise RecipeError(
-            f"{directory}: this run has no gold judge (your own pairs, no gold_labeler), and compare compares gold. "
-            "Fix: rerun it with a gold_labeler (earlier stages are reused), or read its own report"
-        )
+    try:
+        if (directory / "study.json").is_file() or (
+            metrics_path.is_file() and read_json(metrics_path).get("kind") == "study"
+        ):
+            plan = read_study_plan(directory)
+            runs, problems = finished_runs(directory, plan)
+            return [(f"{directory}/{run['dir']}", metrics, plan["families"]) for run, metrics in runs], problems
+        metrics = read_run_metrics(metrics_path)
+    except RecipeError as error:
+        return [], error.problems
     families = {name: {"method": method, "knob": None, "policies": {name: None}} for name, method in
                 metrics.get("methods", {}).items()}  # fmt: skip
-    return [(f"{directory} (seed {metrics.get('seed', '?')})", metrics, families)]
+    return [(f"{directory} (seed {metrics.get('seed', '?')})", metrics, families)], []
 
 
 def run_identity(label: str, metrics: dict) -> tuple:
@@ -47,11 +42,8 @@ def run_identity(label: str, metrics: dict) -> tuple:
     recipe section, seed and inputs, so a copied run directory has its original's) with the same seed; a
     run without stage records (a bare metrics.json), its whole metrics."""
     directory = Path(label.split(" (seed ")[0])
-    stages = sorted(
-        (record.parent.name, json.loads(record.read_text())["fingerprint"])
-        for record in directory.glob("*/stage.json")
-        if "fingerprint" in json.loads(record.read_text())
-    )
+    records = {record.parent.name: read_json(record) for record in directory.glob("*/stage.json")}
+    stages = sorted((name, record["fingerprint"]) for name, record in records.items() if "fingerprint" in record)
     if stages:
         return ("fingerprints", metrics.get("seed"), tuple(stages))
     return ("metrics", json.dumps(metrics, sort_keys=True))
@@ -74,10 +66,28 @@ def distinct_runs(runs: list[tuple[str, dict, dict]]) -> tuple[list[tuple[str, d
     return kept, notes
 
 
+def compare_readable(paths: list[Path]) -> tuple[str, list[str]]:
+    """The markdown `rlhf compare` prints, of every run that can be compared ("" if none can), and one line
+    for each run or study left out, saying why and what to do."""
+    given, left_out = [], []
+    for path in paths:
+        runs, problems = load_runs(path)
+        given += runs
+        left_out += [f"left out of the comparison: {line}" for line in problems]
+    return (runs_text(given) if given else ""), left_out
+
+
 def compare_text(paths: list[Path]) -> str:
-    """The markdown `rlhf compare` prints."""
+    """The markdown `rlhf compare` prints; a RecipeError, with every problem, if any run cannot be compared."""
+    text, left_out = compare_readable(paths)
+    if left_out:
+        raise RecipeError(left_out)
+    return text
+
+
+def runs_text(given: list[tuple[str, dict, dict]]) -> str:
+    """The markdown of the runs given: grouped by gold judge, each run given twice counted once."""
     by_judge: dict[str, list[tuple[str, dict, dict]]] = {}
-    given = [run for path in paths for run in load_runs(path)]
     runs, repeated = distinct_runs(given)
     for run in runs:
         by_judge.setdefault(run[1]["gold_labeler"], []).append(run)

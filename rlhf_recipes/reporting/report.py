@@ -6,6 +6,8 @@ import html
 import re
 from pathlib import Path
 
+from ..errors import RecipeError
+
 
 def number(value, digits: int = 3) -> str:
     if value is None:
@@ -447,23 +449,41 @@ def render_html(blocks: list[tuple], plots_dir: Path) -> str:
 
 
 def write_report(run_dir: Path) -> dict:
-    """(Re)build metrics.json, plots/*.png, report.md and report.html from run_dir's saved artifacts."""
-    import os
+    """(Re)build metrics.json, plots/*.png, report.md and report.html from run_dir's saved artifacts. Everything
+    is read and drawn before anything is replaced, so a report that fails leaves the previous one whole. A
+    trained policy the evaluation lacks (the run stopped before evaluating it) is left out: the report of the
+    others is written, then a RecipeError says so."""
     import shutil
 
-    import yaml
-
-    from . import plots as figures
-    from .analysis import read_json, read_jsonl, summarise_run
+    from .analysis import method_names, summarise_run
+    from .run_files import evaluation_rows, not_evaluated, read_yaml
     from .without_gold import blocks_without_gold, has_gold, summarise_run_without_gold
 
-    resolved = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text())
+    resolved = read_yaml(run_dir / "recipe.resolved.yaml")
     gold = has_gold(resolved)
     metrics = summarise_run(run_dir) if gold else summarise_run_without_gold(run_dir, resolved)
-    generations = read_jsonl(run_dir / "evaluation" / "generations.jsonl")
+    generations = [row for rows in evaluation_rows(run_dir).values() for row in rows]
     staging = run_dir / ".plots.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
+    try:
+        made = draw_plots(run_dir, metrics, generations, gold, staging)
+        examples = resolved["evaluation"]["examples_in_report"]
+        build = build_blocks if gold else blocks_without_gold
+        publish(run_dir, metrics, build(metrics, generations, examples, made), staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone once published; what a failure left otherwise
+    left_out = [name for name in method_names(resolved) if name not in metrics["methods"]]
+    if left_out:
+        raise RecipeError(not_evaluated(run_dir, left_out, list(metrics["policies"])))
+    return metrics
+
+
+def draw_plots(run_dir: Path, metrics: dict, generations: list[dict], gold: bool, staging: Path) -> list[str]:
+    """The run's plots, drawn into `staging`; their file names."""
+    from . import plots as figures
+    from .run_files import read_json
+
     made = ["lengths.png"]
     figures.lengths(metrics, generations, staging / "lengths.png")
     if gold:
@@ -475,23 +495,27 @@ def write_report(run_dir: Path) -> dict:
         figures.training_curves(metrics, staging / "training_curves.png")
         made.append("training_curves.png")
     stages = ["reward_model", *metrics["methods"]]
-    logs = {stage: read_json(run_dir / stage / "log_history.json", []) for stage in stages}
+    logs = {stage: read_json(run_dir / stage / "log_history.json", [], kind=list) for stage in stages}
     if figures.trainer_logs(metrics, logs, staging / "trainer_logs.png"):
         made.append("trainer_logs.png")
-    shutil.rmtree(run_dir / "plots", ignore_errors=True)
-    os.replace(staging, run_dir / "plots")
-    examples = resolved["evaluation"]["examples_in_report"]
-    build = build_blocks if gold else blocks_without_gold
-    publish(run_dir, metrics, build(metrics, generations, examples, made))
-    return metrics
+    return made
 
 
-def publish(directory: Path, metrics: dict, blocks: list[tuple]) -> None:
-    """Write metrics.json, report.md and report.html (its images from directory/plots), each atomically."""
+def publish(directory: Path, metrics: dict, blocks: list[tuple], plots: Path) -> None:
+    """Render metrics.json, report.md and report.html (its images from `plots`, where they were drawn), then
+    move `plots` to directory/plots and write the three files, each atomically."""
     import json
+    import os
+    import shutil
 
     from ..run.directory import write_atomically
 
-    write_atomically(directory / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    write_atomically(directory / "report.md", render_markdown(blocks))
-    write_atomically(directory / "report.html", render_html(blocks, directory / "plots"))
+    texts = {
+        "metrics.json": json.dumps(metrics, indent=2) + "\n",
+        "report.md": render_markdown(blocks),
+        "report.html": render_html(blocks, plots),
+    }
+    shutil.rmtree(directory / "plots", ignore_errors=True)
+    os.replace(plots, directory / "plots")
+    for name, text in texts.items():
+        write_atomically(directory / name, text)

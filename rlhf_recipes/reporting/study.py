@@ -13,8 +13,9 @@ import itertools
 from pathlib import Path
 
 from ..config.study import Study
-from .analysis import read_json
+from ..errors import RecipeError
 from .overoptimization import Comparison, fit_overoptimization, overoptimization_state
+from .run_files import read_run_metrics, rerun
 from .statistics import (
     Interval,
     at_budget,
@@ -36,15 +37,37 @@ DETECT_GOLD_DIFFERENCE = Study.model_fields["detect_gold_difference"].default  #
 UNITS = {"seeds": "seeds", "training_seeds": "training seeds", "runs": "runs"}
 
 
-def summarise_study(study_dir: Path) -> dict:
-    """Every number of the study's report."""
-    plan = read_json(study_dir / "study.json")
+def finished_runs(study_dir: Path, plan: dict) -> tuple[list[tuple[dict, dict]], list[str]]:
+    """The study's runs (each its entry of study.json and its metrics.json) whose metrics.json holds every
+    policy of the study, and one line for each other run: it did not finish, or its metrics.json is damaged
+    or from an older version."""
+    finished, problems = [], []
+    policies = [policy for entry in plan["families"].values() for policy in entry["policies"]]
+    for run in plan["runs"]:
+        path = study_dir / run["dir"] / "metrics.json"
+        try:
+            metrics = read_run_metrics(path)
+        except RecipeError as error:
+            problems += error.problems
+            continue
+        missing = [policy for policy in policies if policy not in metrics["policies"]]
+        if missing:
+            problems.append(
+                f"{path}: has no policy {', '.join(missing)}, which the study trains. "
+                f"Fix: run the study again: {rerun(study_dir)} (finished runs are reused)."
+            )
+        else:
+            finished.append((run, metrics))
+    return finished, problems
+
+
+def summarise_study(plan: dict, runs: list[tuple[dict, dict]]) -> dict:
+    """Every number of the study's report, over `runs` (each its entry of study.json and its metrics.json)."""
     groups: dict[str, list[tuple[str, dict]]] = {}
     replicates = plan.get("replicates", "seeds")
-    for run in plan["runs"]:
+    for run, metrics in runs:
         condition = plan["condition"]
         label = "all" if condition is None else f"{condition['key']}={run['condition']}"
-        metrics = read_json(study_dir / run["dir"] / "metrics.json")
         seed = run.get("training_seed") if replicates == "training_seeds" else run["seed"]
         groups.setdefault(label, []).append((f"{UNITS[replicates][:-1]} {seed}", metrics))
     first = next(iter(groups.values()))[0][1]
@@ -60,7 +83,7 @@ def summarise_study(study_dir: Path) -> dict:
         "replicates": replicates,
         "condition": plan["condition"],
         "kl_budgets": plan["kl_budgets"],
-        "runs": [run["dir"] for run in plan["runs"]],
+        "runs": [run["dir"] for run, _ in runs],
         "conditions": {
             label: compare_replicates(runs, plan["families"], plan["kl_budgets"], replicates, target)
             for label, runs in groups.items()

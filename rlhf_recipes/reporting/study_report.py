@@ -4,10 +4,12 @@ import re
 import shutil
 from pathlib import Path
 
+from ..errors import RecipeError
 from . import study_plots
 from .overoptimization import FORMS, MIN_KL_MOVEMENT
 from .report import number, publish, signed_interval
-from .study import MOST_REPLICATES, summarise_study
+from .run_files import read_study_plan
+from .study import MOST_REPLICATES, finished_runs, summarise_study
 
 
 def estimate(entry: dict | None) -> str:
@@ -258,13 +260,30 @@ def plot_slug(label: str) -> str:
 
 
 def write_study_report(study_dir: Path) -> dict:
-    """(Re)build the study's metrics.json, plots/*.png, report.md and report.html from its runs."""
-    import os
-
-    metrics = summarise_study(study_dir)
+    """(Re)build the study's metrics.json, plots/*.png, report.md and report.html from its finished runs. A run
+    that did not finish (or whose metrics.json cannot be read) is left out: the report of the others is
+    written, then a RecipeError names each run left out; with no finished run, nothing is written."""
+    plan = read_study_plan(study_dir)
+    runs, problems = finished_runs(study_dir, plan)
+    left_out = [f"left out of the study's report: {line}" for line in problems]
+    if not runs:
+        raise RecipeError(left_out + [f"{study_dir}: no run of the study has finished, so there is nothing to report."])
+    metrics = summarise_study(plan, runs)
     staging = study_dir / ".plots.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
+    try:
+        made = draw_study_plots(metrics, staging)
+        publish(study_dir, metrics, study_blocks(metrics, made, left_out), staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone once published; what a failure left otherwise
+    if left_out:
+        raise RecipeError(left_out)
+    return metrics
+
+
+def draw_study_plots(metrics: dict, staging: Path) -> list[str]:
+    """Each condition's frontiers, compute and over-optimization plots, drawn into `staging`; their names."""
     made = []
     for label, summary in metrics["conditions"].items():
         slug, shown = plot_slug(label), "all runs" if label == "all" else label
@@ -272,8 +291,10 @@ def write_study_report(study_dir: Path) -> dict:
         study_plots.compute(summary, shown, staging / f"compute{slug}.png", metrics["gold_labeler"])
         study_plots.overoptimization(summary, shown, staging / f"overoptimization{slug}.png")
         made += [f"frontiers{slug}.png", f"compute{slug}.png", f"overoptimization{slug}.png"]
-    shutil.rmtree(study_dir / "plots", ignore_errors=True)
-    os.replace(staging, study_dir / "plots")
+    return made
+
+
+def study_blocks(metrics: dict, made: list[str], left_out: list[str]) -> list[tuple]:
     condition = metrics["condition"]
     blocks: list[tuple] = [
         ("h1", f"Study `{metrics['name']}`"),
@@ -288,6 +309,5 @@ def write_study_report(study_dir: Path) -> dict:
         if label != "all":
             blocks.append(("h1", f"Condition {label}"))
         blocks += condition_blocks(label, summary, made, metrics["gold_labeler"])
-    blocks += [("h2", "Runs"), ("list", [f"{run}/report.md" for run in metrics["runs"]])]
-    publish(study_dir, metrics, blocks)
-    return metrics
+    blocks += [("h2", "Runs"), ("list", [f"{run}/report.md" for run in metrics["runs"]] + left_out)]
+    return blocks

@@ -6,17 +6,10 @@ model, length and diversity, and the reward model's held-out accuracy against th
 
 from pathlib import Path
 
-from .analysis import (
-    SCHEMA_VERSION,
-    by_prompt,
-    gold_labeler_config,
-    method_names,
-    read_json,
-    read_jsonl,
-    training_labels,
-)
+from .analysis import SCHEMA_VERSION, by_prompt, gold_labeler_config, method_names, training_labels
 from .metrics import distinct_n, mean, r_squared, win_rate, win_tie_loss
 from .report import interval, judge_sentence, number, sample_blocks, signed_interval, time_blocks
+from .run_files import evaluation_rows, read_json, read_jsonl, reported_methods
 from .statistics import paired_difference, t_interval
 
 
@@ -26,16 +19,13 @@ def has_gold(resolved: dict) -> bool:
 
 
 def summarise_run_without_gold(run_dir: Path, resolved: dict) -> dict:
-    generations = read_jsonl(run_dir / "evaluation" / "generations.jsonl")
-    by_policy: dict[str, list[dict]] = {}
-    for row in generations:
-        by_policy.setdefault(row["policy"], []).append(row)
+    by_policy = evaluation_rows(run_dir)
     reference = by_policy["reference"]
     stats = read_json(run_dir / "preferences" / "stats.json")
     saved = read_json(run_dir / "reward_model" / "metrics.json")
     heldout_rm = read_jsonl(run_dir / "reward_model" / "heldout_responses.jsonl")
     seconds = {stage: info["seconds"] for stage, info in read_json(run_dir / "run.json")["stages"].items()}
-    methods = method_names(resolved)
+    methods = reported_methods(run_dir, method_names(resolved), by_policy)
     return {
         "schema_version": SCHEMA_VERSION,
         "name": resolved["name"],
