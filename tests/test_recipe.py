@@ -200,14 +200,17 @@ def test_old_section_names_still_validate_as_the_new_ones(tmp_path, in_repo):
 def test_training_seeds_are_runs_on_the_data_of_one_seed(in_repo):
     from rlhf_recipes.config.loader import study_runs
 
-    overrides = ["seed=7", "study={training_seeds: [0, 3], condition: {key: dpo.beta, values: [0.1, 0.3]}}"]
+    overrides = [
+        "seed=7",
+        "study={training_seeds: [0, 3], condition: {key: preferences.label_flip_prob, values: [0.1, 0.3]}}",
+    ]
     recipe = load_recipe(REPO / "recipes/smoke.yaml", overrides)
     runs = study_runs(recipe, recipe.model_dump(mode="json"))
     assert [(run.label, run.seed, run.training_seed) for run in runs] == [
-        ("beta-0.1/training-seed-0", 7, 0),
-        ("beta-0.1/training-seed-3", 7, 3),
-        ("beta-0.3/training-seed-0", 7, 0),
-        ("beta-0.3/training-seed-3", 7, 3),
+        ("label_flip_prob-0.1/training-seed-0", 7, 0),
+        ("label_flip_prob-0.1/training-seed-3", 7, 3),
+        ("label_flip_prob-0.3/training-seed-0", 7, 0),
+        ("label_flip_prob-0.3/training-seed-3", 7, 3),
     ]
     assert [(run.data["seed"], run.data["training_seed"]) for run in runs[:2]] == [(7, 0), (7, 3)]
     whole = load_recipe(REPO / "recipes/smoke.yaml", ["training_seed=5", "study={seeds: [1, 2]}"])

@@ -7,9 +7,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 class Section(BaseModel):
-    """Base of every recipe section: unknown keys are errors, types are not coerced."""
+    """Base of every recipe section: unknown keys are errors, types are not coerced, and every number is finite
+    (YAML reads .inf and .nan as floats, and 1e999 overflows to inf: each would fail only in training)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 def _existing_file(path: Path) -> Path:
@@ -31,6 +32,20 @@ ExistingFile = Annotated[Path, Field(strict=False), AfterValidator(_existing_fil
 ExistingPath = Annotated[Path, Field(strict=False), AfterValidator(_existing_path)]
 PositiveInt = Annotated[int, Field(ge=1)]
 PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+def _seed_below_2_32(seed: int) -> int:
+    # NumPy (and so transformers' set_seed) takes no seed from 2**32 up: a millisecond timestamp would pass
+    # validation and fail at the first training stage.
+    if seed >= 2**32:
+        raise ValueError(
+            f"got {seed}; a seed must be below 2**32 = {2**32} (NumPy takes no larger one). Fix: use a smaller seed, "
+            f"e.g. {seed % 2**32} (this one modulo 2**32)"
+        )
+    return seed
+
+
+Seed = Annotated[int, Field(ge=0), AfterValidator(_seed_below_2_32)]
 
 
 class Lora(Section):

@@ -22,11 +22,27 @@ class LengthLabeler(Section):
     target_words: PositiveInt = Field(description="The preferred response length in words.")
 
 
+def _findable(keywords: list[str]) -> list[str]:
+    from ..labeling.labelers import unfindable_keywords
+
+    unfindable = unfindable_keywords(keywords)
+    if unfindable:
+        pattern = "|".join(re.escape(word) for word in unfindable).replace("'", "''")  # in YAML's single quotes
+        raise ValueError(
+            f"{', '.join(map(repr, unfindable))}: a keyword counts only as a whole word (it must begin and end "
+            "with a letter, digit or underscore), so these are never found on their own. Fix: count them with a "
+            f"regex labeler instead, e.g. {{kind: regex, pattern: '{pattern}'}}"
+        )
+    return keywords
+
+
 class KeywordsLabeler(Section):
     """Prefers responses that use given words: score = number of occurrences (whole words, any case)."""
 
     kind: Literal["keywords"]
-    keywords: Annotated[list[str], Field(min_length=1)] = Field(description="Words that earn one point each time.")
+    keywords: Annotated[list[str], Field(min_length=1), AfterValidator(_findable)] = Field(
+        description="Words that earn one point each time."
+    )
 
 
 def _compiles(pattern: str) -> str:
@@ -68,18 +84,36 @@ class PythonLabeler(Section):
         return {"module_source": source_digest(self.function)}
 
 
+def _some_weight(weights: dict[str, float]) -> dict[str, float]:
+    if not any(weights.values()):
+        raise ValueError(
+            f"{weights} gives no label a weight, so every response would score 0. Fix: weigh the labels, e.g. "
+            "{POSITIVE: 1, NEGATIVE: -1}, or name one with `label`"
+        )
+    return weights
+
+
+def _classifier_model(model: str) -> str:
+    from ..labeling.hub_cache import uncached_hub_id
+    from ..labeling.model_labelers import check_classifier
+
+    if not uncached_hub_id(model):  # not downloaded yet: a run checks it before its first stage
+        check_classifier(model)  # raises ValueError naming a model that is missing or no classifier
+    return model
+
+
 class ClassifierLabeler(Section):
     """A Hugging Face sequence-classification model (a local directory, or a hub id already in the local
     cache) scores each response: the logit (or probability) of one named label, or a weighted sum of
     labels, e.g. siebert/sentiment-roberta-large-english's POSITIVE."""
 
     kind: Literal["classifier"]
-    model: Annotated[str, Field(min_length=1)] = Field(
+    model: Annotated[str, Field(min_length=1), AfterValidator(_classifier_model)] = Field(
         description="A local model directory, or a hub id: one in the local Hugging Face cache runs offline; "
         "otherwise a run downloads it before its first stage."
     )
     label: str | None = Field(None, description="The label whose logit or probability is the score.")
-    weights: dict[str, float] | None = Field(
+    weights: Annotated[dict[str, float], AfterValidator(_some_weight)] | None = Field(
         None, description="Instead of `label`: score = sum of weight * the label's logit or probability."
     )
     output: Literal["logit", "probability"] = Field(
@@ -104,7 +138,7 @@ class ClassifierLabeler(Section):
 
         if uncached_hub_id(self.model):  # not downloaded yet: a run checks its labels before its first stage
             return self
-        known = classifier_labels(self.model)  # raises ValueError naming a model that cannot be found
+        known = classifier_labels(self.model)
         for name in [self.label] if self.label is not None else list(self.weights):
             if name not in known:
                 raise ValueError(

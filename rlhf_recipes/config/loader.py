@@ -1,10 +1,12 @@
 """Read a recipe: strict YAML, dotted overrides, validation, and error messages a person can act on."""
 
+import contextlib
 import copy
 import difflib
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,8 @@ from pydantic import BaseModel, ValidationError
 from ..errors import RecipeError
 from .labelers import Labeler
 from .methods import METHODS
-from .schema import Recipe
-from .study import point_name
+from .schema import PairsDataset, Prompts, Recipe
+from .study import METHOD_SECTIONS, condition_folder, point_name, repeated_condition_value, repeated_point
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -154,40 +156,157 @@ def sweep_as_study(data: dict) -> dict:
     if (key is None) != (values is None):
         raise RecipeError("sweep: key and values go together. Fix: give both, or neither (a sweep over seeds only)")
     if key is not None:
-        parts = str(key).split(".")
-        methods = {cls.stage for cls in METHODS if data.get(cls.stage) is not None}
-        if len(parts) == 2 and parts[0] in methods:
-            study["grid"] = {parts[0]: {parts[1]: values}}
-        elif len(parts) == 3 and parts[0] == "variants" and parts[1] in (data.get("variants") or {}):
-            study["grid"] = {parts[1]: {parts[2]: values}}
-        else:
-            study["condition"] = {"key": key, "values": values}
+        study |= _swept_key(data, str(key), values)
     return data | {"study": study}
 
 
+def _swept_key(data: dict, key: str, values) -> dict:
+    """The grid or condition a sweep's key and values mean, checked as the user wrote them (sweep.key, sweep.values)."""
+    parts = key.split(".")
+    methods = {cls.stage for cls in METHODS if data.get(cls.stage) is not None}
+    variants = data.get("variants") or {}
+    if len(parts) == 2 and parts[0] in methods:
+        (policy, knob), meant = parts, "grid"
+    elif len(parts) == 3 and parts[0] == "variants" and parts[1] in variants:
+        (_, policy, knob), meant = parts, "grid"
+    elif parts[0] in METHOD_SECTIONS or parts[0] == "variants":
+        raise RecipeError(
+            f"sweep.key: {key} is a setting of a policy the recipe does not train (it trains "
+            f"{', '.join([*methods, *variants]) or 'none'}). Fix: add that policy, or sweep a setting of one it trains"
+        )
+    else:
+        meant = "condition"
+    if isinstance(values, list):
+        repeat = repeated_point(policy, knob, values) if meant == "grid" else repeated_condition_value(key, values)
+        if repeat:
+            raise RecipeError(f"sweep.values: {repeat}")
+    if meant == "grid":
+        return {"grid": {policy: {knob: values}}}
+    return {"condition": {"key": key, "values": values}}
+
+
 def load_recipe(path: Path, overrides: list[str] = ()) -> Recipe:
-    """Read, override and validate a recipe (and every run of its study); raise one RecipeError
-    listing every problem."""
-    data = sweep_as_study(apply_overrides(rename_old_sections(read_yaml(path)), list(overrides)))
+    """Read, override and validate a recipe (and every run of its study), and check what only the recipe's
+    input tells (the number of train prompts); raise one RecipeError listing every problem."""
+    raw = apply_overrides(rename_old_sections(read_yaml(path)), list(overrides))
+    data = sweep_as_study(raw)
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as error:
-        raise RecipeError([f"{path}: {len(error.errors())} problem(s)"] + describe_errors(error)) from None
-    by_problem: dict[str, list[str]] = {}  # a problem -> the study runs that have it
+        problems = merged(describe_errors(error))
+        raise RecipeError([f"{path}: {len(problems)} problem(s)"] + problems) from None
+    keys, counter = setting_keys(recipe, swept="sweep" in raw), TrainPromptCounter()
     runs = study_runs(recipe, data)
-    for run in runs:
-        try:
-            Recipe.model_validate(run.data)
-        except ValidationError as error:
-            for line in describe_errors(error):
-                by_problem.setdefault(line, []).append(run.label)
-    problems = [
-        f"study (every run): {line}" if len(labels) == len(runs) else f"study runs {', '.join(labels)}: {line}"
-        for line, labels in by_problem.items()
-    ]
+    if runs:
+        problems = study_problems(runs, lambda run: train_prompt_problems(run, keys, counter))
+    else:
+        problems = train_prompt_problems(recipe, keys, counter)
     if problems:
         raise RecipeError([f"{path}: {len(problems)} problem(s)"] + problems)
     return recipe
+
+
+def study_problems(runs: list["StudyRun"], check: Callable[[Recipe], list[str]]) -> list[str]:
+    """Every problem of a study's runs, each once with the runs that have it: the run's validation errors, or
+    what `check` finds in the validated run."""
+    by_problem: dict[str, list[str]] = {}  # a problem -> the study runs that have it
+    for run in runs:
+        try:
+            lines = check(Recipe.model_validate(run.data))
+        except ValidationError as error:
+            lines = describe_errors(error)
+        for line in lines:
+            by_problem.setdefault(line, []).append(run.label)
+    return [
+        f"study (every run): {line}" if len(labels) == len(runs) else f"study runs {', '.join(labels)}: {line}"
+        for line, labels in by_problem.items()
+    ]
+
+
+def setting_keys(recipe: Recipe, swept: bool) -> Callable[[str, str], str]:
+    """key(policy, setting): where the user wrote a setting of a policy of the recipe or of one of its study runs:
+    ppo.kl_coef, variants.dpo_ipo.beta, or for a grid point's knob study.grid.dpo.beta (sweep.values in an old
+    sweep:)."""
+    grid = recipe.study.grid if recipe.study else {}
+    points = {point_name(p, k, v): (p, k) for p, knobs in grid.items() for k, values in knobs.items() for v in values}
+
+    def key(name: str, setting: str) -> str:
+        policy, knob = points.get(name, (name, None))
+        if setting == knob:
+            return "sweep.values" if swept else f"study.grid.{policy}.{knob}"
+        return f"{policy}.{setting}" if policy in METHOD_SECTIONS else f"variants.{policy}.{setting}"
+
+    return key
+
+
+def train_prompt_problems(recipe: Recipe, key: Callable[[str, str], str], counter: "TrainPromptCounter") -> list[str]:
+    """Each policy whose step takes more distinct train prompts than the run has (Method.too_few_train_prompts),
+    or why the prompts cannot be counted; [] when no method counts its steps in prompts."""
+    counted = {name: method for name, method in recipe.methods().items() if method.STEP_PROMPTS}
+    if not counted:
+        return []
+    try:
+        train = counter.count(recipe)
+    except RecipeError as error:
+        return error.problems
+    if train is None:
+        return []
+    problems = [
+        method.too_few_train_prompts(key(name, method.STEP_PROMPTS[0]), train) for name, method in counted.items()
+    ]
+    return [problem for problem in problems if problem]
+
+
+class TrainPromptCounter:
+    """The number of distinct train prompts a run will have, by running its prompts stage (your own pairs:
+    pairs_prompts) on the recipe's input into a temporary directory, once per input and seed: reading the
+    prompts is the one thing validation does with the data. None for an input on the Hugging Face Hub (not
+    read before the run)."""
+
+    def __init__(self):
+        self.counted: dict[tuple, int | None] = {}
+
+    def count(self, recipe: Recipe) -> int | None:
+        source = recipe.preferences.dataset or recipe.prompts
+        if (source, recipe.seed) not in self.counted:
+            self.counted[source, recipe.seed] = self._run_stage(source, recipe.seed)
+        return self.counted[source, recipe.seed]
+
+    @staticmethod
+    def _run_stage(source: Prompts | PairsDataset, seed: int) -> int | None:
+        import tempfile
+
+        if isinstance(source, PairsDataset):
+            if not Path(source.source).exists():
+                return None
+            from ..stages.pairs_dataset import pairs_prompts
+
+            stage, arguments = pairs_prompts, {"pairs": source}
+        elif source.hub_dataset is not None:
+            return None
+        else:
+            from ..stages.prompts import prompts
+
+            stage, arguments = prompts, {"prompts": source}
+        with tempfile.TemporaryDirectory() as out_dir, _without_progress_bars(isinstance(source, PairsDataset)):
+            return stage(**arguments, seed=seed, out_dir=Path(out_dir))["train"]
+
+
+@contextlib.contextmanager
+def _without_progress_bars(datasets_used: bool):
+    """No "Generating train split" bar from datasets in `rlhf validate`'s output."""
+    if not datasets_used:
+        yield
+        return
+    import datasets
+
+    shown = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if shown:
+            datasets.enable_progress_bars()
 
 
 @dataclass(frozen=True)
@@ -219,8 +338,7 @@ def study_runs(recipe: Recipe, data: dict) -> list[StudyRun]:
                 problem = set_key(run, study.condition.key, value)
                 if problem:
                     raise RecipeError(f"study.condition.key: {problem}")
-                shown = re.sub(r"[^A-Za-z0-9._-]", "_", f"{study.condition.key.split('.')[-1]}-{value}")
-                folder = f"{shown}/{folder}"
+                folder = f"{condition_folder(study.condition.key, value)}/{folder}"
             runs.append(StudyRun(folder, value, seed, seed if trained is None else trained, run))
     return runs
 
@@ -246,13 +364,23 @@ def grid_as_variants(data: dict, grid: dict[str, dict[str, list]]) -> dict:
     return data | {"variants": variants}
 
 
+def merged(problems: list[str]) -> list[str]:
+    """Problems that say the same thing of several keys, as one line naming them all ("a, b: message"), so
+    that two settings reading one missing run give one error."""
+    by_message: dict[str, list[str]] = {}
+    for line in problems:
+        key, _, message = line.partition(": ")
+        by_message.setdefault(message or key, []).append(key if message else "")
+    return [f"{', '.join(keys)}: {message}" if all(keys) else message for message, keys in by_message.items()]
+
+
 def describe_errors(error: ValidationError) -> list[str]:
     """One line per pydantic error: YAML path, the value received, the rule, and the fix."""
     return [_describe(item) for item in error.errors(include_url=False)]
 
 
 def _describe(item: dict) -> str:
-    path, parent = _walk(item["loc"])
+    path, parent, node = _walk(item["loc"])
     where = ".".join(path) or "(top level)"
     kind, message = item["type"], item["msg"]
     value = item.get("input")
@@ -261,6 +389,8 @@ def _describe(item: dict) -> str:
     if kind == "missing":
         hint = _field_description(parent, path[-1])
         return f"{where}: required key is missing. Fix: add {path[-1]}:" + (f" ({hint})" if hint else "")
+    if kind == "union_tag_not_found":
+        return _missing_tag(where, item["ctx"]["discriminator"].strip("'"))
     if kind.startswith("union_tag"):
         ctx = item.get("ctx", {})
         tags = [tag.strip(" '") for tag in ctx.get("expected_tags", "").split(",")]
@@ -268,7 +398,7 @@ def _describe(item: dict) -> str:
         tag = "method" if where.startswith("variants") else "kind"
         return f"{where}.{tag}: {message}." + (f" Did you mean {guess!r}?" if guess else "")
     if message.startswith("Value error, "):
-        return f"{where}: {message.removeprefix('Value error, ')}."
+        return f"{_validator_key(path, node, message.removeprefix('Value error, '))}."
     received = f"got {value!r}" + (f" ({type(value).__name__})" if not isinstance(value, dict) else "")
     fix = ""
     if kind == "literal_error":
@@ -279,9 +409,36 @@ def _describe(item: dict) -> str:
     return f"{where}: {received}; {message[0].lower() + message[1:]}.{fix}" + (f" ({hint})" if hint else "")
 
 
+def _validator_key(path: list[str], node: Any, text: str) -> str:
+    """A validator's message at the path of its section; one that starts with a key of that section
+    ("grid.dpo.beta: ...", or with names, "variants dpo, plots: ...") names that key in full instead."""
+    head, colon, rest = text.partition(": ")
+    if colon and re.fullmatch(KEY_AT_START, head) and re.split(r"[. ]", head)[0] in getattr(node, "model_fields", {}):
+        return f"{'.'.join([*path, head])}: {rest}"
+    return f"{'.'.join(path) or '(top level)'}: {text}"
+
+
+KEY_AT_START = r"[a-z_][\w.+-]*( [\w.+-]+(, [\w.+-]+)*)?"  # grid.dpo.beta, or variants dpo, plots
+
+
+def _missing_tag(where: str, tag: str) -> str:
+    """A variant without `method:`, a labeler without `kind:`: name the key and what it may be."""
+    if tag == "method":
+        options, what = [method.stage for method in METHODS], "a variant needs method: naming one of the methods"
+    else:
+        options, what = list(_Tagged(list(_flatten(Labeler))).members), "a labeler needs kind: naming one of the kinds"
+    return f"{where}.{tag}: missing; {what}: {', '.join(options)}. Fix: add {tag}: with one of them."
+
+
 def _unknown_key(path: list[str], parent: type[BaseModel] | None, value: Any) -> str:
     key, section = path[-1], ".".join(path[:-1]) or "the top level"
     allowed = sorted(parent.model_fields) if parent else []
+    own = _own_key(parent, key)
+    if own:
+        return (
+            f"{'.'.join(path)}: {key!r} is not a {parent.TITLE} setting; {parent.TITLE} names it {own!r} "
+            f"({_field_description(parent, own).rstrip('.')}). Fix: write {section}.{own}: {value!r}"
+        )
     owners = [method for method in METHODS if method is not parent and key in method.model_fields]
     if parent in METHODS and owners:
         if len(owners) == 1:
@@ -307,8 +464,17 @@ def _unknown_key(path: list[str], parent: type[BaseModel] | None, value: Any) ->
     )
 
 
-def _walk(loc: tuple) -> tuple[list[str], Any]:
-    """Turn a pydantic error location into a YAML path, and find the model class that holds its last key.
+def _own_key(parent: Any, key: str) -> str | None:
+    """The key of method `parent` for what another method calls `key`: PPO's held-out curve is
+    eval_every_updates where the others have eval_every_steps; None when there is none."""
+    if parent in METHODS and key not in parent.model_fields and key in {m.CURVE_KEY for m in METHODS}:
+        return parent.CURVE_KEY
+    return None
+
+
+def _walk(loc: tuple) -> tuple[list[str], Any, Any]:
+    """Turn a pydantic error location into a YAML path, and find the model class that holds its last key
+    and the model (or union, or mapping) at the path itself.
 
     Discriminated unions add their tag to the location (labeler.length.target_words); it is dropped here.
     """
@@ -327,7 +493,7 @@ def _walk(loc: tuple) -> tuple[list[str], Any]:
         path.append(str(part))
         field = getattr(node, "model_fields", {}).get(part) if isinstance(part, str) else None
         node = _model_in(field.annotation) if field is not None else None
-    return path, parent
+    return path, parent, node
 
 
 def _model_in(annotation: Any) -> Any:

@@ -7,14 +7,16 @@ report's costs and the docs.
 """
 
 import ast
+import difflib
 import functools
 import importlib.util
 import os
+import typing
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import PositiveFloat, PositiveInt, Section
 
@@ -36,6 +38,9 @@ class Method(Section):
     IMPLICIT_REWARD: ClassVar[bool] = False  # beta * log(pi / pi_ref) is a reward model too (DPO-style methods)
     LOG_PANELS: ClassVar[tuple[tuple[str, str], ...]] = ()  # what TRL logs that the report plots: (key, title)
     VALUE_MODEL: ClassVar[bool] = False  # trains a value model beside the policy (PPO)
+    # The setting that counts the distinct train prompts one step takes, and what the step does with them; None
+    # when a step takes pairs, not prompts. More than the run's train prompts leave TRL no whole step to take.
+    STEP_PROMPTS: ClassVar[tuple[str, str] | None] = None
 
     def curve_every(self) -> int | None:
         """Optimizer steps (PPO: updates) between points of the held-out curve; None for no curve."""
@@ -48,6 +53,21 @@ class Method(Section):
     def memory_batch(self, prompt_tokens: int) -> tuple[int, int]:
         """(sequences, tokens each) of one optimizer step's forward and backward pass, for the memory estimate."""
         raise NotImplementedError(f"{type(self).__name__}.memory_batch")
+
+    def too_few_train_prompts(self, key: str, train_prompts: int) -> str | None:
+        """The problem when one step takes more distinct train prompts than the run has (`key`: where the user set
+        the STEP_PROMPTS setting), else None. TRL's PPO then loops forever, GRPO and RLOO take no step (their
+        sampler drops an incomplete batch), online DPO and rsft take one short step and report it as training."""
+        if self.STEP_PROMPTS is None:
+            return None
+        setting, step = self.STEP_PROMPTS
+        wanted = getattr(self, setting)
+        if wanted <= train_prompts:
+            return None
+        return (
+            f"{key}={wanted}: {step} that many distinct train prompts, and this run has {train_prompts}. "
+            f"Fix: lower {key} to at most {train_prompts}, or use more prompts"
+        )
 
     @model_validator(mode="after")
     def _trainer_is_installed(self):
@@ -102,6 +122,7 @@ class OnlineMethod(Method):
 
     READS: ClassVar[frozenset[str]] = frozenset({"reward_model"})
     BATCH_KEYS: ClassVar[tuple[str, ...]] = ("prompts_per_step",)
+    STEP_PROMPTS: ClassVar[tuple[str, str]] = ("prompts_per_step", "each optimizer step answers")
 
     learning_rate: PositiveFloat = Field(1e-6, description="Peak AdamW learning rate (linear decay).")
     epochs: PositiveFloat = Field(1.0, description="Passes over the train prompts.")
@@ -144,6 +165,7 @@ class Ppo(Method):
     BATCH_KEYS: ClassVar[tuple[str, ...]] = ("rollouts_per_update", "mini_batch_size")
     READS: ClassVar[frozenset[str]] = frozenset({"reward_model"})
     VALUE_MODEL: ClassVar[bool] = True
+    STEP_PROMPTS: ClassVar[tuple[str, str]] = ("rollouts_per_update", "each update answers")
 
     learning_rate: PositiveFloat = Field(3e-6, description="AdamW learning rate (linear decay).")
     total_episodes: PositiveInt | None = Field(
@@ -202,6 +224,24 @@ DPO_LOSSES = Literal[
     "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
 ]  # fmt: skip
 SMOOTHED_LOSSES = {"robust", "exo_pair", "aot", "aot_unpaired"}  # TRL 1.12's losses that read label_smoothing
+# Losses people name that are something else here.
+LOSSES_ELSEWHERE = {
+    "rpo": "RPO is loss_type: [sigmoid, sft], DPO's loss plus the SFT loss on the chosen response",
+    "kto": "KTO is a method of its own: a kto: section",
+    "simpo": "SimPO is a method of its own: a simpo: section",
+    "orpo": "ORPO is a method of its own: an orpo: section",
+}
+
+
+def unknown_dpo_loss(name) -> str:
+    """Why `name` is no loss_type of DPO, and the fix."""
+    allowed = typing.get_args(DPO_LOSSES)
+    close = difflib.get_close_matches(str(name), allowed, n=1)
+    hint = LOSSES_ELSEWHERE.get(str(name)) or (f"did you mean {close[0]}?" if close else "")
+    return (
+        f"{name!r} is not a loss of TRL 1.12's DPOTrainer{f' ({hint})' if hint else ''}. Fix: one of "
+        f"{', '.join(allowed)}, or a list of them summed with loss_weights"
+    )
 
 
 class Dpo(OfflineMethod):
@@ -234,6 +274,18 @@ class Dpo(OfflineMethod):
 
     def losses(self) -> list[str]:
         return self.loss_type if isinstance(self.loss_type, list) else [self.loss_type]
+
+    @field_validator("loss_type", mode="before")
+    @classmethod
+    def _known_losses(cls, value):
+        # one message for a loss or a list of losses (the union would give one for each member)
+        names = value if isinstance(value, list) else [value]
+        if not names:
+            raise ValueError("an empty list names no loss. Fix: give one loss, e.g. sigmoid, or a list of them")
+        for name in names:
+            if name not in typing.get_args(DPO_LOSSES):
+                raise ValueError(unknown_dpo_loss(name))
+        return value
 
     def describe(self) -> str:
         return f"beta {self.beta:g}, loss {'+'.join(self.losses())}, {self.epochs:g} epoch(s)"
@@ -415,6 +467,7 @@ class Rsft(Method):
     )
     TRAINER: ClassVar[str] = "trl:SFTTrainer"
     READS: ClassVar[frozenset[str]] = frozenset({"reward_model"})
+    STEP_PROMPTS: ClassVar[tuple[str, str]] = ("batch_size", "each optimizer step trains on the best answers to")
 
     samples_per_prompt: Annotated[int, Field(ge=2)] = Field(8, description="N: responses sampled per train prompt.")
     rounds: PositiveInt = Field(1, description="Sample, select, fine-tune this many times (expert iteration).")

@@ -15,10 +15,11 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, Field, model_validator
 
-from .base import ExistingFile, ExistingPath, Lora, PositiveFloat, PositiveInt, Section
+from ..models.run_outputs import unbuilt_run
+from .base import ExistingFile, ExistingPath, Lora, PositiveFloat, PositiveInt, Section, Seed
 from .labelers import Labeler, is_pairwise
 from .methods import METHODS, Dpo, Grpo, Kto, Method, MethodSection, OnlineDpo, Orpo, Ppo, Rloo, Rsft, Simpo
-from .study import Study
+from .study import Study, point_name
 
 
 def read_accelerate_config(path: Path) -> dict:
@@ -87,10 +88,11 @@ def _model_reference(value: str) -> str:
         if not path.is_dir():
             raise ValueError(f"{value!r} is a file; a local model is a directory. Fix: name its directory")
         return str(path.resolve())
-    if value.startswith((".", "/", "~")) or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", value):
+    if value.startswith((".", "/", "~")) or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", value) or unbuilt_run(path):
         raise ValueError(
-            f"{value!r} is neither an existing directory (relative paths start at {Path.cwd()}) nor a hub id like "
-            "org/name. Fix: correct the path or the id"
+            unbuilt_run(path)
+            or f"{value!r} is neither an existing directory (relative paths start at {Path.cwd()}) nor a hub id "
+            "like org/name. Fix: correct the path or the id"
         )
     return value
 
@@ -359,8 +361,19 @@ class Compute(Section):
 # A variant's name: lower case, digits and _ (a study's grid points add the value: dpo_beta_0.1, 1e-05).
 VARIANT_NAME = r"^[a-z][a-z0-9_]*(_[0-9a-z.+-]+)?$"
 
-# Names a variant cannot take: the stages every run has, and the reference policy.
-RESERVED_NAMES = {"prompts", "model", "sft", "samples", "preferences", "reward_model", "evaluation", "reference"}
+# Names a variant cannot take, and what takes each: a variant's name is its policy's, its stage's and its folder's
+# in the run directory (the folders of run/directory.py, reporting/report.py and run/tracking.py).
+RESERVED_NAMES = (
+    {cls.stage: f"the section of the method {cls.TITLE}, whether set or not" for cls in METHODS}
+    | dict.fromkeys(("prompts", "model", "sft", "samples", "preferences", "reward_model", "evaluation"), "a stage")
+    | {"reference": "the reference policy"}
+    | dict.fromkeys(("plots", "tensorboard"), "a folder of the run directory")
+)
+
+
+def name_taken_by(name: str) -> str | None:
+    """What takes a name a variant cannot have (a method's section, a stage, ...), or None when it is free."""
+    return "the best-of-N baselines" if name.startswith("best_of_") else RESERVED_NAMES.get(name)
 
 
 class Recipe(Section):
@@ -369,15 +382,15 @@ class Recipe(Section):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = Field(
         description="Run name; the default run directory is runs/<name>."
     )
-    seed: Annotated[int, Field(ge=0)] = Field(
+    seed: Seed = Field(
         0,
         description="Seed of every random choice in the run: of the data stages (prompts, model, sft, samples, "
-        "preferences, reward_model) always, of training and evaluation unless training_seed is set.",
+        "preferences, reward_model) always, of training and evaluation unless training_seed is set; below 2**32.",
     )
-    training_seed: Annotated[int, Field(ge=0, lt=2**32)] | None = Field(
+    training_seed: Seed | None = Field(
         None,
         description="Seed of every training method and of evaluation; default: seed. Runs that differ only in it "
-        "train again on the same samples, labels and reward model.",
+        "train again on the same samples, labels and reward model; below 2**32.",
     )
     model: Model = Field(description="The initial policy: name_or_path or tiny.")
     prompts: Prompts | None = Field(
@@ -409,7 +422,8 @@ class Recipe(Section):
         description="More policies, each named by its key and trained by the method its `method:` names, e.g. "
         "{dpo_ipo: {method: dpo, loss_type: ipo}}; each is its own policy in the report. A variant trains with "
         "its own seed, derived from the training seed and its name (a method's section uses the training seed "
-        "itself), so two variants set alike are two draws of training, not one policy twice.",
+        "itself), so two variants set alike are two draws of training, not one policy twice. A name may not be "
+        "a method's (set or not), a stage's, reference, best_of_* or a run-directory folder's (plots, tensorboard).",
     )
     evaluation: Evaluation = Field(Evaluation(), description="Held-out evaluation.")
     compute: Compute = Field(Compute(), description="Device and precision.")
@@ -437,14 +451,14 @@ class Recipe(Section):
 
     @model_validator(mode="after")
     def _variant_names_are_free(self):
-        # A recipe without methods is valid: it trains a reward model and evaluates the reference and best-of-N
-        # (e.g. the gold reward model of recipes/smoke_gao_gold.yaml).
-        taken = {cls.stage for cls in METHODS if getattr(self, cls.stage) is not None} | RESERVED_NAMES
-        clashes = sorted(name for name in self.variants if name in taken or name.startswith("best_of_"))
+        # A method's name is taken even when its section is unset: variants={grpo: {method: dpo}} would train DPO
+        # and report it as grpo.
+        clashes = sorted(name for name in self.variants if name_taken_by(name))
         if clashes:
+            taken = "; ".join(f"{name}: {name_taken_by(name)}" for name in clashes)
             raise ValueError(
                 f"variants {', '.join(clashes)}: a variant's name is its policy's and its stage's name, and these are "
-                "taken (by a method section, a stage, the reference or best-of-N). Fix: rename them, e.g. dpo_ipo"
+                f"taken ({taken}). Fix: rename them, e.g. dpo_ipo"
             )
         return self
 
@@ -521,7 +535,19 @@ class Recipe(Section):
                 raise ValueError(
                     f"study.grid.{name}.{knob}: {what} has no setting {knob}. Fix: {fix}{', '.join(fields)}"
                 )
+            self._grid_keeps_the_variants(name, knob, knobs[knob])
         return self
+
+    def _grid_keeps_the_variants(self, name: str, knob: str, values: list) -> None:
+        """A grid point named like one of the user's variants would silently replace it."""
+        for value in values:
+            point = point_name(name, knob, value)
+            if point in self.variants and point != name:
+                raise ValueError(
+                    f"study.grid.{name}.{knob}: the value {value!r} makes the policy {point}, and variants.{point} "
+                    f"is a policy of that name too, which the grid point would replace. Fix: rename the variant, or "
+                    f"drop {value!r} from the grid"
+                )
 
     @model_validator(mode="after")
     def _curves_need_whole_policies(self):

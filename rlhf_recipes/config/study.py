@@ -5,35 +5,79 @@ run shares (samples, reward model) is built once per seed. How the runs are laid
 run/study.py, reporting/study.py.
 """
 
+import re
 from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import PositiveFloat, Section
+from .base import PositiveFloat, Section, Seed
+from .methods import METHODS
 
 Scalar = float | int | str | bool
 Values = Annotated[list[Scalar], Field(min_length=1)]
-Seeds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
-TrainingSeeds = Annotated[list[Annotated[int, Field(ge=0, lt=2**32)]], Field(min_length=1)]
+Seeds = Annotated[list[Seed], Field(min_length=1)]
+METHOD_SECTIONS = {method.stage for method in METHODS}
 
 
 class Condition(Section):
     """A recipe key outside every method (label noise, pairs per prompt, ...) set to each of several values;
     each value is its own set of seed runs, and the report compares methods within each."""
 
-    key: str = Field(description="Dotted recipe key, e.g. preferences.label_flip_prob.")
+    key: str = Field(description="Dotted recipe key outside the methods, e.g. preferences.label_flip_prob.")
     values: Values = Field(description="The key's values, one set of seed runs each.")
 
     @model_validator(mode="after")
     def _distinct(self):
-        if len(self.values) != len({str(v) for v in self.values}):
-            raise ValueError("values repeat. Fix: list each value once")
-        if self.key.split(".")[0] in ("seed", "training_seed", "name", "study", "variants"):
+        problem = repeated_condition_value(self.key, self.values)
+        if problem:
+            raise ValueError(f"values: {problem}")
+        return self
+
+    @model_validator(mode="after")
+    def _outside_the_methods(self):
+        section, _, setting = self.key.partition(".")
+        if section in ("seed", "training_seed", "name", "study"):
             raise ValueError(
-                f"{self.key} cannot be a condition. Fix: seeds go in study.seeds or study.training_seeds, a "
-                "policy's knob in study.grid"
+                f"key: {self.key} cannot be a condition. Fix: seeds go in study.seeds or study.training_seeds"
+            )
+        if section in METHOD_SECTIONS or section == "variants":
+            policy, _, knob = setting.partition(".") if section == "variants" else (section, "", setting)
+            raise ValueError(
+                f"key: {self.key} is a setting of the policy {policy}; a condition varies a key outside the methods "
+                f"(the data, the labels, the reward model). Fix: vary a policy's setting in study.grid, "
+                f"e.g. study: {{grid: {{{policy}: {{{knob or '<setting>'}: {self.values}}}}}}}"
             )
         return self
+
+
+def condition_folder(key: str, value: Scalar) -> str:
+    """The folder of a condition's value in a study: label_flip_prob-0.2."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", f"{key.split('.')[-1]}-{value}")
+
+
+def repeated_condition_value(key: str, values: list[Scalar]) -> str | None:
+    """The problem when two values of a condition make the same runs: equal once typed (1 and 1.0), or written
+    to one folder ('a b' and 'a_b'); None when each value is its own."""
+    for index, value in enumerate(values):
+        folder = condition_folder(key, value)
+        twin = next((v for v in values[:index] if v == value or condition_folder(key, v) == folder), None)
+        if twin is not None:
+            return f"{twin!r} and {value!r} are one value here (one run folder, {folder}). Fix: list each value once"
+    return None
+
+
+def repeated_point(policy: str, knob: str, values: list[Scalar]) -> str | None:
+    """The problem when two values of a grid knob make one policy (YAML types 1 and 1.0 apart, but both make
+    dpo_beta_1); None when each value is its own policy."""
+    for index, value in enumerate(values):
+        point = point_name(policy, knob, value)
+        twin = next((v for v in values[:index] if point_name(policy, knob, v) == point), None)
+        if twin is not None:
+            return (
+                f"{twin!r} and {value!r} are one grid point, the policy {point} (a point's policy is named by its "
+                "value). Fix: list each value once"
+            )
+    return None
 
 
 class Study(Section):
@@ -42,7 +86,7 @@ class Study(Section):
     seeds: Seeds | None = Field(
         None, description="A run per seed: its own samples, labels, reward model and policies; default: [seed]."
     )
-    training_seeds: TrainingSeeds | None = Field(
+    training_seeds: Seeds | None = Field(
         None,
         description="A run per training seed, all on the data and reward model of `seed` (study.seeds must then "
         "be unset): the spread of the methods given the data.",
@@ -51,7 +95,8 @@ class Study(Section):
         {},
         description="Policy name (a method section or a variant) -> {knob: values}: one policy per value, named "
         "<policy>_<knob>_<value>, e.g. {dpo: {beta: [0.01, 0.1, 1.0]}, ppo: {kl_coef: [0.02, 0.1, 0.5]}}. "
-        "One knob per policy (a frontier is drawn along it); policies not named train once, as set.",
+        "One knob per policy (a frontier is drawn along it); policies not named train once, as set. Each value "
+        "names its own policy (1 and 1.0 would both make dpo_beta_1), a name no variant may have already.",
     )
     condition: Condition | None = Field(
         None, description="A non-method key to vary as well; methods are compared within each of its values."
@@ -96,9 +141,10 @@ class Study(Section):
                     f"grid.{name} varies {len(knobs)} knobs ({', '.join(knobs) or 'none'}); a frontier follows one. "
                     f"Fix: name one knob, and make a variant for each setting of the others"
                 )
-            (values,) = knobs.values()
-            if len(values) != len({str(v) for v in values}):
-                raise ValueError(f"grid.{name}: values repeat. Fix: list each value once")
+            ((knob, values),) = knobs.items()
+            problem = repeated_point(name, knob, values)
+            if problem:
+                raise ValueError(f"grid.{name}.{knob}: {problem}")
         if not self.grid and self.seeds is None and self.training_seeds is None and self.condition is None:
             raise ValueError(
                 "the study varies nothing. Fix: add seeds, training_seeds, a grid or a condition, or remove study:"
@@ -107,6 +153,7 @@ class Study(Section):
 
 
 def point_name(policy: str, knob: str, value: Scalar) -> str:
-    """The policy a grid point trains: dpo_beta_0.1, ppo_kl_coef_0.05, rsft_rounds_2."""
+    """The policy a grid point trains: dpo_beta_0.1, ppo_kl_coef_0.05, rsft_rounds_2. Values that YAML types
+    differently can name one policy: 1 and 1.0 both make dpo_beta_1."""
     shown = format(value, "g") if isinstance(value, float) else str(value).lower()
     return f"{policy}_{knob}_{shown}"

@@ -65,7 +65,7 @@ def rsft(
     finished = resume_rounds(network, done)
     histories, selected, trainer = finished["histories"], finished["selected"], None
     for round_index in range(finished["rounds"], rsft.rounds):
-        best = best_answers(network, tokenizer, scorer, train, rsft, seed + round_index)
+        best = best_answers(network, tokenizer, scorer, train, rsft, (seed + round_index) % 2**32)
         selected += [{"round": round_index, "prompt": p, "response": r, "reward_model": s} for p, r, s in best]
         offset = steps_so_far(histories)
         trainer, history = train_round(
@@ -131,7 +131,7 @@ def train_round(
     round_dir = out_dir / "checkpoints" / f"round-{round_index}"
     round_dir.mkdir(parents=True, exist_ok=True)
     args = SFTConfig(
-        **trainer_arguments(compute, round_dir, seed + round_index),
+        **trainer_arguments(compute, round_dir, (seed + round_index) % 2**32),  # a seed stays below 2**32
         num_train_epochs=rsft.epochs,
         learning_rate=rsft.learning_rate,
         lr_scheduler_type="cosine",
