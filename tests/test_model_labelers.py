@@ -101,8 +101,9 @@ def test_reward_model_labeler_reads_prompt_and_response_as_trained(reward_dir):
     from rlhf_recipes.models.loading import Loading, load_reward_model, load_tokenizer
 
     tokenizer = load_tokenizer(str(reward_dir))
-    model = load_reward_model(str(reward_dir), tokenizer.pad_token_id, Loading())
-    expected = reward_scores(model, tokenizer, PROMPTS, TEXTS, batch_size=8)
+    # as the labeler loads it: dtype auto, so bfloat16 on a CPU that computes it natively
+    model = load_reward_model(str(reward_dir), tokenizer.pad_token_id, Loading.auto("cpu"))
+    expected = reward_scores(model, tokenizer, PROMPTS, TEXTS, batch_size=2)  # the labeler's batches
     labeler = make_labeler(RewardModelLabeler(kind="reward_model", path=str(reward_dir), batch_size=2))
     assert score_all(labeler, TEXTS, PROMPTS) == pytest.approx(expected, abs=1e-5)
     assert len(set(expected)) == 3, "the prompts and responses must not all score alike"

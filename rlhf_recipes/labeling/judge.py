@@ -44,7 +44,9 @@ def check_judge_model(model: str) -> str:
         except RecipeError as error:  # "model.builtin: ..." names the policy's key; this is the judge's
             raise ValueError(str(error).removeprefix("model.builtin: ")) from None
         return model
-    from .model_labelers import model_config
+    from pathlib import Path
+
+    from .model_labelers import check_weights, model_config
 
     architectures = model_config(model).architectures or []
     if not any(name.endswith("ForCausalLM") for name in architectures):
@@ -52,7 +54,35 @@ def check_judge_model(model: str) -> str:
             f"{model!r} is a {', '.join(architectures) or 'model of unknown architecture'}, not a causal language "
             "model that can answer a question. Fix: give an instruction (chat) model"
         )
+    if Path(model).is_dir():
+        check_weights(Path(model))
+    judge_tokenizer(model, model)
     return model
+
+
+def judge_tokenizer(location: str, model: str):
+    """The tokenizer of the judge `model` (found at `location`); ValueError unless it has a chat template to
+    put the question in and the answers "A" and "B" are single tokens."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"cannot load the tokenizer of {model!r} ({str(error).splitlines()[0]}). Fix: save the tokenizer "
+            "beside the model"
+        ) from None
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            f"{model!r} has no chat template, so it cannot be asked a question. Fix: give an instruction (chat) "
+            "model, or save a chat template with its tokenizer"
+        )
+    if any(len(tokenizer.encode(letter, add_special_tokens=False)) != 1 for letter in ("A", "B")):
+        raise ValueError(
+            f"{model!r}'s tokenizer splits the answers 'A' and 'B' into several tokens. Fix: give a judge whose "
+            "tokenizer has them as single tokens (most do)"
+        )
+    return tokenizer
 
 
 def judge_digest(model: str) -> str | None:
@@ -83,24 +113,16 @@ class PairJudge:
         self.model = self.tokenizer = None
 
     def _load(self):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         from ..errors import RecipeError
 
         location = judge_location(self.config.model)
-        self.tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=True)
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise RecipeError(
-                f"labeler.model: {self.config.model!r} has no chat template, so it cannot be asked a question. "
-                "Fix: give an instruction (chat) model"
-            )
-        letters = [self.tokenizer.encode(letter, add_special_tokens=False) for letter in ("A", "B")]
-        if any(len(ids) != 1 for ids in letters):
-            raise RecipeError(
-                f"labeler.model: {self.config.model!r}'s tokenizer splits the answers 'A' and 'B' into several tokens. "
-                "Fix: give a judge whose tokenizer has them as single tokens (most do)"
-            )
-        self.letters = [ids[0] for ids in letters]
+        try:  # checked at validation too, but a built-in judge is first converted here
+            self.tokenizer = judge_tokenizer(location, self.config.model)
+        except ValueError as error:
+            raise RecipeError(f"labeler.model: {error}") from None
+        self.letters = [self.tokenizer.encode(letter, add_special_tokens=False)[0] for letter in ("A", "B")]
         import torch
 
         dtype = "auto" if self.device != "cpu" else torch.float32  # transformers reads None as "auto"

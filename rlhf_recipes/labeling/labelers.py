@@ -42,10 +42,21 @@ def length_score(text: str, target_words: int) -> float:
     return -float(abs(len(text.split()) - target_words))
 
 
+def keywords_pattern(keywords: list[str]) -> re.Pattern:
+    """Any of `keywords` as a whole word (`\\b` at each end), ignoring case."""
+    return re.compile(r"\b(?:" + "|".join(re.escape(word) for word in keywords) + r")\b", re.IGNORECASE)
+
+
 def keywords_score(text: str, keywords: list[str]) -> float:
     """How many times any of `keywords` occurs in `text` as a whole word, ignoring case."""
-    pattern = re.compile(r"\b(?:" + "|".join(re.escape(word) for word in keywords) + r")\b", re.IGNORECASE)
-    return float(len(pattern.findall(text)))
+    return float(len(keywords_pattern(keywords).findall(text)))
+
+
+def unfindable_keywords(keywords: list[str]) -> list[str]:
+    """The keywords that whole-word matching cannot find standing on their own: `\\b` needs a letter, digit or
+    underscore at each end, so a keyword that begins or ends with anything else (an emoji, ':)', a space)
+    is found only when glued to a word, and an empty one matches between words."""
+    return [word for word in keywords if not keywords_pattern([word]).fullmatch(word)]
 
 
 def regex_score(text: str, pattern: str, ignore_case: bool) -> float:

@@ -7,8 +7,13 @@ labeler (and validating a recipe) costs no more than reading the model's config.
 from pathlib import Path
 
 from ..config.labelers import ClassifierLabeler, RewardModelLabeler
+from ..models.run_outputs import unbuilt_run
 from ..run import progress
 from .hub_cache import uncached_hub_id
+
+# The files that hold a model's weights: safetensors (sharded or not, or a LoRA adapter's) or PyTorch pickles
+# (training_args.bin, which a trainer leaves beside them, is no weights).
+WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin", "adapter_model.bin")
 
 
 def model_config(model: str):
@@ -16,6 +21,8 @@ def model_config(model: str):
     from transformers import AutoConfig
 
     path = Path(model)
+    if not path.is_dir() and (unbuilt := unbuilt_run(path)):
+        raise ValueError(unbuilt)
     if not path.is_dir() and (path.is_absolute() or model.startswith(".")):
         raise ValueError(f"model directory {model!r} not found. Fix: correct the path")
     try:
@@ -44,17 +51,7 @@ def check_hub_labelers(labelers) -> None:
                 f"labeler: {config.model!r} is neither a local directory nor in the local cache, and this run is "
                 f"offline. Fix: download it once with `hf download {config.model}` while online"
             )
-        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
-
-        try:
-            labels = set(AutoConfig.from_pretrained(config.model).id2label.values())
-            AutoTokenizer.from_pretrained(config.model)  # into the cache: the stages load with local_files_only
-            AutoModelForSequenceClassification.from_pretrained(config.model)
-        except (OSError, ValueError) as error:
-            raise RecipeError(
-                f"labeler: cannot download {config.model!r}: {str(error).splitlines()[0]}. "
-                "Fix: check the id on huggingface.co, or give a local model directory"
-            ) from None
+        labels = set(download_classifier(config.model).id2label.values())
         for name in [config.label] if config.label is not None else list(config.weights):
             if name not in labels:
                 raise RecipeError(
@@ -62,9 +59,74 @@ def check_hub_labelers(labelers) -> None:
                 )
 
 
+def download_classifier(model: str):
+    """Download a hub classifier into the local cache (network), its config first: a model that is no classifier
+    is refused before its weights are fetched. Its config; a RecipeError naming what failed otherwise."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    from ..errors import RecipeError
+
+    def cannot_download(error: Exception) -> RecipeError:
+        return RecipeError(
+            f"labeler: cannot download {model!r}: {str(error).splitlines()[0]}. "
+            "Fix: check the id on huggingface.co, or give a local model directory"
+        )
+
+    try:
+        config = AutoConfig.from_pretrained(model)
+    except (OSError, ValueError) as error:
+        raise cannot_download(error) from None
+    try:
+        check_classification_head(model, config)
+    except ValueError as error:
+        raise RecipeError(f"labeler: {error}") from None
+    try:
+        AutoTokenizer.from_pretrained(model)  # into the cache: the stages load with local_files_only
+        AutoModelForSequenceClassification.from_pretrained(model)
+    except (OSError, ValueError) as error:
+        raise cannot_download(error) from None
+    return config
+
+
 def classifier_labels(model: str) -> set[str]:
     """The label names (config.id2label) of a sequence-classification model."""
     return set(model_config(model).id2label.values())
+
+
+def check_classifier(model: str) -> None:
+    """ValueError naming a classifier's model that is missing, is another kind of model, or (a local directory)
+    has no weights."""
+    check_classification_head(model, model_config(model))
+    if Path(model).is_dir():
+        check_weights(Path(model))
+
+
+def check_classification_head(model: str, config) -> None:
+    """ValueError unless `config` is a sequence classifier's: loaded as one, any other model (a causal language
+    model, say) gets a new, randomly initialised head and scores noise. A config that names no architecture
+    is taken for a classifier when its labels are named (trained), not transformers' LABEL_0, LABEL_1, ..."""
+    architectures = config.architectures or []
+    if any(name.endswith("ForSequenceClassification") for name in architectures):
+        return
+    default_labels = {f"LABEL_{index}" for index in range(config.num_labels)}
+    if not architectures and set(config.id2label.values()) != default_labels:
+        return
+    kind = ", ".join(architectures) or "model with neither a classifier architecture nor named labels"
+    raise ValueError(
+        f"{model!r} is a {kind}, not a sequence classifier: loaded as one it would get a new, randomly "
+        "initialised head. Fix: give a model trained for sequence classification (its config.json lists a "
+        "...ForSequenceClassification architecture)"
+    )
+
+
+def check_weights(path: Path) -> None:
+    """ValueError unless the model directory `path` holds weights, as the stages will load them."""
+    if not any(next(path.glob(pattern), None) for pattern in WEIGHT_FILES):
+        raise ValueError(
+            f"{str(path)!r} has a config.json but no weights (no *.safetensors or pytorch_model*.bin file), so "
+            "the model cannot be loaded. Fix: save the model there with save_pretrained, or name the directory "
+            "that holds its weights"
+        )
 
 
 def model_digest(model: str) -> str | None:
@@ -79,12 +141,15 @@ def check_reward_model_directory(path: Path) -> Path:
     """`path` if it holds a reward model (config.json with one output, and a tokenizer); ValueError otherwise."""
     if not path.is_dir():
         raise ValueError(
-            f"reward-model directory {str(path)!r} not found (relative paths start at {Path.cwd()}). "
+            unbuilt_run(path)
+            or f"reward-model directory {str(path)!r} not found (relative paths start at {Path.cwd()}). "
             "Fix: give a run's reward_model/ directory"
         )
     if not (path / "config.json").is_file():
         raise ValueError(f"{str(path)!r} has no config.json, so it is not a saved model. Fix: give a model directory")
-    labels = model_config(str(path)).num_labels
+    config = model_config(str(path))
+    check_classification_head(str(path), config)
+    labels = config.num_labels
     if labels != 1:
         raise ValueError(
             f"{str(path)!r} has {labels} outputs, not the one scalar of a reward model. "
@@ -92,6 +157,7 @@ def check_reward_model_directory(path: Path) -> Path:
         )
     if not any((path / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
         raise ValueError(f"{str(path)!r} has no tokenizer. Fix: save the tokenizer beside the reward model")
+    check_weights(path)
     return path.resolve()
 
 

@@ -5,7 +5,8 @@ reads and splits the dataset once, and writes the train and held-out prompts and
 text; `pairs_preferences` (run as the preferences stage) writes those pairs in the layout every later
 stage reads, with gold scores when there is a gold labeler. The held-out prompts are those of the
 dataset's test split (a pair whose prompt is held out is never trained on), or, without a test split, a
-seeded fraction of its distinct prompts.
+seeded fraction of its distinct prompts. A pair whose chosen and rejected responses are the same text is a
+tie and dropped; the preferences stage's stats count what was dropped and why.
 """
 
 import json
@@ -42,11 +43,27 @@ def load_splits(config: PairsDataset) -> dict:
             return dict(load_dataset(kind, data_files=str(path)))
         return dict(load_dataset(config.source))
     except Exception as error:
+        if path.is_file() and holds_no_rows(path):  # datasets says StopIteration, or that a split has no data
+            raise RecipeError(
+                f"preferences.dataset.source: {config.source} holds no pairs. Fix: point at the file with your "
+                "pairs (prompt, chosen and rejected in each row)"
+            ) from None
         first_line = str(error).splitlines()[0] if str(error) else ""
         raise RecipeError(
             f"preferences.dataset.source: cannot load {config.source!r} ({type(error).__name__}: {first_line}). "
             "Fix: give a local file or directory, or a hub id already in the local cache (download it once online)"
         ) from error
+
+
+def holds_no_rows(path: Path) -> bool:
+    """Is this pairs file (which datasets could not load) empty: no text, only a CSV header, or an empty JSON
+    array?"""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):  # parquet, or unreadable
+        return path.stat().st_size == 0
+    lines = text.splitlines()
+    return len(lines) <= 1 if path.suffix == ".csv" else text in ("", "[]", "{}")
 
 
 def turn_text(value, column: str, role: str, where: str) -> str:
@@ -76,6 +93,12 @@ def text_rows(split, name: str, source: str) -> list[dict]:
     rows = []
     for index, row in enumerate(split):
         where = f"split {name!r}, row {index}"
+        for column in ("prompt", "chosen", "rejected"):
+            if column in columns and row[column] is None:  # an empty CSV cell, a JSON null, a missing field
+                raise RecipeError(
+                    f"preferences.dataset: {where} (counting from 0) of {source} has no {column!r} (an empty cell). "
+                    "Fix: fill it in, or delete the row"
+                )
         if not row.get("prompt"):  # the prompt is implicit: the start that chosen and rejected share
             if not row["chosen"] or not row["rejected"]:
                 raise RecipeError(f"preferences.dataset: {where} has an empty chosen or rejected response.")
@@ -95,63 +118,108 @@ def text_rows(split, name: str, source: str) -> list[dict]:
     return rows
 
 
-def split_pairs(config: PairsDataset, seed: int) -> dict[str, list[dict]]:
-    """{"train": pairs, "heldout": pairs}, as texts; no held-out prompt has a train pair."""
+def split_pairs(config: PairsDataset, seed: int) -> dict:
+    """{"train": pairs, "heldout": pairs, "dropped": counts}, pairs as texts; no held-out prompt has a train pair.
+    A pair whose chosen and rejected responses are the same text is a tie, with nothing to learn or to
+    measure, and is dropped; counts: {"ties": {"train": n, "heldout": n} (by the split they were read from),
+    "heldout_prompt_pairs": train pairs dropped because the test split holds their prompt}."""
     splits = load_splits(config)
     if config.train_split not in splits:
         raise RecipeError(
             f"preferences.dataset.train_split: {config.train_split!r} is not a split of {config.source}; it has "
             f"{list(splits)}. Fix: name one of those"
         )
-    train = text_rows(splits[config.train_split], config.train_split, config.source)
-    if config.test_split in splits and config.test_split != config.train_split:
-        heldout = text_rows(splits[config.test_split], config.test_split, config.source)
+    train, train_ties = without_ties(text_rows(splits[config.train_split], config.train_split, config.source))
+    from_test_split, heldout_ties = uses_test_split(config, splits), 0
+    if from_test_split:
+        heldout, heldout_ties = without_ties(text_rows(splits[config.test_split], config.test_split, config.source))
     else:
-        prompts = [(row["prompt"], row["prompt"]) for row in train]
-        try:
-            _, heldout_prompts = split_prompts(prompts, config.heldout_fraction, seed)
-        except RecipeError as error:
-            message = str(error).replace("prompts.heldout_fraction", "preferences.dataset.heldout_fraction")
-            raise RecipeError(message.replace("prompts:", "preferences.dataset:", 1)) from None
-        held = set(heldout_prompts)
-        heldout = [row for row in train if row["prompt"].strip() in held]
+        heldout = heldout_by_fraction(train, config, seed)
     held = {row["prompt"].strip() for row in heldout}
-    train = [row for row in train if row["prompt"].strip() not in held]
-    rng = random.Random(seed)
-    if config.max_heldout_prompts is not None and len(held) > config.max_heldout_prompts:
-        kept = set(rng.sample(sorted(held), config.max_heldout_prompts))
-        heldout = [row for row in heldout if row["prompt"].strip() in kept]
-    if config.max_pairs is not None and len(train) > config.max_pairs:
-        train = [train[i] for i in sorted(rng.sample(range(len(train)), config.max_pairs))]
+    trained = [row for row in train if row["prompt"].strip() not in held]
+    dropped = {
+        "ties": {"train": train_ties, "heldout": heldout_ties},
+        "heldout_prompt_pairs": len(train) - len(trained) if from_test_split else 0,  # else: the held-out pairs
+    }
+    train, heldout = capped(trained, heldout, config, seed)
     for name, rows in (("train", train), ("held-out", heldout)):
         if not rows:
             raise RecipeError(
                 f"preferences.dataset: no {name} pairs are left in {config.source} after the split. Fix: give more "
                 "pairs, or change heldout_fraction (or the test split)"
             )
-    return {"train": train, "heldout": heldout}
+    return {"train": train, "heldout": heldout, "dropped": dropped}
+
+
+def without_ties(rows: list[dict]) -> tuple[list[dict], int]:
+    """The pairs whose chosen and rejected responses differ, and how many did not."""
+    kept = [row for row in rows if row["chosen"].strip() != row["rejected"].strip()]
+    return kept, len(rows) - len(kept)
+
+
+def uses_test_split(config: PairsDataset, splits: dict) -> bool:
+    """Are the held-out pairs the dataset's test split? Without one, a fraction of the prompts is held out; but
+    a test_split other than the default that the dataset lacks is a mistake (a typo), not a wish for that."""
+    if config.test_split in splits and config.test_split != config.train_split:
+        return True
+    if config.test_split not in splits and config.test_split != PairsDataset.model_fields["test_split"].default:
+        others = [name for name in splits if name != config.train_split]
+        raise RecipeError(
+            f"preferences.dataset.test_split: {config.test_split!r} is not a split of {config.source}; it has "
+            f"{list(splits)}. Fix: {f'name one of {others}, or ' if others else ''}remove test_split to hold out "
+            "heldout_fraction of the prompts instead"
+        )
+    return False
+
+
+def heldout_by_fraction(train: list[dict], config: PairsDataset, seed: int) -> list[dict]:
+    """The pairs of heldout_fraction of the distinct prompts of `train`, seeded."""
+    prompts = [(row["prompt"], row["prompt"]) for row in train]
+    try:
+        _, heldout_prompts = split_prompts(prompts, config.heldout_fraction, seed)
+    except RecipeError as error:
+        message = str(error).replace("prompts.heldout_fraction", "preferences.dataset.heldout_fraction")
+        raise RecipeError(message.replace("prompts:", "preferences.dataset:", 1)) from None
+    held = set(heldout_prompts)
+    return [row for row in train if row["prompt"].strip() in held]
+
+
+def capped(train: list[dict], heldout: list[dict], config: PairsDataset, seed: int) -> tuple[list[dict], list[dict]]:
+    """At most max_pairs train pairs and the pairs of at most max_heldout_prompts held-out prompts, seeded."""
+    rng = random.Random(seed)
+    held = {row["prompt"].strip() for row in heldout}
+    if config.max_heldout_prompts is not None and len(held) > config.max_heldout_prompts:
+        kept = set(rng.sample(sorted(held), config.max_heldout_prompts))
+        heldout = [row for row in heldout if row["prompt"].strip() in kept]
+    if config.max_pairs is not None and len(train) > config.max_pairs:
+        train = [train[i] for i in sorted(rng.sample(range(len(train)), config.max_pairs))]
+    return train, heldout
 
 
 def distinct_prompts(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(row["prompt"].strip() for row in rows))
 
 
-@stage(version=2, main_only=True)
+@stage(version=3, main_only=True)
 def pairs_prompts(*, pairs: PairsDataset, seed: int, out_dir: Path) -> dict:
     """The prompts stage for your own pairs: the distinct prompts of the train and held-out pairs, written
-    to out_dir/train.jsonl and out_dir/heldout.jsonl as the prompts stage writes them, and the pairs of
-    each split, as text, to out_dir/pairs.jsonl (what the preferences stage reads)."""
+    to out_dir/train.jsonl and out_dir/heldout.jsonl as the prompts stage writes them, the pairs of each
+    split, as text, to out_dir/pairs.jsonl, and how many pairs were dropped to out_dir/dropped.json (what the
+    preferences stage reads)."""
     split = split_pairs(pairs, seed)
     counts = {}
-    for name, rows in split.items():
-        prompts = distinct_prompts(rows)
+    for name in ("train", "heldout"):
+        prompts = distinct_prompts(split[name])
         with open(out_dir / f"{name}.jsonl", "w", encoding="utf-8") as out:
             out.writelines(json.dumps({"prompt": prompt}) + "\n" for prompt in prompts)
         counts[name] = len(prompts)
     with open(out_dir / "pairs.jsonl", "w", encoding="utf-8") as out:
         out.writelines(
-            json.dumps({"split": name} | row, ensure_ascii=False) + "\n" for name, rows in split.items() for row in rows
+            json.dumps({"split": name} | row, ensure_ascii=False) + "\n"
+            for name in ("train", "heldout")
+            for row in split[name]
         )
+    (out_dir / "dropped.json").write_text(json.dumps(split["dropped"], indent=2) + "\n")
     return counts
 
 
@@ -164,7 +232,7 @@ def read_pairs(prompts_dir: Path) -> dict[str, list[dict]]:
     return split
 
 
-@stage(version=2, main_only=True, placement=("device",))
+@stage(version=3, main_only=True, placement=("device",))
 def pairs_preferences(
     *,
     pairs: PairsDataset,
@@ -177,11 +245,14 @@ def pairs_preferences(
 ) -> dict:
     """The preferences stage for your own pairs: the same files the preferences stage writes (dataset,
     preview.jsonl, stats.json, scored_responses.jsonl), the labels as the dataset gives them. With a gold
-    labeler, every chosen and rejected response gets its gold score; without, gold is null throughout."""
+    labeler, every chosen and rejected response gets its gold score; without, gold is null throughout. The
+    stats count the pairs the prompts stage dropped: ties (chosen = rejected) and train pairs whose prompt the
+    test split holds."""
     from datasets import Dataset, DatasetDict
 
     chat = uses_chat_template(load_tokenizer(str(policy), trust_remote_code))
     split = read_pairs(prompts)
+    dropped = json.loads((prompts / "dropped.json").read_text())
     gold = make_labeler(gold_labeler, device) if gold_labeler is not None else None
     splits, stats, scored = {}, {"source": pairs.source}, []
     for name, rows in split.items():
@@ -218,7 +289,8 @@ def pairs_preferences(
                     }
                 )
         splits[name] = Dataset.from_list(records)
-        stats[name] = {"pairs": len(records), "ties_dropped": 0, "noisy_label_fraction": None}
+        stats[name] = {"pairs": len(records), "ties_dropped": dropped["ties"][name], "noisy_label_fraction": None}
+    stats["train"]["heldout_prompt_pairs_dropped"] = dropped["heldout_prompt_pairs"]
     DatasetDict(splits).save_to_disk(str(out_dir / "dataset"))
     with open(out_dir / "scored_responses.jsonl", "w", encoding="utf-8") as out:
         out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in scored)
@@ -228,4 +300,9 @@ def pairs_preferences(
     stats["labeler_calls"] = 0
     stats["gold_labeler_calls"] = len(scored) if gold is not None else 0
     (out_dir / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
-    return {"train_pairs": stats["train"]["pairs"], "heldout_pairs": stats["heldout"]["pairs"]}
+    return {
+        "train_pairs": stats["train"]["pairs"],
+        "heldout_pairs": stats["heldout"]["pairs"],
+        "identical_pairs_dropped": stats["train"]["ties_dropped"] + stats["heldout"]["ties_dropped"],
+        "heldout_prompt_pairs_dropped": dropped["heldout_prompt_pairs"],
+    }

@@ -57,9 +57,20 @@ def _columns(dataset, config: Prompts, where: str) -> list[tuple[str, str]]:
     for key, name in ((config.field, "field"), (config.group_field, "group_field")):
         if key is not None and key not in dataset.column_names:
             raise RecipeError(f"prompts.{name}: {key!r} is not a column of {where}; columns: {dataset.column_names}.")
-    texts = [str(text) for text in dataset[config.field]]
-    groups = [str(group) for group in dataset[config.group_field]] if config.group_field else texts
+    texts = _cells(dataset, config.field, "field", where)
+    groups = _cells(dataset, config.group_field, "group_field", where) if config.group_field else texts
     return list(zip(texts, groups, strict=True))
+
+
+def _cells(dataset, column: str, name: str, where: str) -> list[str]:
+    """A column's values as text; an empty cell (None) is an error naming its row, not the prompt "None"."""
+    values = list(dataset[column])
+    if None in values:
+        raise RecipeError(
+            f"prompts.{name}: row {values.index(None)} (counting from 0) of {where} has no {column!r} (an empty "
+            "cell). Fix: fill it in, or delete the row"
+        )
+    return [str(value) for value in values]
 
 
 def split_prompts(prompts: list[tuple[str, str]], heldout_fraction: float, seed: int, max_prompts: int | None = None):
