@@ -207,7 +207,10 @@ def report(run_dir: Path, debug: bool = DEBUG) -> None:
     if (run_dir / "study.json").is_file():
         from .reporting.study_report import write_study_report
 
-        write_study_report(run_dir)
+        try:
+            write_study_report(run_dir)
+        except RecipeError as error:
+            _fail(error)
         console.print(f"rebuilt {run_dir / 'report.md'} and {run_dir / 'report.html'} of the study")
         return
     if not (run_dir / "evaluation" / "generations.jsonl").is_file() or not (run_dir / "recipe.resolved.yaml").is_file():
@@ -220,7 +223,10 @@ def report(run_dir: Path, debug: bool = DEBUG) -> None:
     _quiet_libraries(debug)
     from .reporting.report import write_report
 
-    write_report(run_dir)
+    try:
+        write_report(run_dir)
+    except RecipeError as error:
+        _fail(error)
     console.print(f"rebuilt {run_dir / 'report.md'}, {run_dir / 'report.html'}, {run_dir / 'metrics.json'}")
 
 
@@ -230,12 +236,16 @@ def compare(
 ) -> None:
     """Compare runs and studies as markdown, grouped by gold judge: every policy, and with two or more runs
     the verdict table over them as replicates. Runs judged by different gold labelers are never ranked together."""
-    from .reporting.compare import compare_text
+    from .reporting.compare import compare_readable
 
     try:
-        typer.echo(compare_text(paths))
+        text, left_out = compare_readable(paths)
     except RecipeError as error:
         _fail(error)
+    if text:
+        typer.echo(text)
+    if left_out:  # the runs that could be read are compared above; each left out says why, and exits 2
+        _fail(RecipeError(left_out))
 
 
 def _offline_unless_needed(recipe) -> None:

@@ -349,6 +349,8 @@ CASES = {
     "brackets-in-path": lambda t, m: validate(f"prompts.path={bracketed_prompts(t)}"),
     "variant-name-rule": lambda t, m: validate('variants={"bad name": {method: dpo}}'),
     "help-defaults": lambda t, m: rlhf("run", "--help", env={"COLUMNS": "200"}),
+    "study-duplicate-seeds": lambda t, m: validate("study={seeds: [0, 0]}"),
+    "study-seeds-and-training-seeds": lambda t, m: validate("study={seeds: [0, 1], training_seeds: [0, 1]}"),
 }
 
 
