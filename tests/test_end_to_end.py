@@ -146,6 +146,7 @@ def test_report_command_rebuilds_the_same_metrics(smoke_run, tmp_path):
     assert compare.returncode == 0, compare.stderr
     assert f"| {run_dir} (seed 0) | ppo |" in compare.stdout, "a copy is the same run: one replicate, said so"
     assert f"{copy} (seed 0) is the same run as {run_dir} (seed 0)" in compare.stdout
+    assert "counted once, since a copy is not a replicate" in compare.stdout
     assert "# Gold judge: sentiment (1 run)" in compare.stdout and "Over the 2 runs" not in compare.stdout
 
 

@@ -148,8 +148,9 @@ def test_compare_counts_a_run_given_twice_or_copied_as_one_replicate(tmp_path):
 
     def make_run(directory, seed):
         directory.mkdir()
-        (directory / "metrics.json").write_text(json.dumps(run_metrics(seed)))
-        for stage in ("samples", "reward_model", "dpo"):
+        metrics = run_metrics(seed)
+        (directory / "metrics.json").write_text(json.dumps(metrics))
+        for stage in ("samples", "reward_model", *metrics["methods"]):
             (directory / stage).mkdir()
             (directory / stage / "stage.json").write_text(json.dumps({"fingerprint": f"{stage}-{seed}"}))
         return directory
@@ -157,7 +158,15 @@ def test_compare_counts_a_run_given_twice_or_copied_as_one_replicate(tmp_path):
     run = make_run(tmp_path / "run", 0)
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
-    for given in ([run, run], [run, copy], [run, tmp_path / "run" / "metrics.json"]):
+    grown = tmp_path / "grown"  # a copy rerun with one more method: its other policies are the same draws
+    shutil.copytree(run, grown)
+    metrics = json.loads((grown / "metrics.json").read_text())
+    metrics["policies"]["kto"] = metrics["policies"]["simpo"] | {"gold_mean": 0.9}
+    metrics["costs"]["kto"], metrics["methods"]["kto"] = metrics["costs"]["simpo"], "kto"
+    (grown / "metrics.json").write_text(json.dumps(metrics))
+    (grown / "kto").mkdir()
+    (grown / "kto" / "stage.json").write_text(json.dumps({"fingerprint": "kto-0"}))
+    for given in ([run, run], [run, copy], [run, tmp_path / "run" / "metrics.json"], [run, grown]):
         text = compare_text(given)
         assert "counted once, since a copy is not a replicate" in text, given
         assert "Over the 2 runs" not in text and "One run (one replicate): no verdict" in text

@@ -215,7 +215,7 @@ def power_summary(policies: dict[str, dict], reference: list[dict]) -> dict:
     gains = [summary["gold_gain"] for name, summary in policies.items() if name != "reference"]
     sds = [gain["sd"] for gain in gains if gain["sd"] is not None]
     prompts = policies["reference"]["prompts"]
-    sd = sorted(sds)[len(sds) // 2] if sds else 0.0
+    sd = sorted(sds)[len(sds) // 2] if sds else None  # no trained policy: nothing measured, no claim
     scale = std([row["gold"] for row in reference])
     return {
         "unit": "prompts",
@@ -224,10 +224,12 @@ def power_summary(policies: dict[str, dict], reference: list[dict]) -> dict:
         "level": LEVEL,
         "power": POWER,
         "sd_of_paired_difference": sd,
-        "detectable_gold_difference": detectable_difference(sd, prompts),
+        "detectable_gold_difference": None if sd is None else detectable_difference(sd, prompts),
         "detectable_gold_difference_interval": detectable_with_interval(sd, prompts),
         "reference_gold_sd": scale,
-        "prompts_needed": {
+        "prompts_needed": {}
+        if sd is None
+        else {
             f"{target:g}": {"gold_difference": target * scale, "prompts": units_needed(target * scale, sd)}
             for target in POWER_TARGETS_SD
         },

@@ -37,31 +37,37 @@ def load_runs(path: Path) -> tuple[list[tuple[str, dict, dict]], list[str]]:
     return [(f"{directory} (seed {metrics.get('seed', '?')})", metrics, families)], []
 
 
-def run_identity(label: str, metrics: dict) -> tuple:
-    """What makes two runs one replicate: the same stage fingerprints (the fingerprint of a stage covers its
-    recipe section, seed and inputs, so a copied run directory has its original's) with the same seed; a
-    run without stage records (a bare metrics.json), its whole metrics."""
+def trained(label: str, metrics: dict) -> set[tuple[str, str]]:
+    """The (policy, fingerprint) of every trained policy of a run, from its stage records (a fingerprint
+    covers a stage's recipe section, seeds and inputs, so a copy of a run has its original's); for a run
+    without stage records (a bare metrics.json), one pseudo-policy standing for its whole metrics."""
     directory = Path(label.split(" (seed ")[0])
-    records = {record.parent.name: read_json(record) for record in directory.glob("*/stage.json")}
-    stages = sorted((name, record["fingerprint"]) for name, record in records.items() if "fingerprint" in record)
-    if stages:
-        return ("fingerprints", metrics.get("seed"), tuple(stages))
-    return ("metrics", json.dumps(metrics, sort_keys=True))
+    fingerprints = set()
+    for policy in metrics.get("methods", {}):
+        record = directory / policy / "stage.json"
+        if record.is_file() and "fingerprint" in (stage := read_json(record)):
+            fingerprints.add((policy, stage["fingerprint"]))
+    return fingerprints or {("metrics", json.dumps(metrics, sort_keys=True))}
 
 
 def distinct_runs(runs: list[tuple[str, dict, dict]]) -> tuple[list[tuple[str, dict, dict]], list[str]]:
-    """The runs with each one given twice (the same directory, or a copy of it) kept once, and a sentence
-    per run left out saying which run it repeats."""
-    kept, seen, notes = [], {}, []
+    """The runs that are replicates of each other: a run given twice, copied, or sharing the training of any
+    policy with a run kept before it (the same stage fingerprint: a copy with a method added) is counted
+    once, since its shared policies are the same draw; a sentence per run left out says which it repeats."""
+    kept, seen, notes = [], [], []
     for run in runs:
-        identity = run_identity(run[0], run[1])
-        if identity in seen:
+        policies = trained(run[0], run[1])
+        repeated = next(((label, shared) for label, others in seen if (shared := policies & others)), None)
+        if repeated:
+            label, shared = repeated
+            what = ", ".join(sorted(policy for policy, _ in shared if policy != "metrics"))
             notes.append(
-                f"{run[0]} is the same run as {seen[identity]} (same seed and stage fingerprints): counted once, "
-                "since a copy is not a replicate"
+                f"{run[0]} is the same run as {label}"
+                + (f" (the same trained {what}: same stage fingerprints)" if what else " (the same metrics.json)")
+                + ": counted once, since a copy is not a replicate"
             )
             continue
-        seen[identity] = run[0]
+        seen.append((run[0], policies))
         kept.append(run)
     return kept, notes
 

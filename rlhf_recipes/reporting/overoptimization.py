@@ -32,7 +32,7 @@ class Comparison:
 
 
 def moved(kl: Interval) -> bool:
-    """Did the KL rise by at least MIN_KL_MOVEMENT, significantly?"""
+    """Did the KL rise significantly (interval above 0), and by at least MIN_KL_MOVEMENT on average?"""
     return kl.low is not None and kl.low > 0 and kl.mean >= MIN_KL_MOVEMENT
 
 
@@ -42,10 +42,11 @@ def overoptimization_state(
     """(state, evidence) of one policy.
 
     kl, learned_gain, gold_gain: its KL and its learned-reward and gold gains over the reference (the
-    policy is *did not move* when neither its KL rose MIN_KL_MOVEMENT nor its learned reward rose,
+    policy is *did not move* when its KL did not move (`moved`) and its learned reward did not rise
     significantly); comparisons: against each point
     named in advance (policy − point); tests: the comparisons that share the error budget (default: these;
-    a method family's flags share one). Over-optimized: past some point by MIN_KL_MOVEMENT (significantly),
+    a method family's flags share one). Over-optimized: moved past some point (`moved`: significantly, and by
+    MIN_KL_MOVEMENT on average),
     gold is below it and the learned reward above it, each one-sided at ALPHA / tests; so a policy that
     did not move MIN_KL_MOVEMENT past a point is never flagged against it."""
     if kl.low is None or gold_gain.low is None:
@@ -163,9 +164,9 @@ def bootstrap_intervals(gram, moment, form: str, largest: float) -> dict:
     solvable = np.abs(np.linalg.det(a)) > 1e-12 * np.abs(a).max(axis=(1, 2)) ** 2
     coefficients = np.linalg.solve(a[solvable], b[solvable][..., None])[..., 0]
     tails = [100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2]
-    alpha_ci, beta_ci = (np.percentile(coefficients[:, i], tails) for i in (0, 1))
+    alpha_ci, beta_ci = (np.percentile(coefficients[:, i], tails, method="inverted_cdf") for i in (0, 1))
     logs = np.clip(log_peak_kl(coefficients[:, 0], coefficients[:, 1], form), -1e6, 1e6)  # ±inf sort as extremes
-    peaks = np.percentile(logs, tails)
+    peaks = np.percentile(logs, tails, method="inverted_cdf")  # a resampled value, never one between them
     bounds = [None if p > math.log(largest) else math.exp(max(p, -700.0)) for p in peaks]
     return {
         "alpha": [float(v) for v in alpha_ci],

@@ -84,11 +84,11 @@ def paired_difference(a: list[float], b: list[float], level: float = LEVEL) -> I
 def holm(p_values: list[float | None], alpha: float = ALPHA) -> list[bool]:
     """Holm's step-down rejections at family-wise error rate `alpha`: sort the m p-values, reject the k-th
     smallest (k = 0, 1, ...) while p_(k) ≤ alpha / (m − k), and stop at the first that is not. None (no
-    test) never rejects and does not count in m."""
-    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    test, or NaN) never rejects and does not count in m."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None and not math.isnan(p))
     rejected = [False] * len(p_values)
     for k, (p, index) in enumerate(tested):
-        if p > alpha / (len(tested) - k):
+        if not p <= alpha / (len(tested) - k):
             break
         rejected[index] = True
     return rejected
@@ -114,7 +114,10 @@ def at_budget(points: list[tuple[float, float]], budget: float, form: str = "rl"
     through the next point beyond the upper one; with no such point, β = 0: linear in √KL). So a method
     whose points lie far apart is read on the same curve as one whose points lie close, and a curve of
     that form is read without bias whatever the grid."""
-    ordered = sorted((math.sqrt(max(kl, 0.0)), value) for kl, value in points)
+    by_d: dict[float, list[float]] = {}
+    for kl, value in points:  # points at one KL (two settings that moved alike) count as their mean
+        by_d.setdefault(math.sqrt(max(kl, 0.0)), []).append(value)
+    ordered = sorted((d, statistics.fmean(values)) for d, values in by_d.items())
     target = math.sqrt(budget)
     if not ordered or target > ordered[-1][0] or target < ordered[0][0]:
         return None
@@ -137,6 +140,8 @@ def gao_through(anchors: list[tuple[float, float]], d: float, origin: float, ori
         return y1 * d / d1
     d2, y2 = rest[0]
     determinant = -d1 * shape(d2) + d2 * shape(d1)  # of [[d1, −h1], [d2, −h2]]
+    if abs(determinant) < 1e-9 * d1 * d2 * max(abs(shape(d1)), abs(shape(d2)), 1.0):
+        return y1 * d / d1  # anchors too close to tell a curvature: linear in √KL
     alpha = (-y1 * shape(d2) + y2 * shape(d1)) / determinant
     beta = (d1 * y2 - d2 * y1) / determinant
     return alpha * d - beta * shape(d)
@@ -144,13 +149,15 @@ def gao_through(anchors: list[tuple[float, float]], d: float, origin: float, ori
 
 def t_test_power(shift: float, degrees: int, critical: float) -> float:
     """P(|T'| > critical) for T' = (Z + shift) / √(V/degrees), Z standard normal, V χ² on `degrees`: the
-    power of a two-sided t test at noncentrality `shift` (scipy's noncentral t; at one degree of freedom,
-    where it returns NaN for large shifts, integrated over V)."""
+    power of a two-sided t test at noncentrality `shift` (scipy's noncentral t; integrated over V where
+    that returns NaN, as at one degree of freedom or a large shift)."""
     from scipy.integrate import quad
     from scipy.stats import chi2, nct, norm
 
     if degrees > 1:
-        return float(nct.sf(critical, degrees, shift) + nct.cdf(-critical, degrees, shift))
+        power = float(nct.sf(critical, degrees, shift) + nct.cdf(-critical, degrees, shift))
+        if math.isfinite(power):
+            return power
 
     def rejects(v: float) -> float:
         edge = critical * math.sqrt(v / degrees)
@@ -203,17 +210,19 @@ def sd_interval_factors(degrees: int, level: float) -> tuple[float, float]:
     )
 
 
-def detectable_with_interval(sd: float | None, n: int) -> dict | None:
-    """The detectable difference at the estimated SD, and the interval it has because that SD is estimated
-    (the SD's χ² interval carried through): {"value", "low", "high", "n"}; None for n < 2 or no SD."""
+def detectable_with_interval(sd: float | None, n: int, level: float = LEVEL) -> dict | None:
+    """The detectable difference at the estimated SD (a two-sided test at `level`: 1 − ALPHA/m for the
+    first of m Holm-adjusted comparisons), and the interval it has because that SD is estimated (the SD's
+    95% χ² interval carried through): {"value", "low", "high", "n", "level"}; None for n < 2 or no SD."""
     if sd is None or n < 2:
         return None
     low, high = sd_interval(sd, n)
     return {
-        "value": detectable_difference(sd, n),
-        "low": detectable_difference(low, n),
-        "high": detectable_difference(high, n),
+        "value": detectable_difference(sd, n, level),
+        "low": detectable_difference(low, n, level),
+        "high": detectable_difference(high, n, level),
         "n": n,
+        "level": level,
     }
 
 
@@ -238,15 +247,17 @@ def units_needed(difference: float, sd: float, level: float = LEVEL, power: floa
     return high
 
 
-def units_needed_with_interval(difference: float, sd: float | None, n: int, most: int = 100_000) -> dict | None:
-    """Units that detect `difference`, at the estimated SD and at either end of its χ² interval:
+def units_needed_with_interval(
+    difference: float, sd: float | None, n: int, level: float = LEVEL, most: int = 100_000
+) -> dict | None:
+    """Units that detect `difference` at `level`, at the estimated SD and at either end of its χ² interval:
     {"difference", "value", "low", "high"}; None without an SD."""
     if sd is None or n < 2:
         return None
     low, high = sd_interval(sd, n)
     return {
         "difference": difference,
-        "value": units_needed(difference, sd, most=most),
-        "low": units_needed(difference, low, most=most),
-        "high": units_needed(difference, high, most=most),
+        "value": units_needed(difference, sd, level, most=most),
+        "low": units_needed(difference, low, level, most=most),
+        "high": units_needed(difference, high, level, most=most),
     }

@@ -10,6 +10,7 @@ it is given the same way, each run a replicate.
 """
 
 import itertools
+import math
 from pathlib import Path
 
 from ..config.study import Study
@@ -17,6 +18,7 @@ from ..errors import RecipeError
 from .overoptimization import Comparison, fit_overoptimization, overoptimization_state
 from .run_files import read_run_metrics, rerun
 from .statistics import (
+    ALPHA,
     Interval,
     at_budget,
     detectable_with_interval,
@@ -203,11 +205,11 @@ def form(entry: dict) -> str:
 
 
 def frontier(points: dict[str, dict], entry: dict) -> list[tuple[float, float]]:
-    """A family's (KL, gold) points on one replicate, with the reference at (0, its gold) unless the family
-    has a point of its own at KL ≤ 0 (best-of-1)."""
+    """A family's (KL, gold) points on one replicate, with the reference at (0, its gold) unless the family is
+    best-of-N with a point of its own at KL 0 (best-of-1, which is the reference's sampling)."""
     own = [(points[policy]["kl"], points[policy]["gold"]) for policy in entry["policies"]]
-    if not any(kl <= 0 for kl, _ in own):
-        own.append((0.0, points["reference"]["gold"]))
+    if entry["method"] != BEST_OF_N or not any(kl <= 0 for kl, _ in own):
+        own.append((0.0, points["reference"]["gold"]))  # a trained policy's KL estimate may read ≤ 0 by chance
     return own
 
 
@@ -238,17 +240,20 @@ def budget_table(by_family: dict[str, dict[str, float | None]], unit: str, chose
                     ),
                 )
             )
-    decided = holm([d.p_value() if d.n >= VERDICT_REPLICATES else None for *_, d in differences])
+    tested = [d.p_value() if d.n >= VERDICT_REPLICATES else None for *_, d in differences]
+    decided = holm(tested)
+    m = sum(p is not None and not math.isnan(p) for p in tested)  # Holm's m: the comparisons tested
     pairs = [
-        pair_entry(first, second, difference, rejected, unit)
+        pair_entry(first, second, difference, rejected, unit, 1 - ALPHA / max(m, 1))
         for (first, second, difference), rejected in zip(differences, decided, strict=True)
     ]
-    return {"methods": methods, "pairs": pairs, "comparisons": len(differences)}
+    return {"methods": methods, "pairs": pairs, "comparisons": m}
 
 
-def pair_entry(first: str, second: str, difference: Interval, decided: bool, unit: str) -> dict:
+def pair_entry(first: str, second: str, difference: Interval, decided: bool, unit: str, level: float) -> dict:
     """A pair's raw difference and p-value, its Holm-adjusted verdict in words, and the difference its
-    replicates could detect (with the interval that estimating the SD gives it)."""
+    replicates could detect at `level` (1 − 5%/m: the first step of Holm over the table's m comparisons, so
+    at least the power stated; with the interval that estimating the SD gives it)."""
     return {
         "first": first,
         "second": second,
@@ -256,7 +261,7 @@ def pair_entry(first: str, second: str, difference: Interval, decided: bool, uni
         "p": difference.p_value(),
         "decided": decided,
         "verdict": verdict(first, second, difference, decided, unit),
-        "detectable_difference": detectable_with_interval(difference.sd, difference.n),
+        "detectable_difference": detectable_with_interval(difference.sd, difference.n, level),
     }
 
 
@@ -338,8 +343,9 @@ def overoptimization(values: dict[str, dict], entry: dict) -> dict:
 
 def power_summary(summary: dict, runs: list[tuple[str, dict]], detect: float) -> dict:
     """What the replicates could detect, per KL budget, from the pair whose SD is the median of the table's:
-    the detectable difference (80% power, 5% level, exact) with its interval from the SD's χ² interval, and
-    how many replicates detect `detect`; and each run's own statement over its held-out prompts."""
+    the detectable difference (80% power, exact, at 1 − 5%/m for the table's m Holm-adjusted comparisons)
+    with its interval from the SD's χ² interval, and how many replicates detect `detect` there; and each
+    run's own statement over its held-out prompts."""
     by_budget = {}
     for budget, table in summary["by_kl"].items():
         pairs = sorted(
@@ -349,9 +355,10 @@ def power_summary(summary: dict, runs: list[tuple[str, dict]], detect: float) ->
             by_budget[budget] = None
             continue
         middle = pairs[len(pairs) // 2]["difference"]
+        level = 1 - ALPHA / max(table["comparisons"], 1)
         by_budget[budget] = {
-            "detectable": detectable_with_interval(middle["sd"], middle["n"]),
-            "needed": units_needed_with_interval(detect, middle["sd"], middle["n"], most=MOST_REPLICATES),
+            "detectable": detectable_with_interval(middle["sd"], middle["n"], level),
+            "needed": units_needed_with_interval(detect, middle["sd"], middle["n"], level, most=MOST_REPLICATES),
         }
     within = sorted(
         metrics["power"]["detectable_gold_difference"]
@@ -398,7 +405,7 @@ def plain_summary(summary: dict) -> str:
     if readable:
         sentences.append(
             f"With these {unit}, gold differences smaller than about {', '.join(readable)} are not reliably "
-            "detected (80% power; the brackets: what the SDs' uncertainty allows)."
+            "detected (80% power at the tables' Holm-adjusted level; the brackets: what the SDs' uncertainty allows)."
         )
     return " ".join(sentence for sentence in sentences if sentence)
 

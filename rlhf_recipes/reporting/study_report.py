@@ -99,14 +99,15 @@ def kl_note(unit: str) -> str:
     return (
         f"Each method's gold at the budget is read on each of the {unit}' frontiers (its policies' (KL, gold) points "
         "and the reference at KL 0) between the two points that bracket the budget, along Gao et al.'s curve "
-        "through them in √KL (reporting/statistics.py, at_budget), never "
-        f"extrapolated; a cell's mean is over the n {unit} that reach the budget, of all of them (those that go "
-        "further may be the stronger ones). Differences are paired over the "
-        f"{unit} both methods reach; the interval and p are each pair's own (95% Student's t, raw); the verdict "
-        'is Holm-adjusted over the table\'s pairs, so the chance of any false "beats" in a table is at most 5%. '
-        "Detectable: the difference these replicates find with 80% power (exact, noncentral t), and in brackets "
-        "what it may be given that its SD is estimated (χ², 95%). Best-of-N is placed at its KL bound, an upper "
-        "bound on its KL."
+        "through them in √KL (a read assumes that shape between points far apart: see each method's fit below), "
+        f"never extrapolated; a cell's mean is over the n {unit} that reach the budget, of all of them (those that "
+        f"go further may be the stronger ones). Differences are paired over the {unit} both methods reach; the "
+        "interval and p are each pair's own (95% Student's t, raw); the verdict is Holm-adjusted over the "
+        'table\'s pairs on 3 or more replicates, for a 5% chance of any false "beats" per table (measured on '
+        "simulated null studies: docs/method.md). Detectable: the difference these replicates find with 80% "
+        "power (exact, noncentral t) at 5%/m, the level of Holm's first step over the table's m tested "
+        "comparisons (so the Holm verdict has at least that power), and in brackets what it may be given that "
+        "its SD is estimated (χ², 95%). Best-of-N is placed at its KL bound, an upper bound on its KL."
     )
 
 
@@ -136,7 +137,8 @@ def power_text(prefix: str, summary: dict) -> str:
     within = power["median_detectable_difference_within_a_run"]
     return (
         f"**{prefix}Power.** Between methods, over {power['replicates']} {unit} (from the pair with the median SD "
-        "of each table; 80% power at the 5% level, exact; brackets: the SD's 95% χ² interval carried through): "
+        "of each table; 80% power, exact, at 5%/m for the table's m Holm-adjusted comparisons; brackets: the SD's "
+        "95% χ² interval carried through): "
         + ("; ".join(parts) if parts else "no pair has an SD")
         + f". The difference to detect ({number(power['detect_gold_difference'])} gold): study.detect_gold_difference."
         + (
@@ -178,13 +180,14 @@ def overoptimization_blocks(prefix: str, summary: dict) -> list[tuple]:
             "p",
             "Gao et al. (2022)'s forms, least squares on every replicate's points, d = √KL, gain = gold − the "
             "replicate's reference gold; intervals: 95% percentiles over 1,000 bootstrap resamples of whole "
-            'replicates (3 or more). A peak past the largest KL measured reads "beyond": the data say nothing '
-            "about where. The flag compares each policy with a point named before gold is read: the setting "
-            "before it by mean KL (the reference for the first). Over-optimized only where, having moved at "
-            f"least {MIN_KL_MOVEMENT} nats past it, gold is significantly below it and the learned reward "
+            "replicates (3 or more; rough with 3, which give at most 10 distinct resamples). A peak past the "
+            'largest KL measured reads "beyond": the data say nothing about where. The flag compares each policy '
+            "with a point named before gold is read: the setting before it by mean KL (the reference for the "
+            "first). Over-optimized only where its KL rose past that point significantly and by at least "
+            f"{MIN_KL_MOVEMENT} nats on average, gold is significantly below it and the learned reward "
             "significantly above it, each one-sided at 5% divided by the method's number of settings "
-            "(so at most a 5% chance of any false flag per method); did not move: KL from the reference not "
-            f"significantly {MIN_KL_MOVEMENT} nats (never flagged); inconclusive: too few replicates, or gold "
+            "(so at most a 5% chance of any false flag per method); did not move: neither its KL (so) nor its "
+            "learned reward rose from the reference (never flagged); inconclusive: too few replicates, or gold "
             "neither rose nor fell significantly.",
         ),
     ]
