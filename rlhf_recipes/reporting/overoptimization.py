@@ -122,10 +122,9 @@ def fit_overoptimization(points_by_replicate: list[list[tuple[float, float]]], f
         return None
     largest = max(kls)
     # per replicate: X'X (2×2) and X'y (2), so a resample's fit is a sum of these and one 2×2 solve
-    gram = np.stack([design([k for k, _ in p], form).T @ design([k for k, _ in p], form) if p else np.zeros((2, 2))
-                     for p in rows])  # fmt: skip
-    moment = np.stack([design([k for k, _ in p], form).T @ np.array([g for _, g in p]) if p else np.zeros(2)
-                       for p in rows])  # fmt: skip
+    columns = [design([kl for kl, _ in points], form).reshape(-1, 2) for points in rows]
+    gram = np.stack([x.T @ x for x in columns])
+    moment = np.stack([x.T @ np.array([gain for _, gain in points]) for x, points in zip(columns, rows, strict=True)])
     alpha, beta = np.linalg.lstsq(gram.sum(0), moment.sum(0), rcond=None)[0]
     x, y = design(kls, form), np.array([g for p in rows for _, g in p])
     residual, total = y - x @ np.array([alpha, beta]), float(((y - y.mean()) ** 2).sum())

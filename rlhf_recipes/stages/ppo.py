@@ -58,12 +58,9 @@ def ppo(
         value.model = get_peft_model(value.model, lora_config(value_model_lora, "FEATURE_EXTRACTION"))
     train = read_prompts(prompts, "train")
     rollouts_here = per_process(ppo.rollouts_per_update, "ppo.rollouts_per_update")
-    if len(train) < ppo.rollouts_per_update:  # TRL's PPO then loops forever over an empty prompt loader
-        raise RecipeError(
-            f"ppo.rollouts_per_update={ppo.rollouts_per_update}: each update answers that many distinct train "
-            f"prompts, and this run has {len(train)}. Fix: lower ppo.rollouts_per_update (and mini_batch_size) "
-            f"to at most {len(train)}, or use more prompts."
-        )
+    too_few = ppo.too_few_train_prompts("ppo.rollouts_per_update", len(train))  # checked at validation too,
+    if too_few:  # but a hub prompt dataset is first read here; TRL's PPO would loop forever on an empty loader
+        raise RecipeError(too_few)
     args = PPOConfig(
         **(trainer_arguments(compute, out_dir, seed) | {"save_strategy": "no"}),  # TRL's PPO cannot resume
         learning_rate=ppo.learning_rate,
