@@ -1,6 +1,7 @@
 """The `rlhf` command: parse, load, dispatch. Heavy imports happen inside commands so --help is instant."""
 
 import errno
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,13 @@ app = typer.Typer(
 )
 console = make_console()
 
+STORE = typer.Option(
+    None,
+    "--store",
+    help="The stage store, where every finished stage is kept for any run to link [default: "
+    "$RLHF_RECIPES_STORE, else ~/.cache/rlhf-recipes/stages].",
+    show_default=False,
+)
 OVERRIDES = typer.Argument(None, help="Dotted overrides, e.g. ppo.kl_coef=0.1 dpo=null", show_default=False)
 DEBUG = typer.Option(False, "--debug", help="Show tracebacks and library warnings.")
 
@@ -107,16 +115,22 @@ def run(
         min=1,
         help="Processes for --launcher accelerate [default: the accelerate config's, else 1].",
     ),
+    store: Path = STORE,
     debug: bool = DEBUG,
 ) -> None:
-    """Run a recipe end to end into one run directory; rerun it to resume (unchanged stages are reused)."""
+    """Run a recipe end to end into one run directory; rerun it to resume (unchanged stages are reused,
+    and stages that any run already stored are linked)."""
     from .config.loader import load_recipe
     from .run.launch import launch_command
+    from .run.store import STORE_VARIABLE, StageStore
 
     try:
         loaded = load_recipe(recipe, overrides or [])
         check_force(force, loaded)
         command = launch_command(loaded, launcher, num_processes)
+        if store is not None:  # for this process and the ones it launches
+            os.environ[STORE_VARIABLE] = str(store.expanduser().absolute())
+        StageStore.open()  # a store that cannot be written is an error now, not after the first stage
     except RecipeError as error:
         _fail(error)
     run_dir = output_dir or Path("runs") / loaded.name
@@ -248,10 +262,63 @@ def compare(
         _fail(RecipeError(left_out))
 
 
+store_app = typer.Typer(
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="The stage store: every finished stage, kept once by fingerprint, that any run directory links.",
+)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("list")
+def store_list(store: Path = STORE) -> None:
+    """Every stored stage: its size, when it was built and last used, who built it and which runs link it."""
+    from .run.store import StageStore
+    from .run.store_view import entry_lines
+
+    try:
+        opened = StageStore.open(store)
+    except RecipeError as error:
+        _fail(error)
+    entries = opened.entries()
+    console.print(f"stage store {opened.root}: {len(entries)} entries, {_mib(sum(e.bytes for e in entries))}")
+    for line in entry_lines(entries):
+        console.print(line)
+
+
+@store_app.command("prune")
+def store_prune(
+    unused_for_days: float = typer.Option(
+        0.0, "--unused-for-days", min=0.0, help="Remove only entries not linked or used for this many days."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be removed, and remove nothing."),
+    store: Path = STORE,
+) -> None:
+    """Remove the stored stages that no run directory links (never one that a run directory still links)."""
+    from .run.store import StageStore
+
+    try:
+        opened = StageStore.open(store)
+    except RecipeError as error:
+        _fail(error)
+    removed = opened.prune(unused_for_days=unused_for_days, dry_run=dry_run)
+    kept = opened.entries()
+    verb = "would remove" if dry_run else "removed"
+    console.print(
+        f"{verb} {len(removed)} entries ({_mib(sum(e.bytes for e in removed))}) that no run directory links; "
+        f"{len(kept) - (len(removed) if dry_run else 0)} kept ({_mib(sum(e.bytes for e in kept if e.used_by))} "
+        "linked by run directories)."
+    )
+    for entry in removed:
+        console.print(f"  {entry.stage:<14} {entry.fingerprint[:12]}  {_mib(entry.bytes)}")
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:,.1f} MiB"
+
+
 def _offline_unless_needed(recipe) -> None:
     """No network unless the recipe names something on the Hugging Face Hub (a model or a dataset)."""
-    import os
-
     from .config.labelers import classifier_labelers
     from .labeling.hub_cache import uncached_hub_id  # reads the cache's files: imports no hub library
 

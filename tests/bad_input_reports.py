@@ -38,9 +38,10 @@ def in_process(monkeypatch, *args):
 
 
 def damaged_run(tmp_path: Path, damage) -> Path:
-    """A copy of the finished run at tmp_path/run, after damage(copy)."""
+    """A copy of the finished run at tmp_path/run, after damage(copy). Its stages are copied, not linked:
+    damage to the copy never reaches the stage store the finished run links."""
     run = tmp_path / "run"
-    shutil.copytree(finished_run(), run, symlinks=True)
+    shutil.copytree(finished_run(), run, symlinks=False)
     damage(run)
     return run
 

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -6,6 +7,22 @@ from pathlib import Path
 import pytest
 
 from .helpers import PROMPTS, REPO, save_preferences, scored_pair
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_store(tmp_path_factory) -> Path:
+    """The stage store of the session's shared fixtures (never the user's cache)."""
+    store = tmp_path_factory.mktemp("session-store")
+    os.environ["RLHF_RECIPES_STORE"] = str(store)
+    return store
+
+
+@pytest.fixture(autouse=True)
+def store(tmp_path_factory, monkeypatch, session_store) -> Path:
+    """Each test its own, empty stage store: a stage one test built is never linked by another."""
+    path = tmp_path_factory.mktemp("store")
+    monkeypatch.setenv("RLHF_RECIPES_STORE", str(path))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -132,12 +132,11 @@ def labeler_module(tmp_path: Path, body: str) -> dict:
 
 
 def interrupted_run(tmp_path):
-    import shutil
 
     first = quick_run(tmp_path)
     assert first.returncode == 0, first.stderr
     run = tmp_path / "run"
-    shutil.rmtree(run / "samples")  # as if killed while sampling: later stages were never published either
+    (run / "samples").unlink()  # as if killed while sampling (its link to the store was never made)
     (run / ".samples.partial").mkdir()
     (run / ".samples.partial" / "half.arrow").write_bytes(b"\0" * 100)
     again = quick_run(tmp_path, "--force", "samples")
@@ -322,6 +321,15 @@ CASES = {
         rlhf("run", "recipes/smoke.yaml", "--output-dir", t),
     )[1],
     "output-other-run": lambda t, m: other_run(t),
+    "store-not-writable": lambda t, m: (
+        t.joinpath("f").write_text(""),
+        rlhf("run", "recipes/smoke.yaml", "--store", t / "f" / "store", "--output-dir", t / "run"),
+    )[1],
+    "store-variable-not-writable": lambda t, m: (
+        t.joinpath("f").write_text(""),
+        rlhf("store", "list", env={"RLHF_RECIPES_STORE": str(t / "f" / "store")}),
+    )[1],
+    "store-prune-negative": lambda t, m: rlhf("store", "prune", "--unused-for-days", "-1"),
     "output-in-use": lambda t, m: in_use(t),
     "disk-full": disk_full,
     "interrupted-run": lambda t, m: interrupted_run(t),

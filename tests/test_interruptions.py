@@ -132,7 +132,7 @@ def test_an_interrupted_training_stage_resumes_from_its_last_checkpoint(tmp_path
     assert last > 20 and steps == list(range(1, last + 1)), "the log runs from the first step to the last"
     curve = json.loads((run_dir / "dpo" / "curve.json").read_text())
     assert [point["step"] for point in curve][:3] == [0, 10, 20], "curve points before the checkpoint are kept"
-    assert "sft reused" in resumed.stderr and "dpo done" in resumed.stderr
+    assert "sft reused" in resumed.stderr and "dpo built" in resumed.stderr
 
 
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):

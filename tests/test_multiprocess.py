@@ -55,7 +55,7 @@ def test_reward_and_dpo_stages_on_two_processes_match_one_process(smoke_run, tmp
         "dpo": False,
         "evaluation": False,
     }
-    assert result.stderr.count("dpo done") == 1, "one process speaks"
+    assert result.stderr.count("dpo built") == 1, "one process speaks"
     assert not list(run_dir.glob(".*.partial")), "everything was published"
     for stage in ("reward_model", "dpo"):
         assert (run_dir / stage / "model.safetensors").is_file() and (run_dir / stage / "stage.json").is_file()
@@ -102,7 +102,7 @@ def test_an_online_and_an_offline_method_on_two_processes(smoke_run, tmp_path):
         command = [sys.executable, "-m", "rlhf_recipes", "run", "recipes/smoke.yaml", *methods, *launch]
         result = subprocess.run([*command, "--output-dir", str(run_dir)], cwd=REPO, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stderr.count("grpo done") == 1 and result.stderr.count("kto done") == 1, "one process speaks"
+    assert result.stderr.count("grpo built") == 1 and result.stderr.count("kto built") == 1, "one process speaks"
     run = json.loads((runs[2] / "run.json").read_text())
     assert run["processes"] == 2 and run["stages"]["reward_model"]["reused"]
     metrics = json.loads((runs[2] / "metrics.json").read_text())

@@ -7,6 +7,7 @@ from rlhf_recipes.config.loader import load_recipe
 from rlhf_recipes.errors import RecipeError
 from rlhf_recipes.run.directory import RunDirectory
 from rlhf_recipes.run.stage import Step, fingerprints, stage
+from rlhf_recipes.run.store import manifest_files
 
 from .helpers import REPO
 
@@ -26,6 +27,13 @@ def write_stage(*, text, out_dir, upstream=None):
     """A stage that writes `text`; `upstream`, an earlier stage's output, is only read."""
     (out_dir / "data.txt").write_text(text)
     return {"length": len(text)}
+
+
+def restamp(entry):
+    """Record an edited store entry's files in its store.json, as if it had been stored like that."""
+    manifest = json.loads((entry / "store.json").read_text())
+    manifest["files"] = manifest_files(entry)
+    (entry / "store.json").write_text(json.dumps(manifest))
 
 
 def writes(name, text) -> Step:
@@ -99,6 +107,7 @@ def test_a_reused_stage_built_with_other_library_versions_says_how_to_rebuild_it
     record = json.loads(first.path("samples/stage.json").read_text())
     record["versions"]["trl"] = "0.0.1"
     first.path("samples/stage.json").write_text(json.dumps(record))
+    restamp(first.path("samples").resolve())  # as if stored so: not damage
     first.close()
     console = Console(record=True, width=200)
     again = RunDirectory.open(tmp_path / "run", recipe, console=console)
@@ -107,13 +116,17 @@ def test_a_reused_stage_built_with_other_library_versions_says_how_to_rebuild_it
     assert "trl 0.0.1 (now " in said and "--force samples" in said
 
 
-def test_a_sibling_runs_stage_is_linked_not_rebuilt(tmp_path, recipe):
+def test_another_runs_stage_is_linked_from_the_store_not_rebuilt(tmp_path, recipe, store):
     first = RunDirectory.open(tmp_path / "a", recipe)
     first.step(writes("samples", "shared"))
     first.close()
-    second = RunDirectory.open(tmp_path / "b", recipe, siblings=[tmp_path / "a"])
+    second = RunDirectory.open(tmp_path / "b", recipe)
     assert second.step(writes("samples", "shared"))[1] is True
     assert os.path.islink(second.path("samples")) and second.path("samples/data.txt").read_text() == "shared"
+    assert second.path("samples").resolve() == first.path("samples").resolve()
+    assert second.path("samples").resolve().parent == (store / "stages").resolve()
+    linked = json.loads(second.path("run.json").read_text())["stages"]["samples"]["linked_from"]
+    assert linked == str(second.path("samples").resolve())
 
 
 def test_a_failed_stage_leaves_nothing_behind(run):

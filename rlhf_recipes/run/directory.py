@@ -1,10 +1,12 @@
 """The run directory: every artifact of a run, next to the recipe, versions and seed that made it.
 
-A stage writes into a temporary sibling and is renamed into place only when complete, so a stage
-directory that exists can be trusted. Each stage directory records its fingerprint in stage.json;
-a later `rlhf run` on the same directory reuses every stage whose fingerprint is unchanged.
+A stage writes into a temporary sibling and, when complete, is moved into the stage store (store.py)
+and linked from the run directory, so a stage that exists can be trusted. Each stage directory records
+its fingerprint in stage.json; a later `rlhf run` on the same directory reuses every stage whose
+fingerprint is unchanged, and any run links a stage that any other run already stored.
 """
 
+import contextlib
 import json
 import os
 import platform
@@ -20,9 +22,10 @@ from ..config.schema import Recipe
 from ..console import styled
 from ..errors import RecipeError
 from . import progress
-from .distributed import barrier, gather_batches, is_main, rank, world_size
+from .distributed import barrier, broadcast, gather_batches, is_main, rank, world_size
 from .stage import Step
 from .stage import fingerprint as stage_fingerprint
+from .store import StageStore, damage, read_manifest
 
 PACKAGES = ["rlhf-recipes", "trl", "transformers", "torch", "datasets", "peft", "accelerate", "pydantic"]
 # The libraries whose version can change what a stage computes: each stage records them.
@@ -51,24 +54,28 @@ def _short(value) -> str:
 
 
 class RunDirectory:
-    """A run's directory. `step` runs a stage, or reuses its output when the fingerprint matches."""
+    """A run's directory. `step` runs a stage, or reuses its output when the fingerprint matches: this
+    run's own, or any run's through the stage store."""
 
-    def __init__(self, root: Path, siblings: list[Path] = ()):
-        self.root, self.siblings = root, list(siblings)
+    def __init__(self, root: Path, store: StageStore | None = None):
+        self.root = root
+        self.store = store
         self.console = self.lock = None
         self.fingerprints: dict[str, str] = {}  # stage name -> fingerprint, for every stage handled so far
         self.rebuilt: set[str] = set()  # the stages this invocation built (rather than reused)
 
     @classmethod
-    def open(cls, root: Path, recipe: Recipe, siblings: list[Path] = (), console=None) -> "RunDirectory":
+    def open(cls, root: Path, recipe: Recipe, console=None, store: StageStore | None = None) -> "RunDirectory":
         """A new run directory, or an earlier run of the same recipe name to resume. Nothing else is reused,
-        and nothing is ever deleted but a stage of this run that is about to be rebuilt.
+        and nothing is ever deleted but a stage of this run that is about to be rebuilt. `store`: the
+        stage store (default: StageStore.open(), which says how to fix a store that cannot be written).
 
         With several processes (distributed.py), the main one checks, locks and writes; the others wait.
         """
-        run = cls(root, siblings)
+        run = cls(root, store)
         run.console = console
         if is_main():
+            run.store = store or StageStore.open()
             run._prepare(recipe)
         barrier()
         return run
@@ -126,37 +133,77 @@ class RunDirectory:
         return json.loads(record.read_text())["fingerprint"] if record.is_file() else None
 
     def step(self, step: Step, force: str | None = None) -> tuple[dict, bool]:
-        """Run `step` and publish its directory as run_dir/<step.name>, or reuse what this run or a sibling
-        run (another variant of a sweep) already holds with the step's fingerprint.
+        """Run `step` and publish its directory as run_dir/<step.name> (a link to its entry in the stage
+        store), or reuse what this run already holds, or link what the store holds, with the step's
+        fingerprint.
 
         A step is run anyway when it is the stage named by `force`, or reads the output of a stage
-        rebuilt by this invocation. The temporary directory survives an interruption when it holds a
-        training checkpoint of the same fingerprint, so that the stage can resume from it. With several
-        processes, all of them run the stage (its writes are the main process's alone), or only the main
-        one for a `main_only` stage; the main process publishes. Returns (summary, whether it was reused).
+        rebuilt by this invocation. While it is built, its fingerprint is locked in the store: another
+        run that needs the same stage at the same time waits, then links it. The temporary directory
+        survives an interruption when it holds a training checkpoint of the same fingerprint, so that the
+        stage can resume from it. With several processes, all of them run the stage (its writes are the
+        main process's alone), or only the main one for a `main_only` stage; the main process publishes.
+        Returns (summary, whether it was reused).
         """
-        name, function = step.name, step.function
-        outputs = {self.path(done): done for done in self.fingerprints}
+        name = step.name
         fingerprint = stage_fingerprint(step, {self.path(done): value for done, value in self.fingerprints.items()})
-        rebuild = name == force or bool(step.upstream(outputs) & self.rebuilt)
-        final = self.path(name)
-        barrier()  # every process decides on the same files
-        source = (
-            None
-            if rebuild
-            else next((r for r in [self.root] + self.siblings if self.fingerprint_of(r / name) == fingerprint), None)
-        )
-        barrier()
+        rebuild = name == force or bool(step.upstream({self.path(d): d for d in self.fingerprints}) & self.rebuilt)
         self.fingerprints[name] = fingerprint
-        if source is not None:
-            if is_main() and source != self.root:  # a sibling run (another variant of a sweep) built it: link to it
+        barrier()  # every process decides on the same files
+        found = broadcast(self._existing(name, fingerprint) if is_main() and not rebuild else None)
+        if found is not None:
+            return self._reuse(name, *found)
+        with contextlib.ExitStack() as held:
+            if is_main():
+                held.enter_context(self.store.building(fingerprint, name, self._say))
+            # another run may have built it while this one waited
+            found = broadcast(self._from_store(name, fingerprint) if is_main() and not rebuild else None)
+            if found is not None:
+                return self._reuse(name, *found)
+            return self._build(step, fingerprint)
+
+    def _existing(self, name: str, fingerprint: str) -> tuple[str, str | None] | None:
+        """How this run can reuse the stage without building it: ("here", None) when run_dir/<name> holds
+        it, ("linked", entry) when the store does (then linked); None when neither."""
+        final = self.path(name)
+        if self.fingerprint_of(final) == fingerprint:
+            target = Path(os.path.realpath(final))
+            if final.is_symlink() and read_manifest(target) is not None:
+                problem = damage(target)
+                if problem is None:
+                    return ("here", None)
+                self._say(f"{name}: its stored copy {target} is damaged ({problem}); rebuilding it")
+                if self.store.contains(final):
+                    self.store.discard(target, reason=problem)
                 self._discard(final)
-                os.symlink(os.path.relpath((source / name).resolve(), self.root.resolve()), final)
-            barrier()
-            record = json.loads((final / "stage.json").read_text())
-            self._record(name, record, reused=True)
-            self._announce(name, record, reused=True)
-            return record["summary"], True
+                return self._from_store(name, fingerprint)
+            if not final.is_symlink() and self.store.find(fingerprint) is None:
+                # a stage built before the store existed: stored, so that other runs can link it
+                entry = self.store.publish(final, fingerprint, name, built_by=self.root)
+                self.store.link(entry, final)
+            return ("here", None)
+        return self._from_store(name, fingerprint)
+
+    def _from_store(self, name: str, fingerprint: str) -> tuple[str, str | None] | None:
+        entry = self.store.find(fingerprint)
+        if entry is None:
+            return None
+        final = self.path(name)
+        self._discard(final)
+        self.store.link(entry, final)
+        return ("linked", str(entry))
+
+    def _reuse(self, name: str, how: str, entry: str | None) -> tuple[dict, bool]:
+        barrier()
+        record = json.loads((self.path(name) / "stage.json").read_text())
+        self._record(name, record, reused=True, linked_from=entry)
+        self._announce(name, record, reused=True, linked_from=entry)
+        return record["summary"], True
+
+    def _build(self, step: Step, fingerprint: str) -> tuple[dict, bool]:
+        """Run the stage into .<name>.partial/, then move it into the store and link it."""
+        name, function = step.name, step.function
+        final = self.path(name)
         self.rebuilt.add(name)
         temporary = self.path(f".{name}.partial")
         try:  # from the partial directory's creation on: an interruption anywhere leaves nothing half-made
@@ -188,20 +235,31 @@ class RunDirectory:
             raise
         barrier()
         if is_main():
+            entry = self.store.publish(temporary, fingerprint, name, built_by=self.root)
             self._discard(final)
-            os.replace(temporary, final)
+            self.store.link(entry, final)
         barrier()
         record = json.loads((final / "stage.json").read_text())  # the main process's summary, on every process
         self._record(name, record, reused=False)
         self._announce(name, record, reused=False)
         return record["summary"], False
 
-    def _announce(self, name: str, record: dict, reused: bool) -> None:
-        """One line per stage; a reused stage built with other library versions says so, and how to rebuild it."""
+    def _say(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(styled("  note:", "yellow"), text)
+
+    def _announce(self, name: str, record: dict, reused: bool, linked_from: str | None = None) -> None:
+        """One line per stage: built, reused (this run had it) or linked (from the store, naming the entry
+        and the run that built it); a reused stage built with other library versions says so, and how to
+        rebuild it."""
         if self.console is None:
             return
         shown = ", ".join(f"{key}={_short(value)}" for key, value in (record["summary"] or {}).items())
-        self.console.print(styled(name, "bold"), f"{'reused' if reused else 'done'}: {shown}")
+        how = "built" if not reused else "reused" if linked_from is None else "linked"
+        self.console.print(styled(name, "bold"), f"{how}: {shown}")
+        if linked_from is not None:
+            built_by = (read_manifest(Path(linked_from)) or {}).get("built_by", "?")
+            self.console.print(f"  linked from the stage store: {linked_from} (built by {built_by})")
         built_with, now = record.get("versions"), library_versions()
         if reused and built_with != now:
             changed = ", ".join(
@@ -221,7 +279,8 @@ class RunDirectory:
         return json.loads(record.read_text())["fingerprint"] if record.is_file() else None
 
     def _discard(self, final: Path) -> None:
-        """Remove this run's out-of-date output of a stage (a directory, or a link to a sibling's)."""
+        """Remove this run's out-of-date output of a stage (a directory, or a link to a stored one: only
+        the link)."""
         if final.is_symlink() or final.is_file():
             final.unlink()
         elif final.is_dir():
@@ -230,14 +289,15 @@ class RunDirectory:
             os.replace(final, stale)
             shutil.rmtree(stale)
 
-    def _record(self, name: str, record: dict, reused: bool) -> None:
+    def _record(self, name: str, record: dict, reused: bool, linked_from: str | None = None) -> None:
         """run.json lists the stages of the latest invocation, with what each cost when it was built:
-        seconds, peak resident memory (MiB, of the main process) and generated tokens (all processes)."""
+        seconds, peak resident memory (MiB, of the main process) and generated tokens (all processes);
+        for a stage linked from the store, which entry."""
         if not is_main():
             return
         run = json.loads(self.path("run.json").read_text())
         costs = {key: record.get(key) for key in ("seconds", "peak_rss_mib", "generated_tokens")}
-        run["stages"][name] = costs | {"reused": reused}
+        run["stages"][name] = costs | {"reused": reused} | ({"linked_from": linked_from} if linked_from else {})
         self.write_json("run.json", run)
 
     def write_text(self, name: str, text: str) -> None:

@@ -160,14 +160,12 @@ def base_location(name_or_path: str) -> Path | str:
     return Path(name_or_path) if Path(name_or_path).is_dir() else name_or_path
 
 
-def run_recipe(
-    recipe: Recipe, run_dir: Path, console: Console | None = None, siblings: list[Path] = (), force: str | None = None
-) -> dict:
+def run_recipe(recipe: Recipe, run_dir: Path, console: Console | None = None, force: str | None = None) -> dict:
     """Run every stage of `recipe` into run_dir and return the contents of metrics.json.
 
-    A stage whose fingerprint matches its output in run_dir (an earlier run) or in one of `siblings`
-    (other variants of a sweep) is reused instead of run again, unless it is the stage named by
-    `force`, or reads the output of a stage rebuilt in this run.
+    A stage whose fingerprint matches its output in run_dir (an earlier run) or an entry of the stage
+    store (any run's: another recipe, another seed of a study) is reused or linked instead of run again,
+    unless it is the stage named by `force`, or reads the output of a stage rebuilt in this run.
     """
     console = console or make_console()
     distributed.start(cpu=device_for(recipe.compute) == "cpu")
@@ -176,7 +174,7 @@ def run_recipe(
     steps = plan(recipe, run_dir)
     force = checked_force(force, steps)
     check_hub_labelers([recipe.labeler, recipe.gold_labeler])
-    run = RunDirectory.open(run_dir, recipe, siblings, console)
+    run = RunDirectory.open(run_dir, recipe, console)
     for step in steps:
         if step.name == "samples" or (step.name == "preferences" and recipe.preferences.dataset is not None):
             # every prompt must fit the context with every response length, before sampling (or labeling)

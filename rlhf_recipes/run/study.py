@@ -1,9 +1,9 @@
 """Studies: the recipe once per seed (and per value of a condition), in <study>/[<condition>-<value>/]seed-<s>/,
 or once per training seed, in .../training-seed-<t>/, each run training one policy per grid point
 (config/study.py). Stages a run shares with an earlier one (same fingerprint: another condition value that
-leaves them unchanged, or another training seed: all of its data stages) are linked, not rebuilt; within a
-run, every policy shares its seed's samples and reward model. The study's own report compares the methods
-over seeds (reporting/study.py)."""
+leaves them unchanged, or another training seed: all of its data stages) are linked from the stage store
+(run/store.py), not rebuilt; within a run, every policy shares its seed's samples and reward model. The
+study's own report compares the methods over seeds (reporting/study.py)."""
 
 import json
 from pathlib import Path
@@ -68,10 +68,7 @@ def run_study(recipe: Recipe, study_dir: Path, console: Console | None = None, f
     }
     write_atomically(study_dir / "study.json", json.dumps(plan, indent=2) + "\n")
     write_atomically(study_dir / "recipe.resolved.yaml", yaml.safe_dump(data, sort_keys=False))
-    done: list[Path] = []
     for index, run in enumerate(runs, 1):
         console.print(styled(f"study run {index}/{len(runs)}: {run.label}", "bold"))
-        run_dir = study_dir / run.label
-        run_recipe(Recipe.model_validate(run.data), run_dir, console, siblings=done, force=force)
-        done.append(run_dir)
+        run_recipe(Recipe.model_validate(run.data), study_dir / run.label, console, force=force)
     return write_study_report(study_dir)
