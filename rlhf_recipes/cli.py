@@ -20,7 +20,7 @@ STORE = typer.Option(
     None,
     "--store",
     help="The stage store, where every finished stage is kept for any run to link [default: "
-    "$RLHF_RECIPES_STORE, else ~/.cache/rlhf-recipes/stages].",
+    "$RLHF_RECIPES_STORE, else ~/.cache/rlhf-recipes/store].",
     show_default=False,
 )
 OVERRIDES = typer.Argument(None, help="Dotted overrides, e.g. ppo.kl_coef=0.1 dpo=null", show_default=False)

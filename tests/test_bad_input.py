@@ -298,6 +298,10 @@ CASES = {
     "judge-in-composite": lambda t, m: validate(
         "labeler={kind: composite, parts: [{weight: 1, labeler: {kind: judge}}]}", "gold_labeler={kind: sentiment}"
     ),
+    "pairs-per-prompt-unranked": lambda t, m: validate("preferences.pairs_per_prompt=2"),
+    "pairs-per-prompt-too-many": lambda t, m: validate(
+        "preferences.pairs_per_prompt=3", "preferences.pairing=best_vs_worst"
+    ),
     "unknown-tracker": lambda t, m: validate("compute.report_to=[tensorbord]"),
     "tracker-not-installed": lambda t, m: validate("compute.report_to=[swanlab]"),
     "labeler-raises": lambda t, m: quick_run(

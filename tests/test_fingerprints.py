@@ -112,6 +112,7 @@ def full_recipe(tmp_path, in_repo, monkeypatch) -> dict:
         "preferences.bradley_terry_temperature=0.5",
         "preferences.label_flip_prob=0.1",
         "preferences.tie_margin=0.01",
+        "preferences.pairing=best_vs_worst",  # so that pairs_per_prompt can change too
         "ppo.missing_eos_penalty=1.0",
         "ppo.whiten_rewards=true",
         "compute.checkpoint_every_steps=10",

@@ -12,6 +12,24 @@ def test_best_vs_worst_pairs_the_extremes():
     assert candidate_pairs([0.1, 0.9, 0.5], "best_vs_worst", 0.0, random.Random(0)) == [(1, 0)]
 
 
+def test_best_vs_worst_with_k_pairs_nests_the_ranks():
+    """Scores by rank 1st (index 3), 2nd (0), 3rd (4), ..., last (1): the k best against the k worst."""
+    scores = [0.8, -0.9, 0.0, 0.95, 0.5, -0.5]
+    pairs = [(3, 1), (0, 5), (4, 2)]
+    for k in (1, 2, 3):
+        assert candidate_pairs(scores, "best_vs_worst", 0.0, random.Random(0), per_prompt=k) == pairs[:k]
+
+
+def test_ranked_pairs_drop_a_response_paired_with_itself_or_an_equal():
+    assert candidate_pairs([2.0, 1.0, 1.0, 0.0], "best_vs_worst", 0.0, random.Random(0), per_prompt=2) == [(0, 3)]
+
+
+def test_label_pairs_counts_the_ranked_pairs_it_could_not_make_as_ties():
+    groups = [{"prompt": "p", "responses": ["a", "b", "c", "d"], "scores": [2.0, 1.0, 1.0, 0.0]}]
+    rows, ties = label_pairs(groups, Preferences(pairs_per_prompt=2), seed=0)
+    assert [(row["chosen"], row["rejected"]) for row in rows] == [("a", "d")] and ties == 1
+
+
 def test_all_pairs_put_the_better_response_first_and_drop_ties():
     """Scores (0.2, 0.5, 0.5): pairs (0,1), (0,2), (1,2); (1,2) is a tie."""
     assert candidate_pairs([0.2, 0.5, 0.5], "all", 0.0, random.Random(0)) == [(1, 0), (2, 0)]

@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -19,12 +20,14 @@ from .helpers import REPO
 from .test_bad_input import QUICK, rlhf
 
 BUILDS: list[str] = []
+BUILDING = threading.Event()
 
 
 @stage(version=1)
 def slow_stage(*, text, seconds, out_dir):
     """Writes `text` after `seconds`, and counts its builds."""
     BUILDS.append(text)
+    BUILDING.set()
     time.sleep(seconds)
     (out_dir / "data.txt").write_text(text)
     return {"length": len(text)}
@@ -42,6 +45,7 @@ def recipe(in_repo):
 @pytest.fixture(autouse=True)
 def no_builds():
     BUILDS.clear()
+    BUILDING.clear()
 
 
 def open_run(tmp_path, recipe, name, store_dir=None):
@@ -58,7 +62,7 @@ def test_two_concurrent_builders_of_one_stage_build_it_once(tmp_path, recipe, st
 
     builder = threading.Thread(target=run, args=(first, "first"))
     builder.start()
-    time.sleep(0.4)  # the first holds the stage's lock by now
+    assert BUILDING.wait(timeout=60)  # the first holds the stage's lock by now, and builds for 1.5 s
     waiter = threading.Thread(target=run, args=(second, "second"))
     waiter.start()
     builder.join()
@@ -227,3 +231,13 @@ def test_a_stage_built_before_the_store_is_stored_when_reused(tmp_path, recipe, 
     again = open_run(tmp_path, recipe, "old")
     assert again.step(step("old"))[1] is True and again.path("samples").is_symlink()
     assert open_run(tmp_path, recipe, "new").step(step("old"))[1] is True and BUILDS == ["old"]
+
+
+def test_the_default_store_is_in_the_tools_cache(tmp_path, monkeypatch):
+    from rlhf_recipes.run.store import default_store_root
+
+    monkeypatch.delenv("RLHF_RECIPES_STORE")
+    monkeypatch.setenv("RLHF_RECIPES_CACHE", str(tmp_path / "cache"))
+    assert default_store_root() == tmp_path / "cache" / "store"
+    monkeypatch.setenv("RLHF_RECIPES_STORE", "~/elsewhere")
+    assert default_store_root() == Path.home() / "elsewhere"

@@ -248,7 +248,15 @@ class Preferences(Section):
 
     pairing: Literal["best_vs_worst", "random", "all"] = Field(
         "best_vs_worst",
-        description="best_vs_worst: one pair a prompt; random: disjoint random pairs; all: every pair.",
+        description="best_vs_worst: the best response against the worst (pairs_per_prompt of them); random: "
+        "disjoint random pairs; all: every pair.",
+    )
+    pairs_per_prompt: PositiveInt = Field(
+        1,
+        description="With best_vs_worst: the k best responses against the k worst, the i-th best against the "
+        "i-th worst (k <= samples.responses_per_prompt / 2): k times the pairs from the same samples, each of "
+        "a clear margin.",
+        json_schema_extra={"added_later": True},
     )
     tie_margin: Annotated[float, Field(ge=0)] = Field(
         0.0,
@@ -512,6 +520,22 @@ class Recipe(Section):
             raise ValueError(
                 "preferences.pairing: best_vs_worst picks pairs by score, and a judge gives none. "
                 "Fix: pairing: all or random"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _pairs_per_prompt_fit_the_samples(self):
+        k, preferences = self.preferences.pairs_per_prompt, self.preferences
+        if k > 1 and preferences.pairing != "best_vs_worst":
+            raise ValueError(
+                f"preferences.pairs_per_prompt={k}: only best_vs_worst pairs responses by rank ({preferences.pairing} "
+                "does not). Fix: pairing: best_vs_worst, or remove pairs_per_prompt"
+            )
+        if preferences.dataset is None and 2 * k > self.samples.responses_per_prompt:
+            raise ValueError(
+                f"preferences.pairs_per_prompt={k} needs {2 * k} responses a prompt, and samples.responses_per_prompt "
+                f"is {self.samples.responses_per_prompt}. Fix: pairs_per_prompt <= "
+                f"{self.samples.responses_per_prompt // 2}, or sample more responses"
             )
         return self
 

@@ -7,18 +7,21 @@ from ..config.schema import Preferences
 from ..reporting.metrics import sigmoid
 
 
-def candidate_pairs(scores: list[float], pairing: str, tie_margin: float, rng: random.Random) -> list[tuple[int, int]]:
+def candidate_pairs(
+    scores: list[float], pairing: str, tie_margin: float, rng: random.Random, per_prompt: int = 1
+) -> list[tuple[int, int]]:
     """Index pairs (i, j) of one prompt's responses to show the labeler; i has the higher gold score.
 
     scores: gold score per response of one prompt, shape (K,).
-    best_vs_worst gives at most one pair, random gives K // 2 disjoint pairs, all gives every pair.
+    best_vs_worst gives at most `per_prompt` pairs, the i-th best against the i-th worst (ties in score
+    broken by position); random gives K // 2 disjoint pairs, all gives every pair.
     Pairs whose scores differ by tie_margin or less are ties and dropped.
     """
     order = list(range(len(scores)))
     if pairing == "best_vs_worst":
-        best = max(order, key=lambda i: (scores[i], -i))
-        worst = min(order, key=lambda i: (scores[i], i))
-        pairs = [(best, worst)]
+        ranked = sorted(order, key=lambda i: (-scores[i], i))  # best first; among equals, the first sampled
+        worst_first = sorted(order, key=lambda i: (scores[i], i))
+        pairs = [(ranked[k], worst_first[k]) for k in range(per_prompt)]
     elif pairing == "random":
         rng.shuffle(order)
         pairs = [(order[k], order[k + 1]) for k in range(0, len(order) - 1, 2)]
@@ -57,8 +60,12 @@ def label_pairs(groups: list[dict], config: Preferences, seed: int) -> tuple[lis
     rows, ties = [], 0
     for group in groups:
         scores, gold = group["scores"], group.get("gold", group["scores"])
-        pairs = candidate_pairs(scores, config.pairing, config.tie_margin, rng)
-        shown = {"best_vs_worst": 1, "random": len(scores) // 2, "all": len(scores) * (len(scores) - 1) // 2}
+        pairs = candidate_pairs(scores, config.pairing, config.tie_margin, rng, config.pairs_per_prompt)
+        shown = {
+            "best_vs_worst": config.pairs_per_prompt,
+            "random": len(scores) // 2,
+            "all": len(scores) * (len(scores) - 1) // 2,
+        }
         ties += shown[config.pairing] - len(pairs)
         for better, worse in pairs:
             first = prefers_first(scores[better], scores[worse], config, rng)

@@ -150,50 +150,50 @@ class RunDirectory:
         rebuild = name == force or bool(step.upstream({self.path(d): d for d in self.fingerprints}) & self.rebuilt)
         self.fingerprints[name] = fingerprint
         barrier()  # every process decides on the same files
-        found = broadcast(self._existing(name, fingerprint) if is_main() and not rebuild else None)
-        if found is not None:
-            return self._reuse(name, *found)
+        if broadcast(is_main() and not rebuild and self._holds(name, fingerprint)):
+            return self._reuse(name, None)
         with contextlib.ExitStack() as held:
-            if is_main():
+            if is_main():  # the fingerprint's lock: one builder at a time, and no pruning under a link
                 held.enter_context(self.store.building(fingerprint, name, self._say))
-            # another run may have built it while this one waited
-            found = broadcast(self._from_store(name, fingerprint) if is_main() and not rebuild else None)
-            if found is not None:
-                return self._reuse(name, *found)
+            entry = broadcast(self._link_stored(name, fingerprint) if is_main() and not rebuild else None)
+            if entry is not None:
+                return self._reuse(name, entry)
             return self._build(step, fingerprint)
 
-    def _existing(self, name: str, fingerprint: str) -> tuple[str, str | None] | None:
-        """How this run can reuse the stage without building it: ("here", None) when run_dir/<name> holds
-        it, ("linked", entry) when the store does (then linked); None when neither."""
+    def _holds(self, name: str, fingerprint: str) -> bool:
+        """Does run_dir/<name> hold the stage, whole? A link to a damaged entry is removed (and the entry set
+        aside) so that the stage is rebuilt; a stage directory from before the store is stored and linked."""
         final = self.path(name)
-        if self.fingerprint_of(final) == fingerprint:
-            target = Path(os.path.realpath(final))
-            if final.is_symlink() and read_manifest(target) is not None:
-                problem = damage(target)
-                if problem is None:
-                    return ("here", None)
-                self._say(f"{name}: its stored copy {target} is damaged ({problem}); rebuilding it")
-                if self.store.contains(final):
-                    self.store.discard(target, reason=problem)
-                self._discard(final)
-                return self._from_store(name, fingerprint)
-            if not final.is_symlink() and self.store.find(fingerprint) is None:
-                # a stage built before the store existed: stored, so that other runs can link it
-                entry = self.store.publish(final, fingerprint, name, built_by=self.root)
-                self.store.link(entry, final)
-            return ("here", None)
-        return self._from_store(name, fingerprint)
+        if self.fingerprint_of(final) != fingerprint:
+            return False
+        target = Path(os.path.realpath(final))
+        if final.is_symlink() and read_manifest(target) is not None:
+            problem = damage(target)
+            if problem is None:
+                return True
+            self._say(f"{name}: its stored copy {target} is damaged ({problem}); rebuilding it")
+            if self.store.contains(final):
+                self.store.discard(target, reason=problem)
+            self._discard(final)
+            return False
+        if not final.is_symlink():
+            with self.store.building(fingerprint, name, self._say):
+                if self.store.find(fingerprint) is None:  # built before the store: stored, for other runs to link
+                    entry = self.store.publish(final, fingerprint, name, built_by=self.root)
+                    self.store.link(entry, final)
+        return True
 
-    def _from_store(self, name: str, fingerprint: str) -> tuple[str, str | None] | None:
+    def _link_stored(self, name: str, fingerprint: str) -> str | None:
+        """Link the store's entry for the stage as run_dir/<name>, if the store holds it whole."""
         entry = self.store.find(fingerprint)
         if entry is None:
             return None
         final = self.path(name)
         self._discard(final)
         self.store.link(entry, final)
-        return ("linked", str(entry))
+        return str(entry)
 
-    def _reuse(self, name: str, how: str, entry: str | None) -> tuple[dict, bool]:
+    def _reuse(self, name: str, entry: str | None) -> tuple[dict, bool]:
         barrier()
         record = json.loads((self.path(name) / "stage.json").read_text())
         self._record(name, record, reused=True, linked_from=entry)

@@ -5,7 +5,7 @@ store keys its entries by fingerprint alone: `<store>/stages/<fingerprint>/` hol
 as the stage wrote it, plus `store.json` (which stage, who built it, when, and every file's size and
 SHA-256). A run directory's `<stage>` is a symbolic link to its entry.
 
-- **Where**: $RLHF_RECIPES_STORE (or `rlhf run --store PATH`), else `stages/` in the tool's cache
+- **Where**: $RLHF_RECIPES_STORE (or `rlhf run --store PATH`), else `store/` in the tool's cache
   ($RLHF_RECIPES_CACHE, else $XDG_CACHE_HOME/rlhf-recipes, else ~/.cache/rlhf-recipes). Point it at a
   shared disk to share stages between people or machines of one kind.
 - **Atomic**: an entry is moved into place whole (a rename inside the store), with `store.json` written
@@ -37,10 +37,10 @@ MANIFEST = "store.json"
 
 
 def default_store_root() -> Path:
-    """$RLHF_RECIPES_STORE, else the `stages` folder of the tool's cache."""
+    """$RLHF_RECIPES_STORE, else the `store` folder of the tool's cache."""
     from ..models.gguf_cache import cache_root
 
-    return Path(os.environ[STORE_VARIABLE]).expanduser() if os.environ.get(STORE_VARIABLE) else cache_root() / "stages"
+    return Path(os.environ[STORE_VARIABLE]).expanduser() if os.environ.get(STORE_VARIABLE) else cache_root() / "store"
 
 
 @dataclass
@@ -119,7 +119,7 @@ class StageStore:
                 handle.seek(0)
                 holder = handle.read().strip() or "another process"
                 if announce is not None:
-                    announce(f"{stage}: waiting for {holder}, which is building the same stage")
+                    announce(f"{stage}: waiting for {holder}, which is building (or storing) the same stage")
                 fcntl.flock(handle, fcntl.LOCK_EX)
             handle.seek(0)
             handle.truncate()
