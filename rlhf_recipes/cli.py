@@ -278,9 +278,11 @@ def store_list(store: Path = STORE) -> None:
 
     try:
         opened = StageStore.open(store)
+        entries = opened.entries()
     except RecipeError as error:
         _fail(error)
-    entries = opened.entries()
+    except OSError as error:
+        _fail(_store_error(error))
     console.print(f"stage store {opened.root}: {len(entries)} entries, {_mib(sum(e.bytes for e in entries))}")
     for line in entry_lines(entries):
         console.print(line)
@@ -299,10 +301,12 @@ def store_prune(
 
     try:
         opened = StageStore.open(store)
+        removed = opened.prune(unused_for_days=unused_for_days, dry_run=dry_run)
+        kept = opened.entries()
     except RecipeError as error:
         _fail(error)
-    removed = opened.prune(unused_for_days=unused_for_days, dry_run=dry_run)
-    kept = opened.entries()
+    except OSError as error:
+        _fail(_store_error(error))
     verb = "would remove" if dry_run else "removed"
     console.print(
         f"{verb} {len(removed)} entries ({_mib(sum(e.bytes for e in removed))}) that no run directory links; "
@@ -311,6 +315,13 @@ def store_prune(
     )
     for entry in removed:
         console.print(f"  {entry.stage:<14} {entry.fingerprint[:12]}  {_mib(entry.bytes)}")
+
+
+def _store_error(error: OSError) -> RecipeError:
+    return RecipeError(
+        f"stage store: {error.strerror or error} ({error.filename}). Fix: check that directory's permissions, "
+        "or point RLHF_RECIPES_STORE (or --store) at a store of your own."
+    )
 
 
 def _mib(size: int) -> str:

@@ -6,7 +6,6 @@ its fingerprint in stage.json; a later `rlhf run` on the same directory reuses e
 fingerprint is unchanged, and any run links a stage that any other run already stored.
 """
 
-import contextlib
 import json
 import os
 import platform
@@ -25,7 +24,7 @@ from . import progress
 from .distributed import barrier, broadcast, gather_batches, is_main, rank, world_size
 from .stage import Step
 from .stage import fingerprint as stage_fingerprint
-from .store import StageStore, damage, read_manifest
+from .store import StageStore, damage, read_manifest, waiting_message
 
 PACKAGES = ["rlhf-recipes", "trl", "transformers", "torch", "datasets", "peft", "accelerate", "pydantic"]
 # The libraries whose version can change what a stage computes: each stage records them.
@@ -77,6 +76,7 @@ class RunDirectory:
         if is_main():
             run.store = store or StageStore.open()
             run._prepare(recipe)
+            run.store.register(root)  # known to the store from the start: a moved run registers where it is now
         barrier()
         return run
 
@@ -129,8 +129,11 @@ class RunDirectory:
         return self.root / name
 
     def fingerprint_of(self, directory: Path) -> str | None:
-        record = directory / "stage.json"
-        return json.loads(record.read_text())["fingerprint"] if record.is_file() else None
+        """The fingerprint a stage directory records; None when it has no readable stage.json."""
+        try:
+            return json.loads((directory / "stage.json").read_text())["fingerprint"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def step(self, step: Step, force: str | None = None) -> tuple[dict, bool]:
         """Run `step` and publish its directory as run_dir/<step.name> (a link to its entry in the stage
@@ -152,28 +155,38 @@ class RunDirectory:
         barrier()  # every process decides on the same files
         if broadcast(is_main() and not rebuild and self._holds(name, fingerprint)):
             return self._reuse(name, None)
-        with contextlib.ExitStack() as held:
-            if is_main():  # the fingerprint's lock: one builder at a time, and no pruning under a link
-                held.enter_context(self.store.building(fingerprint, name, self._say))
+        lock = self.store.lock(fingerprint) if is_main() else None
+        told = False
+        # the fingerprint's lock: one builder at a time, and no pruning under a link. Polled, with every
+        # process in step, so that a long wait for another run's build times out no process group.
+        while not broadcast(lock.try_acquire() if is_main() else None):
+            if is_main() and not told:
+                self._say(waiting_message(name, lock.holder()))
+                told = True
+            time.sleep(2.0)
+        try:
             entry = broadcast(self._link_stored(name, fingerprint) if is_main() and not rebuild else None)
             if entry is not None:
                 return self._reuse(name, entry)
-            return self._build(step, fingerprint)
+            return self._build(step, fingerprint, recover=not rebuild)
+        finally:
+            if lock is not None:
+                lock.release()
 
     def _holds(self, name: str, fingerprint: str) -> bool:
-        """Does run_dir/<name> hold the stage, whole? A link to a damaged entry is removed (and the entry set
-        aside) so that the stage is rebuilt; a stage directory from before the store is stored and linked."""
+        """Does run_dir/<name> hold the stage, whole? A link to a store entry is checked against the entry's
+        record; a damaged one is unlinked (the entry itself is set aside under its lock, by the store's
+        `find`) so that the stage is linked anew or rebuilt. A stage directory from before the store is
+        stored and linked."""
         final = self.path(name)
         if self.fingerprint_of(final) != fingerprint:
             return False
         target = Path(os.path.realpath(final))
-        if final.is_symlink() and read_manifest(target) is not None:
+        if final.is_symlink() and (self.store.contains(final) or read_manifest(target) is not None):
             problem = damage(target)
             if problem is None:
                 return True
             self._say(f"{name}: its stored copy {target} is damaged ({problem}); rebuilding it")
-            if self.store.contains(final):
-                self.store.discard(target, reason=problem)
             self._discard(final)
             return False
         if not final.is_symlink():
@@ -181,10 +194,11 @@ class RunDirectory:
                 if self.store.find(fingerprint) is None:  # built before the store: stored, for other runs to link
                     entry = self.store.publish(final, fingerprint, name, built_by=self.root)
                     self.store.link(entry, final)
-        return True
+        return True  # or a link from before the store (a study's sibling run): kept as it is
 
     def _link_stored(self, name: str, fingerprint: str) -> str | None:
-        """Link the store's entry for the stage as run_dir/<name>, if the store holds it whole."""
+        """Link the store's entry for the stage as run_dir/<name>, if the store holds it whole (the caller
+        holds the fingerprint's lock)."""
         entry = self.store.find(fingerprint)
         if entry is None:
             return None
@@ -200,12 +214,13 @@ class RunDirectory:
         self._announce(name, record, reused=True, linked_from=entry)
         return record["summary"], True
 
-    def _build(self, step: Step, fingerprint: str) -> tuple[dict, bool]:
+    def _build(self, step: Step, fingerprint: str, recover: bool = True) -> tuple[dict, bool]:
         """Run the stage into .<name>.partial/, then move it into the store and link it."""
         name, function = step.name, step.function
-        final = self.path(name)
         self.rebuilt.add(name)
         temporary = self.path(f".{name}.partial")
+        if recover and broadcast(is_main() and self._finished_but_unpublished(temporary, fingerprint)):
+            return self._publish(name, temporary, fingerprint)
         try:  # from the partial directory's creation on: an interruption anywhere leaves nothing half-made
             if is_main() and not (self.fingerprint_of_partial(temporary) == fingerprint and resumable(temporary)):
                 shutil.rmtree(temporary, ignore_errors=True)
@@ -233,6 +248,16 @@ class RunDirectory:
             if is_main() and not resumable(temporary):  # nothing to resume from
                 shutil.rmtree(temporary, ignore_errors=True)
             raise
+        return self._publish(name, temporary, fingerprint)
+
+    def _finished_but_unpublished(self, temporary: Path, fingerprint: str) -> bool:
+        """Did an interruption stop this stage after it finished and before it was stored? (stage.json is
+        written last, and partial.json is gone by then.)"""
+        return self.fingerprint_of(temporary) == fingerprint and not (temporary / "partial.json").exists()
+
+    def _publish(self, name: str, temporary: Path, fingerprint: str) -> tuple[dict, bool]:
+        """Move the finished stage into the store and link it as run_dir/<name>."""
+        final = self.path(name)
         barrier()
         if is_main():
             entry = self.store.publish(temporary, fingerprint, name, built_by=self.root)

@@ -19,10 +19,12 @@ SHA-256). A run directory's `<stage>` is a symbolic link to its entry.
   list` shows, and `rlhf store prune` keeps, every entry that a registered run directory still links.
 """
 
+import contextlib
 import errno
 import hashlib
 import json
 import os
+import platform
 import shutil
 import time
 from collections.abc import Iterator
@@ -105,73 +107,76 @@ class StageStore:
 
     # --- writing -----------------------------------------------------------------------------------
 
-    @contextmanager
-    def building(self, fingerprint: str, stage: str, announce=None) -> Iterator[None]:
-        """Hold the right to build `fingerprint` for the duration of the block; while another process
-        holds it, wait (saying so through `announce`, once)."""
-        import fcntl
+    def lock(self, fingerprint: str) -> "FingerprintLock":
+        """The lock of one fingerprint: whoever holds it builds, stores, links or prunes that entry."""
+        return FingerprintLock(self.root / "locks" / f"{fingerprint}.lock")
 
-        handle = open(self.root / "locks" / f"{fingerprint}.lock", "a+")  # noqa: SIM115 (held for the block)
+    @contextmanager
+    def building(self, fingerprint: str, stage: str, announce=None, poll_seconds: float = 2.0) -> Iterator[None]:
+        """Hold `fingerprint`'s lock for the duration of the block; while another process holds it, wait
+        (saying so through `announce`, once)."""
+        lock = self.lock(fingerprint)
         try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                if announce is not None:
-                    announce(f"{stage}: waiting for {holder}, which is building (or storing) the same stage")
-                fcntl.flock(handle, fcntl.LOCK_EX)
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()}")
-            handle.flush()
+            lock.wait(lambda holder: announce and announce(waiting_message(stage, holder)), poll_seconds)
             yield
         finally:
-            handle.close()
+            lock.release()
 
     def publish(self, directory: Path, fingerprint: str, stage: str, built_by: Path) -> Path:
         """Move the finished stage `directory` into the store as the entry for `fingerprint` (replacing an
-        older entry of that fingerprint: a forced rebuild) and return the entry. Atomic: the entry appears
-        whole or not at all. Across file systems the directory is copied first."""
+        older entry of that fingerprint: a forced rebuild) and return the entry. The caller holds the
+        fingerprint's lock. `directory` is described (store.json) where it is, then renamed into place in
+        one step, so an interruption leaves it either where it was or whole in the store; across file
+        systems it is copied to a hidden name in the store first and removed only once the entry is in place."""
         entry = self.entry_path(fingerprint)
-        incoming = entry.with_name(f".{fingerprint}.incoming-{os.getpid()}")
-        shutil.rmtree(incoming, ignore_errors=True)
-        try:
-            os.rename(directory, incoming)
-        except OSError as error:
-            if error.errno != errno.EXDEV:
-                raise
-            shutil.copytree(directory, incoming, symlinks=True)
-            shutil.rmtree(directory)
-        (incoming / MANIFEST).unlink(missing_ok=True)  # a copied entry's record: described anew
+        (directory / MANIFEST).unlink(missing_ok=True)  # a copied entry's record: described anew
         manifest = {
             "stage": stage,
             "fingerprint": fingerprint,
             "built_by": str(built_by.absolute()),
             "built_at": time.time(),
-            "files": manifest_files(incoming),
+            "files": manifest_files(directory),
         }
-        (incoming / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        if entry.exists():
-            self.discard(entry, reason=None)
-        os.rename(incoming, entry)
+        write_file_atomically(directory / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+        replaced = None
+        if entry.exists():  # a forced rebuild: the old entry goes aside first, and is removed last
+            replaced = entry.with_name(f".{fingerprint}.discarded-{os.getpid()}-{time.time_ns()}")
+            os.rename(entry, replaced)
+        try:
+            os.rename(directory, entry)
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            incoming = entry.with_name(f".{fingerprint}.incoming-{os.getpid()}")
+            shutil.rmtree(incoming, ignore_errors=True)
+            shutil.copytree(directory, incoming, symlinks=True)
+            os.rename(incoming, entry)
+            shutil.rmtree(directory)
+        if replaced is not None:
+            shutil.rmtree(replaced, ignore_errors=True)
         return entry
 
     def link(self, entry: Path, target: Path) -> None:
         """Make `target` (a run directory's stage) a link to `entry`, register the run directory as a user
         of the store, and note when the entry was last used."""
         os.symlink(entry, target)
-        self.register(target.parent)
-        os.utime(entry / MANIFEST)
+        self.register(target.parent, entry.name)
+        with contextlib.suppress(PermissionError):  # another user's entry in a shared store: use not noted
+            os.utime(entry / MANIFEST)
 
-    def register(self, run_dir: Path) -> None:
-        """Remember `run_dir` as a user of the store, so that pruning keeps what it links."""
+    def register(self, run_dir: Path, fingerprint: str | None = None) -> None:
+        """Remember `run_dir` as a user of the store (and `fingerprint` as one it links), so that pruning
+        keeps what it links. The record lists what the run linked, for pruning from a machine that cannot
+        see the run directory; where the run directory can be seen, its links decide."""
         path = str(run_dir.absolute())
         record = self.root / "runs" / f"{hashlib.sha256(path.encode()).hexdigest()[:24]}.json"
-        if not record.is_file():
-            temporary = record.with_name(f".{record.name}.{os.getpid()}")
-            temporary.write_text(json.dumps({"run_dir": path}) + "\n")
-            os.replace(temporary, record)
+        known = read_json(record) or {}
+        linked = set(known.get("linked", []))
+        if known.get("run_dir") == path and (fingerprint is None or fingerprint in linked):
+            return
+        linked |= {fingerprint} if fingerprint else set()
+        data = {"run_dir": path, "host": platform.node(), "linked": sorted(linked)}
+        write_file_atomically(record, json.dumps(data) + "\n")
 
     def discard(self, entry: Path, reason: str | None) -> None:
         """Remove an entry: moved aside first (one rename, so no one links a half-removed entry)."""
@@ -187,32 +192,30 @@ class StageStore:
 
     # --- listing and pruning -----------------------------------------------------------------------
 
-    def run_dirs(self) -> list[Path]:
-        """The registered run directories that still exist (a record of one that is gone is dropped)."""
-        found = []
-        for record in sorted((self.root / "runs").glob("*.json")):
-            try:
-                run_dir = Path(json.loads(record.read_text())["run_dir"])
-            except (OSError, ValueError, KeyError):
-                continue
-            if run_dir.is_dir():
-                found.append(run_dir)
-            else:
-                record.unlink(missing_ok=True)
-        return found
-
     def users(self) -> dict[str, list[str]]:
-        """Entry fingerprint -> the run directories whose stages link it (found by reading the links, so a
-        link removed or replaced since is not counted)."""
+        """Entry fingerprint -> the run directories that link it. A run directory that can be seen is read
+        (its links decide, so a link removed or replaced since is not counted); the record of one that was
+        deleted (its parent folder is there, it is not) is dropped; one that cannot be seen from here
+        (another machine's disk) counts by what its record says it linked."""
         stages = (self.root / "stages").resolve()
-        used: dict[str, list[str]] = {}
-        for run_dir in self.run_dirs():
-            for child in run_dir.iterdir():
-                if child.is_symlink():
-                    target = Path(os.path.realpath(child))
-                    if target.parent == stages:
-                        used.setdefault(target.name, []).append(str(child.parent))
-        return {key: sorted(set(value)) for key, value in used.items()}
+        used: dict[str, set[str]] = {}
+        for record in sorted((self.root / "runs").glob("*.json")):
+            data = read_json(record)
+            if not data or "run_dir" not in data:
+                continue
+            run_dir = Path(data["run_dir"])
+            if run_dir.is_dir():
+                for child in run_dir.iterdir():
+                    target = Path(os.path.realpath(child)) if child.is_symlink() else None
+                    if target is not None and target.parent == stages:
+                        used.setdefault(target.name, set()).add(str(run_dir))
+            elif run_dir.parent.is_dir():
+                record.unlink(missing_ok=True)
+            else:
+                unseen = f"{run_dir} (on {data.get('host', '?')}, not seen from here)"
+                for fingerprint in data.get("linked", []):
+                    used.setdefault(fingerprint, set()).add(unseen)
+        return {key: sorted(value) for key, value in used.items()}
 
     def entries(self) -> list[Entry]:
         """Every whole entry, oldest use first, with its users."""
@@ -237,20 +240,108 @@ class StageStore:
         return sorted(found, key=lambda e: e.last_used)
 
     def prune(self, unused_for_days: float = 0.0, dry_run: bool = False) -> list[Entry]:
-        """Remove every entry that no registered run directory links and that was not used in the last
-        `unused_for_days`; also leftovers of interrupted publishing. Returns what was (or would be) removed."""
+        """Remove every entry that no run directory links and that was not used in the last
+        `unused_for_days`; also leftovers of interrupted publishing older than a day. Each entry is checked
+        again under its lock just before it goes (a run may have linked it since), and one whose lock
+        another process holds is kept. Returns what was (or would be) removed."""
         now, removed = time.time(), []
         for entry in self.entries():
-            if not entry.used_by and now - entry.last_used >= unused_for_days * 86400:
+            if entry.used_by or now - entry.last_used < unused_for_days * 86400:
+                continue
+            if dry_run:
                 removed.append(entry)
-                if not dry_run:
-                    with self.building(entry.fingerprint, entry.stage):  # never under a builder's feet
-                        self.discard(entry.path, reason=None)
+                continue
+            lock = self.lock(entry.fingerprint)
+            if not lock.try_acquire():
+                continue
+            try:
+                if entry.fingerprint in self.users() or (entry.path / MANIFEST).stat().st_mtime != entry.last_used:
+                    continue  # linked or used since the listing
+                self.discard(entry.path, reason=None)
+                removed.append(entry)
+            except FileNotFoundError:
+                continue
+            finally:
+                lock.release()
         if not dry_run:
-            for leftover in (self.root / "stages").glob(".*"):
-                if now - leftover.stat().st_mtime > 86400:  # an interrupted publish, not one in progress
-                    shutil.rmtree(leftover, ignore_errors=True)
+            self._sweep_leftovers(now)
         return removed
+
+    def _sweep_leftovers(self, now: float) -> None:
+        """Remove what an interrupted publish or discard left (hidden names), once a day old and unlocked."""
+        for leftover in (self.root / "stages").glob(".*"):
+            lock = self.lock(leftover.name[1:].split(".")[0])
+            if not lock.try_acquire():
+                continue
+            try:
+                if now - leftover.stat().st_mtime > 86400:
+                    shutil.rmtree(leftover, ignore_errors=True)
+            except FileNotFoundError:
+                pass
+            finally:
+                lock.release()
+
+
+class FingerprintLock:
+    """An flock on one file: released when released, or when its process ends (even by a crash)."""
+
+    def __init__(self, path: Path):
+        self.path, self.handle = path, None
+
+    def try_acquire(self) -> bool:
+        import fcntl
+
+        if self.handle is None:
+            try:
+                self.handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+                self.writable = True
+            except PermissionError:  # another user's lock file in a shared store: read access locks too
+                self.handle, self.writable = os.open(self.path, os.O_RDONLY), False
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        if self.writable:
+            os.ftruncate(self.handle, 0)
+            os.pwrite(self.handle, f"pid {os.getpid()}".encode(), 0)
+        return True
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "another process"
+        except OSError:
+            return "another process"
+
+    def wait(self, on_wait=None, poll_seconds: float = 2.0) -> None:
+        """Acquire, polling; `on_wait(holder)` is called once if the lock is held elsewhere."""
+        told = False
+        while not self.try_acquire():
+            if not told and on_wait is not None:
+                on_wait(self.holder())
+                told = True
+            time.sleep(poll_seconds)
+
+    def release(self) -> None:
+        if self.handle is not None:
+            os.close(self.handle)  # closing releases the flock
+            self.handle = None
+
+
+def waiting_message(stage: str, holder: str) -> str:
+    return f"{stage}: waiting for {holder}, which is building (or storing) the same stage"
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_file_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.write_text(text)
+    os.replace(temporary, temporary.with_name(path.name))
 
 
 def manifest_files(directory: Path) -> dict[str, list]:
@@ -271,10 +362,7 @@ def file_sha256(path: Path) -> str:
 
 
 def read_manifest(entry: Path) -> dict | None:
-    try:
-        return json.loads((entry / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
+    return read_json(entry / MANIFEST)
 
 
 def damage(entry: Path) -> str | None:
