@@ -109,14 +109,17 @@ def test_a_damaged_entry_is_detected_and_rebuilt(tmp_path, recipe, store):
     assert first.path("samples/data.txt").read_text() == "good"
 
 
-def test_a_damaged_entry_is_rebuilt_for_the_run_that_links_it(tmp_path, recipe, store):
+@pytest.mark.parametrize("lost", ["data.txt", "store.json"])
+def test_a_damaged_entry_is_rebuilt_for_the_run_that_links_it(lost, tmp_path, recipe, store):
+    """A file of the entry is gone, or its record (never linked without it): the run that links it rebuilds."""
     first = open_run(tmp_path, recipe, "a")
     first.step(step("good"))
-    (first.path("samples").resolve() / "data.txt").unlink()
+    (first.path("samples").resolve() / lost).unlink()
     first.close()
     again = open_run(tmp_path, recipe, "a")
     assert again.step(step("good"))[1] is False
     assert again.path("samples/data.txt").read_text() == "good" and BUILDS == ["good", "good"]
+    assert (again.path("samples") / "store.json").is_file()
 
 
 def test_an_entry_without_its_record_is_never_linked(tmp_path, recipe, store):
@@ -279,16 +282,6 @@ def test_a_run_directory_that_cannot_be_seen_keeps_what_its_record_lists(tmp_pat
     assert opened.prune() == []
     (entry,) = opened.entries()
     assert entry.used_by == [f"/elsewhere/not/mounted/run (on {data['host']}, not seen from here)"]
-
-
-def test_a_run_whose_own_entry_lost_its_record_rebuilds_it(tmp_path, recipe, store):
-    first = open_run(tmp_path, recipe, "a")
-    first.step(step("x"))
-    (first.path("samples").resolve() / "store.json").unlink()
-    first.close()
-    again = open_run(tmp_path, recipe, "a")
-    assert again.step(step("x"))[1] is False and BUILDS == ["x", "x"]
-    assert (again.path("samples") / "store.json").is_file()
 
 
 def test_a_stage_interrupted_while_being_stored_is_stored_not_rebuilt(tmp_path, recipe, store):

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import RecipeError
+from ..models.gguf_cache import cache_root
+from ..models.gguf_cache import file_digest as file_sha256
 
 STORE_VARIABLE = "RLHF_RECIPES_STORE"
 MANIFEST = "store.json"
@@ -40,8 +42,6 @@ MANIFEST = "store.json"
 
 def default_store_root() -> Path:
     """$RLHF_RECIPES_STORE, else the `store` folder of the tool's cache."""
-    from ..models.gguf_cache import cache_root
-
     return Path(os.environ[STORE_VARIABLE]).expanduser() if os.environ.get(STORE_VARIABLE) else cache_root() / "store"
 
 
@@ -351,14 +351,6 @@ def manifest_files(directory: Path) -> dict[str, list]:
         if path.is_file() and not path.is_symlink() and path != directory / MANIFEST:
             files[str(path.relative_to(directory))] = [path.stat().st_size, file_sha256(path)]
     return files
-
-
-def file_sha256(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def read_manifest(entry: Path) -> dict | None:

@@ -77,8 +77,10 @@ def evaluation(
         from datasets import load_from_disk
 
         pairs = load_from_disk(str(preferences / "dataset"), keep_in_memory=True)["heldout"]
+        with models.reference() as model:  # once for every policy with an implicit reward
+            reference = pair_logprobs(model, tokenizer, pairs, evaluation.batch_size)
         accuracies = {
-            name: implicit_reward_accuracy(models, name, tokenizer, pairs, beta, evaluation.batch_size)
+            name: implicit_reward_accuracy(models, name, tokenizer, pairs, beta, evaluation.batch_size, reference)
             for name, beta in implicit_rewards.items()
         }
         if is_main():
@@ -179,9 +181,8 @@ def read_scored_heldout_samples(path: Path) -> list[dict]:
     return rows
 
 
-def implicit_reward_accuracy(models: PolicySet, name: str, tokenizer, pairs, beta: float, batch_size: int) -> dict:
-    """The implicit reward r(x, y) = beta * log(pi(y|x) / pi_ref(y|x)) of policy `name` (DPO, online DPO,
-    KTO) as a classifier of held-out pairs."""
+def pair_logprobs(model, tokenizer, pairs, batch_size: int) -> tuple[list[float], list[float]]:
+    """log pi(chosen | prompt) and log pi(rejected | prompt) of every pair, as the policy scores them."""
     prompts = [prompt_ids(tokenizer, text_of(p)) for p in pairs["prompt"]]
 
     def response_ids(column: str) -> list[list[int]]:
@@ -191,9 +192,17 @@ def implicit_reward_accuracy(models: PolicySet, name: str, tokenizer, pairs, bet
         ]
 
     chosen, rejected = response_ids("chosen"), response_ids("rejected")
+    return tuple(response_logprobs(model, prompts, ids, 1.0, batch_size) for ids in (chosen, rejected))
+
+
+def implicit_reward_accuracy(
+    models: PolicySet, name: str, tokenizer, pairs, beta: float, batch_size: int, reference: tuple
+) -> dict:
+    """The implicit reward r(x, y) = beta * log(pi(y|x) / pi_ref(y|x)) of policy `name` (DPO, online DPO,
+    KTO) as a classifier of held-out pairs. `reference`: the reference's pair_logprobs, computed once for
+    every such policy."""
     with models.policy(name) as model:
-        policy_c, policy_r = (response_logprobs(model, prompts, ids, 1.0, batch_size) for ids in (chosen, rejected))
-    with models.reference() as reference:
-        ref_c, ref_r = (response_logprobs(reference, prompts, ids, 1.0, batch_size) for ids in (chosen, rejected))
+        policy_c, policy_r = pair_logprobs(model, tokenizer, pairs, batch_size)
+    ref_c, ref_r = reference
     margins = [beta * ((pc - rc) - (pr - rr)) for pc, rc, pr, rr in zip(policy_c, ref_c, policy_r, ref_r, strict=True)]
     return pair_accuracies(margins, pairs["chosen_gold"], pairs["rejected_gold"], pairs["noise_free"]) | {"beta": beta}
