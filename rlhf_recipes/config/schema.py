@@ -112,7 +112,8 @@ class Model(Section):
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
         "float32",
         description="Dtype of the loaded weights (of the non-quantized ones, with load_in_4bit); auto: bfloat16 "
-        "where the device computes it natively (a GPU that supports it, a CPU with AVX512-BF16 or AMX), else float32.",
+        "where the device computes it natively (a GPU that supports it, a CPU with AVX512-BF16 or AMX whose oneDNN "
+        "is not capped below them by ONEDNN_MAX_CPU_ISA), else float32.",
     )
     load_in_4bit: bool = Field(False, description="Load policy and reference in 4-bit NF4 (QLoRA); needs lora.")
     lora: Lora | None = Field(

@@ -1,6 +1,7 @@
 """Every way the pipeline gets a model or tokenizer: one loading path for hub ids and local model
 directories (the tiny model and GGUF conversions are local directories too); LoRA and 4-bit settings."""
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -53,13 +54,24 @@ class Tuning:
         return cls(model.lora, model.save_merged)
 
 
+# oneDNN's instruction-set caps below AVX512_CORE_BF16 (https://uxlfoundation.github.io/oneDNN/dev_guide_cpu_dispatcher_control.html)
+ONEDNN_CAPS_WITHOUT_BFLOAT16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
+
+
+def _onednn_cap() -> str:
+    return os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "ALL")).strip().upper()
+
+
 def native_bfloat16(device: str) -> bool:
     """Does `device` compute bfloat16 natively? A CPU without AVX512-BF16 or AMX emulates it, hundreds of
-    times slower than float32 (0.2 against 60 GFLOP/s measured on an AVX2-only EPYC)."""
+    times slower than float32 (0.2 against 60 GFLOP/s measured on an AVX2-only EPYC), and so does one whose
+    oneDNN is capped below AVX512_CORE_BF16 (ONEDNN_MAX_CPU_ISA=AVX2: 2,048² matmuls took over a minute)."""
     import torch
 
     if device == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if _onednn_cap() in ONEDNN_CAPS_WITHOUT_BFLOAT16:
+        return False  # the CPU has it, but oneDNN was told not to use it: its matmuls would emulate bfloat16
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     if all(hasattr(torch.cpu, check) for check in checks):
         return any(getattr(torch.cpu, check)() for check in checks)
