@@ -53,3 +53,22 @@ def test_reward_scores_do_not_depend_on_batching(tiny_model_dir, tiny_settings):
         reward_scores(scorer, tokenizer, [p], [r], batch_size=1)[0] for p, r in zip(PROMPTS, responses, strict=True)
     ]
     assert batched == pytest.approx(single, abs=1e-5)
+
+
+def test_prompts_read_once_give_the_numbers_of_whole_sequences(tiny_model_dir, tiny_settings, monkeypatch):
+    """Repeated prompts (several responses, or several policies' responses, to one prompt) are read once a
+    batch and their cache shared; every row, an empty response among them, scores as if read whole."""
+    from rlhf_recipes.generation import scoring
+
+    tokenizer, model = load_tokenizer(str(tiny_model_dir)), load_policy(str(tiny_model_dir), tiny_settings)
+    encoded = [tokenizer(p)["input_ids"] for p in PROMPTS]
+    prompts = [encoded[i] for i in (2, 0, 2, 1, 0, 2)]
+    responses = [[300, 301, 1], [302], [], [303, 304, 305, 306], [307, 308], [309]]
+    whole = [
+        scoring._whole_sequence_logprobs(model, [p], [r], 0.7)[0] if r else 0.0
+        for p, r in zip(prompts, responses, strict=True)
+    ]
+    monkeypatch.setattr(scoring, "_whole_sequence_logprobs", None)  # the shared path only
+    shared = response_logprobs(model, prompts, responses, temperature=0.7, batch_size=4)
+    assert shared == pytest.approx(whole, abs=1e-4)
+    assert shared[2] == 0.0 and all(value < 0 for i, value in enumerate(shared) if i != 2)

@@ -10,13 +10,79 @@ def response_logprobs(
 ) -> list[float]:
     """Sum over response tokens of log p(token | prompt, earlier tokens), one float per response.
 
-    Logits are divided by `temperature`, the distribution the responses were sampled from.
-    Sequences are left-padded with explicit position ids, so a batch gives the same numbers
-    as one sequence at a time. Left padding puts every response at the end, so the float32
-    log-softmax over the vocabulary runs on the last (longest response + 1) positions only, not
-    on the prompts, and the model computes logits for those positions only where it takes
-    `logits_to_keep`. No KV cache is built. An empty response has log-probability 0.
+    Logits are divided by `temperature`, the distribution the responses were sampled from. Rows are
+    batched by prompt, and each distinct prompt of a batch is read once: its KV cache (left-padded, with
+    explicit position ids) is copied to the rows that answer it, and the responses (right-padded) are read
+    on top of it. So a prompt answered by several responses, or scored for several policies' responses in
+    one call, costs one forward pass, and a batch gives the same numbers as one sequence at a time. The
+    float32 log-softmax over the vocabulary runs on response positions only. An empty response has
+    log-probability 0. A model whose cache cannot be copied that way reads every prompt+response whole.
     """
+    order = sorted(range(len(prompt_ids)), key=lambda row: prompt_ids[row])  # a prompt's rows side by side
+    done: dict[int, list[float]] = {}
+    for start in progress.batches("log-probabilities", len(order), batch_size):
+        rows = order[start : start + batch_size]
+        prompts, responses = [prompt_ids[row] for row in rows], [response_ids[row] for row in rows]
+        if not any(responses):
+            done[start] = [0.0] * len(rows)
+        else:
+            done[start] = _shared_prompt_logprobs(model, prompts, responses, temperature)
+            if done[start] is None:
+                done[start] = _whole_sequence_logprobs(model, prompts, responses, temperature)
+    by_order = gather_batches(done)
+    result = [0.0] * len(order)
+    for row, logprob in zip(order, by_order, strict=True):
+        result[row] = logprob
+    return result
+
+
+def _shared_prompt_logprobs(model, prompts, responses, temperature: float) -> list[float] | None:
+    """One batch: the distinct prompts' KV caches, then every response read on its prompt's cache.
+    The first response token is predicted by the prompt's last position, the others by the response's."""
+    import torch
+    from transformers import DynamicCache
+    from trl.trainer.utils import selective_log_softmax
+
+    from ..models.loading import takes_logits_to_keep
+    from .sampling import padded, position_ids
+
+    if model.generation_config.cache_implementation:  # a static or sliding cache: not copied row by row
+        return None
+    device = next(model.parameters()).device
+    distinct = {prompt: row for row, prompt in enumerate(dict.fromkeys(tuple(p) for p in prompts))}
+    prompt_input, prompt_mask = padded([list(p) for p in distinct], 0, "left")
+    only_last = {"logits_to_keep": 1} if takes_logits_to_keep(model) else {}
+    with torch.no_grad():
+        output = model(
+            input_ids=prompt_input.to(device),
+            attention_mask=prompt_mask.to(device),
+            position_ids=position_ids(prompt_mask).to(device),
+            use_cache=True,
+            **only_last,
+        )
+    cache = getattr(output, "cache", None)
+    if not isinstance(cache, DynamicCache):
+        return None
+    prompt_of_row = torch.tensor([distinct[tuple(p)] for p in prompts], device=device)
+    cache.reorder_cache(prompt_of_row)
+    response_input, response_mask = padded(responses, 0, "right")
+    response_input, response_mask = response_input.to(device), response_mask.to(device)
+    lengths = prompt_mask.sum(-1).to(device)[prompt_of_row]
+    with torch.no_grad():
+        logits = model(
+            input_ids=response_input,
+            attention_mask=torch.cat([prompt_mask.to(device)[prompt_of_row], response_mask], dim=-1),
+            position_ids=lengths[:, None] + torch.arange(response_input.shape[1], device=device),
+            cache=cache,
+            use_cache=True,
+        ).logits
+    predicting = torch.cat([output.logits[prompt_of_row, -1:], logits[:, :-1]], dim=1)  # position t predicts token t
+    token_logprobs = selective_log_softmax(predicting.float() / temperature, response_input) * response_mask
+    return token_logprobs.sum(-1).tolist()
+
+
+def _whole_sequence_logprobs(model, prompts, responses, temperature: float) -> list[float]:
+    """One batch read whole: left-padded prompt+response, logits for the response positions only."""
     import torch
     from trl.trainer.utils import selective_log_softmax
 
@@ -24,33 +90,21 @@ def response_logprobs(
     from .sampling import padded, position_ids
 
     device = next(model.parameters()).device
-    keeps_logits = takes_logits_to_keep(model)
-    done: dict[int, list[float]] = {}
-    for start in progress.batches("log-probabilities", len(prompt_ids), batch_size):
-        prompts = prompt_ids[start : start + batch_size]
-        responses = response_ids[start : start + batch_size]
-        keep = max(len(r) for r in responses) + 1
-        if keep == 1:  # every response of the batch is empty
-            done[start] = [0.0] * len(responses)
-            continue
-        input_ids, attention_mask = padded([p + r for p, r in zip(prompts, responses, strict=True)], 0, "left")
-        only_kept = {"logits_to_keep": keep} if keeps_logits else {}
-        with torch.no_grad():
-            logits = model(
-                input_ids=input_ids.to(device),
-                attention_mask=attention_mask.to(device),
-                position_ids=position_ids(attention_mask).to(device),
-                use_cache=False,
-                **only_kept,
-            ).logits
-        # the last keep-1 positions predict the last keep-1 tokens
-        token_logprobs = selective_log_softmax(
-            logits[:, -keep:-1].float() / temperature, input_ids[:, 1 - keep :].to(device)
-        )
-        done[start] = [
-            token_logprobs[row, keep - 1 - len(r) :].sum().item() if r else 0.0 for row, r in enumerate(responses)
-        ]
-    return gather_batches(done)
+    keep = max(len(r) for r in responses) + 1
+    input_ids, attention_mask = padded([p + r for p, r in zip(prompts, responses, strict=True)], 0, "left")
+    only_kept = {"logits_to_keep": keep} if takes_logits_to_keep(model) else {}
+    with torch.no_grad():
+        logits = model(
+            input_ids=input_ids.to(device),
+            attention_mask=attention_mask.to(device),
+            position_ids=position_ids(attention_mask).to(device),
+            use_cache=False,
+            **only_kept,
+        ).logits
+    # the last keep-1 positions predict the last keep-1 tokens
+    predicted = input_ids[:, 1 - keep :].to(device)
+    token_logprobs = selective_log_softmax(logits[:, -keep:-1].float() / temperature, predicted)
+    return [token_logprobs[row, keep - 1 - len(r) :].sum().item() if r else 0.0 for row, r in enumerate(responses)]
 
 
 def reward_scores(

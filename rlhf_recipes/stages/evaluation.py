@@ -50,10 +50,12 @@ def evaluation(
     scorer = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)
     gold = make_labeler(gold_labeler, device) if gold_labeler is not None else None  # None: no gold judge
     encoded = [prompt_ids(tokenizer, prompt) for prompt in heldout]
+    answers = {name: policy_answers(name, models, tokenizer, encoded, evaluation, seed) for name in paths}
+    base = reference_logprobs(models, encoded, answers, evaluation)
     rows = [
         row
-        for name in paths
-        for row in answer(name, models, tokenizer, scorer, gold, heldout, encoded, evaluation, seed)
+        for name, (responses, own) in answers.items()
+        for row in judged(name, responses, own, base[name], tokenizer, scorer, gold, heldout, evaluation)
     ]
     write_jsonl(out_dir / "generations.jsonl", rows)
     if evaluation.best_of_n and gold is not None:  # best-of-N judged by the reward model it picks with says nothing
@@ -95,8 +97,9 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
             out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
-def answer(name, models: PolicySet, tokenizer, scorer, gold, heldout, encoded, config, seed) -> list[dict]:
-    """One policy's responses to every held-out prompt, each judged by gold, reward model and KL."""
+def policy_answers(name, models: PolicySet, tokenizer, encoded, config, seed) -> tuple[list, list[float] | None]:
+    """One policy's responses to every held-out prompt, with their log-probabilities under that policy
+    (None for the reference: its KL to itself is 0, so they would only cancel)."""
     with models.policy(name) as model:
         groups = generate_responses(
             model,
@@ -109,16 +112,37 @@ def answer(name, models: PolicySet, tokenizer, scorer, gold, heldout, encoded, c
             seed,
         )
         responses = [response for group in groups for response in group]
+        if name == "reference":
+            return responses, None
         ids = [encoded[response.prompt_index] for response in responses]
         tokens = [response.token_ids for response in responses]
-        own = response_logprobs(model, ids, tokens, config.temperature, config.batch_size)
-    if name == "reference":
-        base = own
-    else:
+        return responses, response_logprobs(model, ids, tokens, config.temperature, config.batch_size)
+
+
+def reference_logprobs(models: PolicySet, encoded, answers: dict[str, tuple], config) -> dict[str, list | None]:
+    """Every policy's responses scored by the reference, in one call: each held-out prompt is read once a
+    batch, not once per policy. The reference's own responses get None (their KL is 0)."""
+    base = {name: None if own is None else [] for name, (_, own) in answers.items()}
+    scored = [(name, response) for name in base if base[name] is not None for response in answers[name][0]]
+    if scored:
         with models.reference() as reference:
-            base = response_logprobs(reference, ids, tokens, config.temperature, config.batch_size)
+            logprobs = response_logprobs(
+                reference,
+                [encoded[response.prompt_index] for _, response in scored],
+                [response.token_ids for _, response in scored],
+                config.temperature,
+                config.batch_size,
+            )
+        for (name, _), logprob in zip(scored, logprobs, strict=True):
+            base[name].append(logprob)
+    return base
+
+
+def judged(name, responses, own, base, tokenizer, scorer, gold, heldout, config) -> list[dict]:
+    """One policy's responses as generations.jsonl rows, judged by gold, the reward model and KL."""
     prompts = [heldout[response.prompt_index] for response in responses]
     texts = [response.text for response in responses]
+    kls = kl_estimates(own, base) if own is not None else [0.0] * len(responses)
     return [
         {
             "policy": name,
@@ -135,7 +159,7 @@ def answer(name, models: PolicySet, tokenizer, scorer, gold, heldout, encoded, c
             prompts,
             gold_scores(gold, texts, prompts),
             reward_scores(scorer, tokenizer, prompts, texts, config.batch_size),
-            kl_estimates(own, base),
+            kls,
             strict=True,
         )
     ]
@@ -191,8 +215,10 @@ def pair_logprobs(model, tokenizer, pairs, batch_size: int) -> tuple[list[float]
             for p, r, ids in zip(pairs["prompt"], pairs[column], prompts, strict=True)
         ]
 
-    chosen, rejected = response_ids("chosen"), response_ids("rejected")
-    return tuple(response_logprobs(model, prompts, ids, 1.0, batch_size) for ids in (chosen, rejected))
+    # chosen and rejected in one call, so that each prompt is read once for both
+    responses = response_ids("chosen") + response_ids("rejected")
+    both = response_logprobs(model, prompts + prompts, responses, 1.0, batch_size)
+    return both[: len(prompts)], both[len(prompts) :]
 
 
 def implicit_reward_accuracy(
