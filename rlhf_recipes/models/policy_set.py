@@ -2,7 +2,9 @@
 
 A LoRA-tuned policy is an adapter on the reference policy, so all adapters are loaded onto one
 base model and the reference is that model with its adapters disabled. Fully fine-tuned policies
-are loaded one at a time.
+are loaded one at a time. PEFT names each adapter a module, so a policy's adapter is named by its
+position ("policy_0", ...), not by the policy's name: a study's variant "ppo_kl_coef_0.02" is not a
+valid module name.
 """
 
 from contextlib import contextmanager
@@ -15,15 +17,16 @@ class PolicySet:
         """paths: policy name -> model or adapter directory; paths["reference"] is the base of every adapter."""
         self.paths, self.loading, self.device = paths, loading, device
         self.base = load_policy(paths["reference"], loading, device)
-        self.adapters = [name for name, path in paths.items() if name != "reference" and is_adapter(path)]
+        adapters = [name for name, path in paths.items() if name != "reference" and is_adapter(path)]
+        self.adapters = {name: f"policy_{index}" for index, name in enumerate(adapters)}  # policy -> adapter
         self.shared = None
-        if self.adapters:
+        if adapters:
             from peft import PeftModel
 
-            first, *rest = self.adapters
-            self.shared = PeftModel.from_pretrained(self.base, paths[first], adapter_name=first).eval()
+            first, *rest = adapters
+            self.shared = PeftModel.from_pretrained(self.base, paths[first], adapter_name=self.adapters[first]).eval()
             for name in rest:
-                self.shared.load_adapter(paths[name], adapter_name=name)
+                self.shared.load_adapter(paths[name], adapter_name=self.adapters[name])
 
     @contextmanager
     def reference(self):
@@ -41,7 +44,7 @@ class PolicySet:
             with self.reference() as model:
                 yield model
         elif name in self.adapters:
-            self.shared.set_adapter(name)
+            self.shared.set_adapter(self.adapters[name])
             yield self.shared
         else:
             model = load_policy(self.paths[name], self.loading, self.device)
