@@ -117,6 +117,18 @@ def test_frontiers_are_read_along_gaos_curve_between_bracketing_points_and_never
     assert at_budget(sparse, 1, "best_of_n") != pytest.approx(gold(1)), "the form is the family's"
 
 
+def test_a_read_never_leaves_the_range_of_the_points_it_lies_between():
+    """Two PPO settings of a SmolLM2 study's seed landed at 0.957 and 0.986 nats with gold 0.295 and 0.235:
+    the curve through them and the reference read 1.2 at 0.5 nats, beyond gold's scale (it ends at 1). A
+    read outside its bracket is read linearly in √KL between the bracketing points instead."""
+    points = [(0.0, 0.111), (0.986, 0.235), (0.957, 0.295)]
+    read = at_budget(points, 0.5)
+    assert 0.111 <= read <= 0.295
+    assert read == pytest.approx(0.111 + (0.295 - 0.111) * math.sqrt(0.5) / math.sqrt(0.957))
+    between = [(0.0, 0.1), (1.0, 0.2), (1.1, 0.6), (1.2, 0.1)]  # between two settings, not from the reference
+    assert 0.2 <= at_budget(between, 1.05) <= 0.6
+
+
 @pytest.mark.parametrize(("form", "alpha", "beta"), [("rl", 0.5, 0.2), ("best_of_n", 0.4, 0.1)])
 def test_gao_forms_recover_known_coefficients_and_peak_with_intervals(form, alpha, beta):
     rng = random.Random(4)
