@@ -16,7 +16,8 @@ def response_logprobs(
     on top of it. So a prompt answered by several responses, or scored for several policies' responses in
     one call, costs one forward pass, and a batch gives the same numbers as one sequence at a time. The
     float32 log-softmax over the vocabulary runs on response positions only. An empty response has
-    log-probability 0. A model whose cache cannot be copied that way reads every prompt+response whole.
+    log-probability 0. A batch with no prompt to share, or a model whose cache cannot be copied
+    that way, is read whole (prompt+response).
     """
     order = sorted(range(len(prompt_ids)), key=lambda row: prompt_ids[row])  # a prompt's rows side by side
     done: dict[int, list[float]] = {}
@@ -37,47 +38,32 @@ def response_logprobs(
 
 
 def _shared_prompt_logprobs(model, prompts, responses, temperature: float) -> list[float] | None:
-    """One batch: the distinct prompts' KV caches, then every response read on its prompt's cache.
-    The first response token is predicted by the prompt's last position, the others by the response's."""
+    """One batch on its distinct prompts' KV cache (sampling's `shared_prompt_cache`: every prompt token but
+    the last, read once and copied to its rows); each row then reads its prompt's last token and its
+    response, and those positions predict the response. None where there is no cache to share."""
     import torch
-    from transformers import DynamicCache
     from trl.trainer.utils import selective_log_softmax
 
-    from ..models.loading import takes_logits_to_keep
-    from .sampling import padded, position_ids
+    from .sampling import padded, shared_prompt_cache
 
-    if model.generation_config.cache_implementation:  # a static or sliding cache: not copied row by row
-        return None
     device = next(model.parameters()).device
     distinct = {prompt: row for row, prompt in enumerate(dict.fromkeys(tuple(p) for p in prompts))}
-    prompt_input, prompt_mask = padded([list(p) for p in distinct], 0, "left")
-    only_last = {"logits_to_keep": 1} if takes_logits_to_keep(model) else {}
-    with torch.no_grad():
-        output = model(
-            input_ids=prompt_input.to(device),
-            attention_mask=prompt_mask.to(device),
-            position_ids=position_ids(prompt_mask).to(device),
-            use_cache=True,
-            **only_last,
-        )
-    cache = getattr(output, "cache", None)
-    if not isinstance(cache, DynamicCache):
-        return None
+    prompt_input, prompt_mask = (tensor.to(device) for tensor in padded([list(p) for p in distinct], 0, "left"))
     prompt_of_row = torch.tensor([distinct[tuple(p)] for p in prompts], device=device)
-    cache.reorder_cache(prompt_of_row)
-    response_input, response_mask = padded(responses, 0, "right")
-    response_input, response_mask = response_input.to(device), response_mask.to(device)
-    lengths = prompt_mask.sum(-1).to(device)[prompt_of_row]
+    cache = shared_prompt_cache(model, prompt_input, prompt_mask, prompt_of_row)
+    if cache is None:
+        return None
+    response_input, response_mask = (tensor.to(device) for tensor in padded(responses, 0, "right"))
+    last_position = prompt_mask.sum(-1)[prompt_of_row, None] - 1
     with torch.no_grad():
         logits = model(
-            input_ids=response_input,
-            attention_mask=torch.cat([prompt_mask.to(device)[prompt_of_row], response_mask], dim=-1),
-            position_ids=lengths[:, None] + torch.arange(response_input.shape[1], device=device),
+            input_ids=torch.cat([prompt_input[prompt_of_row, -1:], response_input], dim=-1),
+            attention_mask=torch.cat([prompt_mask[prompt_of_row], response_mask], dim=-1),
+            position_ids=last_position + torch.arange(1 + response_input.shape[1], device=device),
             cache=cache,
             use_cache=True,
         ).logits
-    predicting = torch.cat([output.logits[prompt_of_row, -1:], logits[:, :-1]], dim=1)  # position t predicts token t
-    token_logprobs = selective_log_softmax(predicting.float() / temperature, response_input) * response_mask
+    token_logprobs = selective_log_softmax(logits[:, :-1].float() / temperature, response_input) * response_mask
     return token_logprobs.sum(-1).tolist()
 
 
