@@ -40,11 +40,11 @@ FLOAT32 = Loading()
 FULL = Tuning()
 
 
-def train(name, out_dir, inputs, loading=FLOAT32, tuning=FULL, compute=CPU):
+def train(name, out_dir, inputs, loading=FLOAT32, tuning=FULL, compute=CPU, section=None):
     """Run method `name`'s stage as the pipeline would, handing it what its parameters name."""
     function = getattr(importlib.import_module(f"rlhf_recipes.stages.{name}"), name)
-    available = inputs | {name: SECTIONS[name], "loading": loading, "tuning": tuning, "compute": compute,
-                          "reward_loading": FLOAT32, "curve": None, "seed": 0}  # fmt: skip
+    available = {"first_round": None} | inputs | {name: section or SECTIONS[name], "loading": loading,
+                 "tuning": tuning, "compute": compute, "reward_loading": FLOAT32, "curve": None, "seed": 0}  # fmt: skip
     arguments = {key: available[key] for key in inspect.signature(function).parameters if key != "out_dir"}
     out_dir.mkdir(parents=True, exist_ok=True)
     return function(**arguments, out_dir=out_dir)

@@ -23,6 +23,7 @@ from ..stages.pairs_dataset import pairs_preferences, pairs_prompts
 from ..stages.preferences import preferences
 from ..stages.prompts import prompts
 from ..stages.reward_model import reward_model
+from ..stages.rsft import samples_serve_first_round
 from ..stages.samples import samples
 from ..stages.sft import sft
 from ..training.curve import Curve
@@ -59,6 +60,9 @@ def plan(recipe: Recipe, run_dir: Path) -> list[Step]:
     # the stages above read `seed`; training and evaluation the training seed, a variant its own
     for name, method in recipe.methods().items():
         training = {"curve": curve(recipe, run_dir, method), "seed": recipe.policy_seed(name)}
+        if method.stage == "rsft":  # round 0 selects among the samples stage's answers when they serve
+            serve = not own_pairs and samples_serve_first_round(recipe.samples, method)
+            training["first_round"] = run_dir / "samples" if serve else None
         steps.append(call(method_stage(method), inputs, name=name, section=method, **training))
     steps.append(call(evaluation, inputs, seed=recipe.seed_of_training()))
     return steps

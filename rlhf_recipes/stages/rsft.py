@@ -4,6 +4,11 @@ Each round the policy answers every train prompt N times, the learned reward mod
 of each prompt, and TRL's SFTTrainer fine-tunes the policy on those answers (loss on the answer tokens
 only). The next round samples from the tuned policy. With LoRA every round trains the same adapter.
 
+Round 0 samples from the initial policy, as the samples stage already did for the same train prompts: when
+that stage's answers are draws of the same distribution (`samples_serve_first_round`), round 0 selects among
+them instead of sampling again. Like the labeled pairs, they are the run's data, the same for every training
+seed.
+
 A finished round is kept (the weights in out_dir/checkpoints/done/), so an interrupted stage resumes at the
 round it was in, and inside that round from its last Trainer checkpoint.
 """
@@ -12,7 +17,7 @@ import json
 from pathlib import Path
 
 from ..config.methods import Rsft
-from ..config.schema import Compute
+from ..config.schema import Compute, Samples
 from ..generation.formatting import demonstration_row, prompt_ids, uses_chat_template
 from ..generation.sampling import generate_responses
 from ..generation.scoring import reward_scores
@@ -31,10 +36,11 @@ from ..training.trainer import (
 from .prompts import read_prompts
 
 
-@stage(version=1)
+@stage(version=2)
 def rsft(
     *,
     rsft: Rsft,
+    first_round: Path | None,
     loading: Loading,
     tuning: Tuning,
     compute: Compute,
@@ -48,7 +54,8 @@ def rsft(
 ):
     """Run rsft.rounds rounds on the train prompts (the prompts stage's output), selecting with the
     reward_model stage's model; save the policy (or adapter) to out_dir, the selected answers of every
-    round to out_dir/selected.jsonl, and with a curve the held-out curve to out_dir/curve.json."""
+    round to out_dir/selected.jsonl, and with a curve the held-out curve to out_dir/curve.json.
+    first_round: the samples stage's output when round 0 selects among its train answers, else None."""
     from peft import get_peft_model
     from transformers import set_seed
 
@@ -65,7 +72,11 @@ def rsft(
     finished = resume_rounds(network, done)
     histories, selected, trainer = finished["histories"], finished["selected"], None
     for round_index in range(finished["rounds"], rsft.rounds):
-        best = best_answers(network, tokenizer, scorer, train, rsft, (seed + round_index) % 2**32)
+        if round_index == 0 and first_round is not None:
+            candidates = sampled_answers(first_round, train, rsft.samples_per_prompt)
+        else:
+            candidates = new_answers(network, tokenizer, train, rsft, (seed + round_index) % 2**32)
+        best = best_answers(scorer, tokenizer, train, candidates, rsft.generation_batch_size)
         selected += [{"round": round_index, "prompt": p, "response": r, "reward_model": s} for p, r, s in best]
         offset = steps_so_far(histories)
         trainer, history = train_round(
@@ -83,39 +94,63 @@ def rsft(
         save_trained_policy(trainer, network.eval(), tokenizer, out_dir, str(policy), loading, tuning)
     elif is_main():  # every round had finished before an interruption: the kept weights are the result
         save_policy(network.eval(), tokenizer, out_dir, str(policy), loading, merged=tuning.save_merged)
-    generations = rsft.rounds * rsft.samples_per_prompt * len(train)
+    answers = rsft.rounds * rsft.samples_per_prompt * len(train)
     return {
         "rounds": rsft.rounds,
         "steps": steps,
-        "training_generations": generations,
-        "reward_model_calls": generations,
+        "training_generations": answers - (rsft.samples_per_prompt * len(train) if first_round is not None else 0),
+        "first_round_from_samples": first_round is not None,
+        "reward_model_calls": answers,
         "final_loss": final_loss(histories[-1]),
         "selected_reward_model_mean": sum(row["reward_model"] for row in selected[-len(train) :]) / len(train),
     }
 
 
-def best_answers(network, tokenizer, scorer, prompts: list[str], rsft: Rsft, seed: int) -> list[tuple[str, str, float]]:
-    """(prompt, the answer of N the reward model scores highest, its score) for every prompt."""
+def samples_serve_first_round(samples: Samples, rsft: Rsft) -> bool:
+    """Are the samples stage's train answers draws of round 0's distribution (the initial policy, same
+    temperature and length, no top-p or top-k), and at least N of them per prompt?"""
+    same = (samples.temperature, samples.max_new_tokens, samples.top_p, samples.top_k)
+    enough = samples.responses_per_prompt >= rsft.samples_per_prompt
+    return same == (rsft.temperature, rsft.max_new_tokens, 1.0, 0) and enough
+
+
+def sampled_answers(samples_dir: Path, prompts: list[str], n: int) -> list[list[str]]:
+    """The first n answers the samples stage drew for each train prompt, in the order of `prompts`."""
+    from datasets import load_from_disk
+
+    answers: list[list[str]] = [[] for _ in prompts]
+    for row in load_from_disk(str(samples_dir)):
+        if row["split"] == "train" and len(answers[row["prompt_index"]]) < n:
+            if row["prompt"] != prompts[row["prompt_index"]]:
+                raise ValueError(f"{samples_dir}: train prompt {row['prompt_index']} is not the prompts stage's")
+            answers[row["prompt_index"]].append(row["response"])
+    return answers
+
+
+def new_answers(network, tokenizer, prompts: list[str], rsft: Rsft, seed: int) -> list[list[str]]:
+    """N answers of the policy to each prompt."""
     network.eval()
-    encoded = [prompt_ids(tokenizer, prompt) for prompt in prompts]
     groups = generate_responses(
         network,
         tokenizer,
-        encoded,
+        [prompt_ids(tokenizer, prompt) for prompt in prompts],
         rsft.samples_per_prompt,
         rsft.max_new_tokens,
         rsft.temperature,
         rsft.generation_batch_size,
         seed,
     )
-    texts = [response.text for group in groups for response in group]
-    asked = [prompt for prompt in prompts for _ in range(rsft.samples_per_prompt)]
-    scores = reward_scores(scorer, tokenizer, asked, texts, rsft.generation_batch_size)
+    return [[response.text for response in group] for group in groups]
+
+
+def best_answers(scorer, tokenizer, prompts: list[str], answers: list[list[str]], batch_size: int):
+    """(prompt, the answer the reward model scores highest, its score) for every prompt."""
+    asked = [prompt for prompt, group in zip(prompts, answers, strict=True) for _ in group]
+    scores = iter(reward_scores(scorer, tokenizer, asked, [text for group in answers for text in group], batch_size))
     best = []
-    for index, prompt in enumerate(prompts):
-        start = index * rsft.samples_per_prompt
-        pick = max(range(start, start + rsft.samples_per_prompt), key=lambda i: scores[i])
-        best.append((prompt, texts[pick], scores[pick]))
+    for prompt, group in zip(prompts, answers, strict=True):
+        score, text = max(((next(scores), text) for text in group), key=lambda scored: scored[0])
+        best.append((prompt, text, score))
     return best
 
 
