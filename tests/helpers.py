@@ -1,9 +1,24 @@
 """What several test modules share that is not a fixture (fixtures live in conftest.py)."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def rlhf_run(recipe: str, run_dir, *overrides) -> dict:
+    """`rlhf run RECIPE OVERRIDES --output-dir run_dir` from the project root, as a user types it; the run's
+    metrics.json (the run must succeed: its stderr is the failure message)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "rlhf_recipes", "run", recipe, *overrides, "--output-dir", str(run_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
 
 
 def without_timing(metrics: dict) -> dict:

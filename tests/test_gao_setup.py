@@ -3,23 +3,10 @@ from plenty of noise-free labels, and recipes/smoke_gao.yaml trains a proxy rewa
 labels of that gold model, then PPO against the proxy, judged by the gold model along its held-out curve."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from .helpers import REPO
-
-
-def rlhf_run(recipe: str, run_dir, *overrides):
-    result = subprocess.run(
-        [sys.executable, "-m", "rlhf_recipes", "run", recipe, *overrides, "--output-dir", str(run_dir)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads((run_dir / "metrics.json").read_text())
+from .helpers import rlhf_run
 
 
 @pytest.mark.slow  # both recipes in full: about 4 minutes on 2 cores (docs/benchmarks.md)

@@ -11,7 +11,7 @@ from rlhf_recipes.errors import RecipeError
 from rlhf_recipes.labeling.labelers import describe, make_labeler, score_all
 from rlhf_recipes.labeling.model_labelers import check_hub_labelers
 
-from .helpers import build_classifier
+from .helpers import build_classifier, rlhf_run
 
 TEXTS = [" was great and lovely .", " was awful .", " was nice and the staff were kind to us all day ."]
 PROMPTS = ["The hotel", "The food", "The trip"]
@@ -236,10 +236,6 @@ def test_a_run_judged_by_models_and_tracked_in_tensorboard(tmp_path, classifier_
     """The smoke recipe, cut short, with a classifier proxy, a reward-model gold judge and TensorBoard:
     evaluation's gold is the reward model's score of each prompt and response, every training stage
     writes event files (with the held-out curve), and the final evaluation is logged too."""
-    import subprocess
-    import sys
-
-    from .helpers import REPO
 
     run_dir = tmp_path / "run"
     overrides = [
@@ -258,14 +254,7 @@ def test_a_run_judged_by_models_and_tracked_in_tensorboard(tmp_path, classifier_
         f"gold_labeler={{kind: reward_model, path: {reward_dir}}}",
         "compute.report_to=[tensorboard]",
     ]
-    result = subprocess.run(
-        [sys.executable, "-m", "rlhf_recipes", "run", "recipes/smoke.yaml", *overrides, "--output-dir", str(run_dir)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = rlhf_run("recipes/smoke.yaml", run_dir, *overrides)
     assert metrics["labeler"] == f"classifier({classifier_dir}: logit of POSITIVE)"
     assert metrics["gold_labeler"] == f"reward_model({reward_dir.parent.name}/{reward_dir.name})"
     rows = [json.loads(line) for line in (run_dir / "evaluation/generations.jsonl").read_text().splitlines()]

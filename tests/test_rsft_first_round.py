@@ -2,8 +2,6 @@
 same distribution, instead of sampling the initial policy again; otherwise it samples."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 from datasets import Dataset, load_from_disk
@@ -12,7 +10,7 @@ from rlhf_recipes.config.loader import load_recipe
 from rlhf_recipes.config.methods import Rsft
 from rlhf_recipes.run.pipeline import plan
 
-from .helpers import PROMPTS, REPO
+from .helpers import PROMPTS, REPO, rlhf_run
 from .test_methods import train
 
 SMOKE_SAMPLES = ["samples.responses_per_prompt=4", "samples.max_new_tokens=24"]
@@ -71,13 +69,7 @@ def test_a_run_on_an_empty_store_selects_among_the_answers_it_sampled(tmp_path, 
     """End to end: the smoke recipe's samples stage feeds rsft's round 0 in the same run."""
     run_dir = tmp_path / "run"
     overrides = ["ppo=null", "dpo=null", "evaluation.best_of_n=[]", "rsft={samples_per_prompt: 4, max_new_tokens: 24}"]
-    result = subprocess.run(
-        [sys.executable, "-m", "rlhf_recipes", "run", "recipes/smoke.yaml", *overrides, "--output-dir", str(run_dir)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
+    rlhf_run("recipes/smoke.yaml", run_dir, *overrides)
     assert json.loads((run_dir / "rsft" / "stage.json").read_text())["summary"]["first_round_from_samples"]
     sampled = {(row["prompt"], row["response"]) for row in load_from_disk(str(run_dir / "samples"))}
     selected = [json.loads(line) for line in (run_dir / "rsft" / "selected.jsonl").read_text().splitlines()]
