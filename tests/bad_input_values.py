@@ -28,5 +28,11 @@ CASES = {
     "variant-without-method": lambda t, m: validate("variants={dpo_b: {beta: 0.5}}"),
     "eval-every-steps-under-ppo-variant": lambda t, m: validate("variants={ppo_b: {method: ppo, eval_every_steps: 2}}"),
     "dpo-loss-rpo": lambda t, m: validate("dpo.loss_type=rpo"),
+    "grpo-sequence-level-token-loss": lambda t, m: validate("grpo={importance_sampling_level: sequence}"),
+    "grpo-luspo-per-token": lambda t, m: validate("grpo={loss_type: luspo}"),
+    "ppo-on-trl-without-ppo": lambda t, m: (
+        m.setattr("rlhf_recipes.config.methods.module_provides", lambda module, name: module != "trl.experimental.ppo"),
+        validate(),
+    )[1],
     "sweep-duplicate-values": lambda t, m: validate("sweep={key: ppo.kl_coef, values: [0.1, 0.1]}"),
 }

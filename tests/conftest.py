@@ -102,3 +102,15 @@ def reward_dir(tiny_model_dir, tmp_path_factory):
     load_reward_model(str(tiny_model_dir), tokenizer.pad_token_id, Loading()).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ppo need TRL's PPO: skipped, saying what to install, where the installed TRL has none."""
+    from rlhf_recipes.config.methods import module_provides
+
+    if module_provides("trl.experimental.ppo", "PPOTrainer"):
+        return
+    skip = pytest.mark.skip(reason="needs PPO, which the installed TRL does not have: pip install -e '.[ppo,test]'")
+    for item in items:
+        if item.get_closest_marker("ppo"):
+            item.add_marker(skip)

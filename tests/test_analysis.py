@@ -1,5 +1,7 @@
 """The report's judgements, by hand: over-optimization flags and best-of-N selection."""
 
+import pytest
+
 from rlhf_recipes.reporting.analysis import best_of_n_summary, curve_overoptimization, policy_summary
 
 
@@ -52,6 +54,7 @@ def test_best_of_n_picks_the_highest_learned_reward_among_the_first_n():
     assert [summary[n]["win_rate_vs_reference"] for n in ("1", "2", "4")] == [0.5, 1.0, 0.0]
 
 
+@pytest.mark.ppo
 def test_best_of_n_reuses_held_out_samples_only_from_the_same_distribution(in_repo):
     from rlhf_recipes.config.loader import load_recipe
     from rlhf_recipes.stages.evaluation import samples_serve_best_of_n

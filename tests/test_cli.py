@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from .helpers import REPO
 
 
@@ -10,6 +12,7 @@ def rlhf(*args, cwd=REPO):
     return subprocess.run([sys.executable, "-m", "rlhf_recipes", *args], cwd=cwd, capture_output=True, text=True)
 
 
+@pytest.mark.ppo
 def test_validate_accepts_the_smoke_recipe():
     result = rlhf("validate", "recipes/smoke.yaml")
     assert result.returncode == 0, result.stderr
@@ -33,6 +36,7 @@ def test_missing_and_malformed_recipe_files_exit_2(tmp_path):
     assert result.returncode == 2 and "malformed YAML" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.ppo
 def test_a_non_empty_output_directory_is_refused_and_left_alone(tmp_path):
     keep = tmp_path / "keep.txt"
     keep.write_text("precious")
@@ -41,6 +45,7 @@ def test_a_non_empty_output_directory_is_refused_and_left_alone(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"] and keep.read_text() == "precious"
 
 
+@pytest.mark.ppo
 def test_an_output_path_that_is_a_file_is_refused(tmp_path):
     target = tmp_path / "file"
     target.write_text("")

@@ -9,6 +9,7 @@ import pytest
 from .helpers import REPO
 
 
+@pytest.mark.ppo
 def test_ppo_and_dpo_beat_the_reference_on_held_out_gold(smoke_run):
     _, metrics = smoke_run
     policies = metrics["policies"]
@@ -20,11 +21,13 @@ def test_ppo_and_dpo_beat_the_reference_on_held_out_gold(smoke_run):
     assert policies["reference"]["kl_mean"] == 0.0 and policies["reference"]["win_rate_vs_reference"] == 0.5
 
 
+@pytest.mark.ppo
 def test_reward_model_generalises_to_held_out_prompts(smoke_run):
     _, metrics = smoke_run
     assert metrics["reward_model"]["heldout_accuracy"] >= 0.75
 
 
+@pytest.mark.ppo
 def test_metrics_json_contract(smoke_run):
     _, metrics = smoke_run
     assert metrics["schema_version"] == 3
@@ -78,6 +81,7 @@ def html_tables(text: str) -> list[list[list[str]]]:
     return parser.tables
 
 
+@pytest.mark.ppo
 def test_report_md_html_and_metrics_json_agree(smoke_run):
     run_dir, metrics = smoke_run
     md = markdown_tables((run_dir / "report.md").read_text())
@@ -108,6 +112,7 @@ def test_report_md_html_and_metrics_json_agree(smoke_run):
     )
 
 
+@pytest.mark.ppo
 def test_report_has_every_part_and_plot(smoke_run):
     run_dir, metrics = smoke_run
     report = (run_dir / "report.md").read_text()
@@ -130,6 +135,7 @@ def test_report_has_every_part_and_plot(smoke_run):
     assert bon["16"]["gold_mean"] > bon["1"]["gold_mean"] + 0.3, "picking by the learned reward helps"
 
 
+@pytest.mark.ppo
 def test_report_command_rebuilds_the_same_metrics(smoke_run, tmp_path):
     import shutil
 
@@ -150,6 +156,7 @@ def test_report_command_rebuilds_the_same_metrics(smoke_run, tmp_path):
     assert "# Gold judge: sentiment (1 run)" in compare.stdout and "Over the 2 runs" not in compare.stdout
 
 
+@pytest.mark.ppo
 def test_a_second_run_reuses_every_unchanged_stage(smoke_run, tmp_path):
     import shutil
 
@@ -169,6 +176,7 @@ def test_a_second_run_reuses_every_unchanged_stage(smoke_run, tmp_path):
     assert again["policies"]["ppo"] == metrics["policies"]["ppo"], "PPO was reused, and evaluated with the same seed"
 
 
+@pytest.mark.ppo
 def test_run_directory_holds_every_artifact(smoke_run):
     from datasets import load_from_disk
 
@@ -185,6 +193,7 @@ def test_run_directory_holds_every_artifact(smoke_run):
     assert not list(run_dir.glob(".*partial"))
 
 
+@pytest.mark.ppo
 def test_every_trained_parameter_changed(smoke_run):
     from safetensors.torch import load_file
 

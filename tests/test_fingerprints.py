@@ -121,7 +121,7 @@ def full_recipe(tmp_path, in_repo, monkeypatch) -> dict:
         "samples.top_p=0.9",
         "ppo.eval_every_updates=2",
         "rloo={eval_every_steps: 2}",
-        "grpo={eval_every_steps: 2}",
+        "grpo={eval_every_steps: 2, loss_type: grpo}",  # so that importance_sampling_level can change too
         "online_dpo={eval_every_steps: 2}",
         "rsft={eval_every_steps: 2, rounds: 2}",
         "kto={eval_every_steps: 2}",
@@ -156,6 +156,7 @@ def leaves(node, path=()):
 # one model source and one prompt source at a time; your own pairs change the plan (tests/test_own_pairs.py)
 OTHER_SOURCES = {"model.name_or_path", "model.gguf", "model.builtin", "prompts.hub_dataset", "preferences.dataset"}
 OTHER_CHOICES = {
+    "importance_sampling_level": "sequence",
     "dtype": "bfloat16",
     "device": "auto",
     "pairing": "random",
@@ -173,7 +174,8 @@ def changed_values(path: tuple, value, tmp_path: Path) -> list:
     if path[-1] in OTHER_CHOICES:
         return [OTHER_CHOICES[path[-1]]]
     if path[-1] == "loss_type":  # each method's own losses; DPO's may be a list
-        return ["hinge", "grpo", "ipo", "sigmoid", list(reversed(value)) if isinstance(value, list) else ["robust"]]
+        dpo_list = list(reversed(value)) if isinstance(value, list) else ["robust"]
+        return ["hinge", "grpo", "dapo", "ipo", "sigmoid", dpo_list]
     if path[-1] == "loss_weights":
         return [[weight * 2 for weight in value]] if value else [[2.0]]
     if value is None:  # an optional key left unset: set it
@@ -217,6 +219,7 @@ def expected_changes(dotted: str) -> set[str]:
     return changed
 
 
+@pytest.mark.ppo
 def test_every_key_rebuilds_exactly_its_readers_and_what_follows(full_recipe, tmp_path):
     run_dir = tmp_path / "run"
     before = stage_fingerprints(full_recipe, run_dir)
@@ -249,6 +252,7 @@ def test_every_key_rebuilds_exactly_its_readers_and_what_follows(full_recipe, tm
     assert len(walked) > 90, walked  # every section's keys, not a few
 
 
+@pytest.mark.ppo
 def test_training_seed_unset_hands_every_stage_the_seed_itself(full_recipe, tmp_path):
     """training_seed: null trains and evaluates with `seed`, the int every stage was handed before the key
     existed, so earlier run directories are reused. Set, it goes to the methods and evaluation only; a variant
@@ -265,12 +269,14 @@ def test_training_seed_unset_hands_every_stage_the_seed_itself(full_recipe, tmp_
     assert plain["dpo_robust"] not in (None, 3) and trained["dpo_robust"] not in (None, 5, plain["dpo_robust"])
 
 
+@pytest.mark.ppo
 def test_a_labeler_of_another_kind_rebuilds_the_preferences_and_what_follows(full_recipe, tmp_path):
     before = stage_fingerprints(full_recipe, tmp_path)
     after = stage_fingerprints(full_recipe | {"labeler": {"kind": "length", "target_words": 5}}, tmp_path)
     assert {stage for stage in before if before[stage] != after[stage]} == expected_changes("labeler")
 
 
+@pytest.mark.ppo
 def test_a_model_gold_judge_rebuilds_what_it_judged_when_its_label_or_weights_change(full_recipe, tmp_path):
     """A classifier judge: another label, or new weights saved in the same directory, rebuild the
     preferences (which record gold scores), evaluation and the curves, and nothing else."""
@@ -292,6 +298,7 @@ def test_a_model_gold_judge_rebuilds_what_it_judged_when_its_label_or_weights_ch
     assert {stage for stage in before if before[stage] != after[stage]} == expected_changes("gold_labeler")
 
 
+@pytest.mark.ppo
 def test_editing_a_python_labeler_rebuilds_the_preferences_and_what_follows(full_recipe, tmp_path):
     before = stage_fingerprints(full_recipe, tmp_path / "run")
     (tmp_path / "fingerprint_labelers.py").write_text(LABELERS.replace('"please"', '"thanks"'))
@@ -299,6 +306,7 @@ def test_editing_a_python_labeler_rebuilds_the_preferences_and_what_follows(full
     assert {stage for stage in before if before[stage] != after[stage]} == expected_changes("gold_labeler")
 
 
+@pytest.mark.ppo
 def test_a_stage_version_bump_rebuilds_it_and_what_follows(full_recipe, tmp_path, monkeypatch):
     from rlhf_recipes.stages.reward_model import reward_model
 
@@ -309,6 +317,7 @@ def test_a_stage_version_bump_rebuilds_it_and_what_follows(full_recipe, tmp_path
     assert changed == expected_changes("reward_model") == {"reward_model", "evaluation"} | METHODS
 
 
+@pytest.mark.ppo
 def test_without_curves_the_offline_methods_do_not_read_the_reward_model(full_recipe, tmp_path):
     data = copy.deepcopy(full_recipe)
     for name in OFFLINE - {"dpo_robust"}:
@@ -319,6 +328,7 @@ def test_without_curves_the_offline_methods_do_not_read_the_reward_model(full_re
     assert {stage for stage in before if before[stage] != after[stage]} == {"reward_model", "evaluation"} | ONLINE
 
 
+@pytest.mark.ppo
 def test_a_local_model_directory_is_fingerprinted_by_its_files(full_recipe, tiny_model_dir, tmp_path):
     model_dir = tmp_path / "local_model"
     shutil.copytree(tiny_model_dir, model_dir)
@@ -330,6 +340,7 @@ def test_a_local_model_directory_is_fingerprinted_by_its_files(full_recipe, tiny
     assert {stage for stage in before if before[stage] != after[stage]} == set(before) - {"prompts"}
 
 
+@pytest.mark.ppo
 def test_fingerprints_do_not_depend_on_where_the_run_directory_is(full_recipe, tmp_path):
     """Sweeps link a stage from another variant's directory when its fingerprint matches."""
     assert stage_fingerprints(full_recipe, tmp_path / "a") == stage_fingerprints(

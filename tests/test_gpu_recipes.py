@@ -39,6 +39,7 @@ QWEN_7B = {
         ("gpt2_imdb_dpo_paper.yaml", GPT2Config, 0.124, 16),  # GPT2Config's defaults are GPT-2 (124M)'s
     ],
 )
+@pytest.mark.ppo
 def test_gpu_recipe_fits_its_gpu_by_our_estimate(recipe, config, parameters_billions, gpu_gib, in_repo):
     loaded = load_recipe(REPO / "recipes" / recipe)
     policy = count_parameters(config(), loaded.model.lora)
@@ -67,6 +68,7 @@ MULTI_GPU = {  # the commands docs/benchmarks.md gives for many GPUs, as overrid
 }
 
 
+@pytest.mark.ppo
 @pytest.mark.parametrize("config", sorted(MULTI_GPU))
 def test_multi_gpu_commands_validate_and_their_batches_split(config, in_repo):
     from accelerate.commands.config.config_args import load_config_from_file

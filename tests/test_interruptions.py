@@ -99,6 +99,7 @@ def test_the_same_seed_gives_byte_identical_preferences_and_metrics(smoke_run, t
     )
 
 
+@pytest.mark.ppo
 def test_a_second_run_on_a_busy_directory_is_refused_and_a_killed_runs_lock_is_taken_over(tmp_path):
     run_dir = tmp_path / "run"
     first = start(run_dir, "dpo=null")
@@ -135,6 +136,7 @@ def test_an_interrupted_training_stage_resumes_from_its_last_checkpoint(tmp_path
     assert "sft reused" in resumed.stderr and "dpo built" in resumed.stderr
 
 
+@pytest.mark.ppo
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     run_dir = tmp_path / "run"
     process = start(run_dir)

@@ -166,6 +166,7 @@ def test_the_preferences_stage_labels_pairs_with_a_judge(tiny_judge, tmp_path, m
     assert all(row["score"] is None for row in scored) and len(scored) == len(rows)
 
 
+@pytest.mark.ppo
 def test_a_judge_without_gold_labeler_leaves_the_run_without_gold(tiny_judge, tmp_path, monkeypatch, in_repo):
     """No gold_labeler: the judge is not the default gold (it scores no response), so the run has no gold judge;
     the pairs carry no gold and the judge's agreement with gold is not measured."""

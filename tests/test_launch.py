@@ -19,11 +19,13 @@ def smoke(in_repo, monkeypatch):
     return load_recipe(REPO / "recipes" / "smoke.yaml")
 
 
+@pytest.mark.ppo
 def test_one_process_needs_no_launcher(smoke):
     assert launch_command(smoke, None, None) is None
     assert launch_command(smoke, "none", 1) is None
 
 
+@pytest.mark.ppo
 def test_accelerate_launches_the_same_command_in_n_processes(smoke):
     command = launch_command(smoke, "accelerate", 2)
     assert command[1:3] == ["-m", "accelerate.commands.launch"] and command[-3:] == ["-m", "rlhf_recipes", "run"]
@@ -31,6 +33,7 @@ def test_accelerate_launches_the_same_command_in_n_processes(smoke):
     assert int(command[command.index("--main_process_port") + 1]) > 0
 
 
+@pytest.mark.ppo
 def test_a_launched_process_runs_the_recipe_itself(smoke, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")

@@ -84,6 +84,7 @@ def train_ppo(policy, reward_dir, prompts_dir, out_dir, loading: Loading, tuning
         seed=0, out_dir=out_dir)  # fmt: skip
 
 
+@pytest.mark.ppo
 @pytest.mark.parametrize("four_bit", [False, True], ids=["lora", "qlora"])
 def test_ppo_with_lora_policy_and_value_model(tiny_model_dir, reward_dir, prompts_dir, tmp_path, four_bit):
     train_ppo(tiny_model_dir, reward_dir, prompts_dir, tmp_path, loading(four_bit), Tuning(LORA, save_merged=True))
@@ -91,6 +92,7 @@ def test_ppo_with_lora_policy_and_value_model(tiny_model_dir, reward_dir, prompt
     assert (tmp_path / "merged" / "model.safetensors").is_file(), "save_merged writes full weights too"
 
 
+@pytest.mark.ppo
 def test_full_fine_tuning_ppo_changes_every_policy_weight(tiny_model_dir, reward_dir, prompts_dir, tmp_path):
     train_ppo(tiny_model_dir, reward_dir, prompts_dir, tmp_path, Loading(), Tuning())
     before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(tmp_path / "model.safetensors")

@@ -57,6 +57,7 @@ def test_activations_by_hand():
     assert activation_bytes(counts, sequences=1, tokens=4, checkpointing=True, logits=False) == 128
 
 
+@pytest.mark.ppo
 def test_validate_prints_the_plan_and_the_estimate(in_repo):
     import subprocess
     import sys

@@ -142,10 +142,11 @@ def test_a_method_missing_from_the_installed_trl_names_the_versions_that_have_it
     provides = methods.module_provides
     monkeypatch.setattr(methods, "module_provides", lambda m, n: n != "CPOTrainer" and provides(m, n))
     with pytest.raises(ValidationError, match=r"needs trl.experimental.cpo.CPOTrainer, which the installed TRL .* "
-                       r"Fix: pip install 'trl>=1.10,<1.13'"):  # fmt: skip
+                       r"Fix: pip install 'trl>=1.10,<1.17'"):  # fmt: skip
         Simpo()
 
 
+@pytest.mark.ppo
 def test_variants_are_named_policies_and_their_names_are_checked(in_repo):
     from rlhf_recipes.config.loader import load_recipe
 
@@ -157,3 +158,25 @@ def test_variants_are_named_policies_and_their_names_are_checked(in_repo):
         load_recipe(REPO / "recipes/smoke.yaml", ["variants={dpo: {method: kto}, samples: {method: kto}}"])
     with pytest.raises(RecipeError, match="variants.x.beta: 'beta' is a setting of"):
         load_recipe(REPO / "recipes/smoke.yaml", ["variants={x: {method: ppo, beta: 0.1}}"])
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"loss_type": "grpo", "importance_sampling_level": "sequence"}, {"loss_type": "sapo"}],
+    ids=["gspo", "sapo"],
+)
+def test_grpo_family_options_reach_trl_and_train(settings, inputs, tmp_path, monkeypatch):
+    import trl
+
+    handed = {}
+
+    class Recording(trl.GRPOConfig):
+        def __init__(self, **kwargs):
+            handed.update(kwargs)
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(trl, "GRPOConfig", Recording)
+    section = Grpo(**(SECTIONS["grpo"].model_dump(exclude={"method"}) | settings))
+    summary = train("grpo", tmp_path, inputs, section=section)
+    assert {key: handed[key] for key in settings} == settings
+    assert summary["steps"] >= 2

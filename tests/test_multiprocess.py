@@ -19,6 +19,7 @@ def losses(run_dir, stage) -> list[float]:
     ]
 
 
+@pytest.mark.ppo
 def test_reward_and_dpo_stages_on_two_processes_match_one_process(smoke_run, tmp_path):
     single, single_metrics = smoke_run
     run_dir = tmp_path / "run"

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from rlhf_recipes.config.loader import load_recipe
 from rlhf_recipes.errors import RecipeError
@@ -16,7 +17,16 @@ def test_there_are_recipes():
     assert any(path.name == "smoke.yaml" for path in RECIPES)
 
 
-@pytest.mark.parametrize("path", RECIPES, ids=[str(p.relative_to(REPO)) for p in RECIPES])
+def trains_ppo(path: Path) -> bool:
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    variants = (data.get("variants") or {}).values()
+    return data.get("ppo") is not None or any(v.get("method") == "ppo" for v in variants)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(p, id=str(p.relative_to(REPO)), marks=[pytest.mark.ppo] if trains_ppo(p) else []) for p in RECIPES],
+)
 def test_every_shipped_recipe_validates(path, in_repo, request):
     overrides = []
     if path.name == "smoke_gao.yaml":  # reads what recipes/smoke_gao_gold.yaml writes: stand-ins of both kinds
@@ -56,6 +66,7 @@ def test_ppo_key_under_dpo_and_dpo_key_under_ppo(in_repo):
     assert "Fix: move it under one of dpo:, kto:," in message
 
 
+@pytest.mark.ppo
 def test_all_problems_are_reported_at_once(in_repo):
     message = smoke_with(["seed=-1", "samples.top_p=2", "labeler.kind=sentimen", "foo=1"])
     assert message.startswith(str(REPO / "recipes/smoke.yaml") + ": 4 problem(s)")
@@ -80,11 +91,13 @@ def test_a_recipe_may_train_only_a_reward_model(in_repo):
     assert recipe.methods() == {}
 
 
+@pytest.mark.ppo
 def test_overrides_parse_yaml_values_including_exponents(in_repo):
     recipe = load_recipe(REPO / "recipes/smoke.yaml", ["ppo.kl_coef=1e-2", "dpo=null", "name=other"])
     assert recipe.ppo.kl_coef == 0.01 and recipe.dpo is None and recipe.name == "other"
 
 
+@pytest.mark.ppo
 def test_cross_field_rules(in_repo):
     assert "must be a multiple of mini_batch_size" in smoke_with(["ppo.mini_batch_size=7"])
     assert "exactly one of name_or_path, gguf, builtin and tiny" in smoke_with(["model.name_or_path=gpt2"])
@@ -122,6 +135,7 @@ def test_recipe_reference_doc_is_current():
     )
 
 
+@pytest.mark.ppo
 def test_a_study_expands_to_validated_runs_with_one_variant_per_grid_point(in_repo):
     from rlhf_recipes.config.loader import study_runs
 
@@ -147,6 +161,7 @@ def test_a_study_expands_to_validated_runs_with_one_variant_per_grid_point(in_re
     assert "ppo" not in first and "dpo" in first, "a gridded policy becomes its variants; the others stay"
 
 
+@pytest.mark.ppo
 def test_an_old_sweep_is_the_study_it_means(in_repo):
     sweep = load_recipe(REPO / "recipes/smoke.yaml", ["sweep={key: ppo.kl_coef, values: [0.1], seeds: [0, 1]}"])
     assert (sweep.study.seeds, sweep.study.grid, sweep.study.condition) == ([0, 1], {"ppo": {"kl_coef": [0.1]}}, None)
@@ -154,6 +169,7 @@ def test_an_old_sweep_is_the_study_it_means(in_repo):
     assert (noise.study.grid, noise.study.condition.key) == ({}, "preferences.label_flip_prob")
 
 
+@pytest.mark.ppo
 def test_every_study_run_is_validated(in_repo):
     message = smoke_with(["sweep={key: ppo.kl_coef, values: [0.1, -1]}"])
     assert "study (every run): variants.ppo_kl_coef_-1.kl_coef: got -1" in message
@@ -165,6 +181,7 @@ def test_every_study_run_is_validated(in_repo):
     assert "key and values go together" in smoke_with(["sweep={key: ppo.kl_coef}"])
 
 
+@pytest.mark.ppo
 def test_a_separate_gold_labeler(in_repo):
     recipe = load_recipe(REPO / "recipes/smoke.yaml", ["gold_labeler={kind: length, target_words: 8}"])
     assert recipe.gold_labeler.kind == "length" and recipe.labeler.kind == "sentiment"
@@ -177,6 +194,7 @@ def test_empty_study_values_are_an_error(in_repo):
     assert "study.seeds: got [] (list); list should have at least 1 item" in smoke_with(["study={seeds: []}"])
 
 
+@pytest.mark.ppo
 def test_old_section_names_still_validate_as_the_new_ones(tmp_path, in_repo):
     """`sampling:` and `reward:` were renamed `samples:` and `reward_model:`, after their stages."""
     text = (
@@ -197,6 +215,7 @@ def test_old_section_names_still_validate_as_the_new_ones(tmp_path, in_repo):
         load_recipe(both)
 
 
+@pytest.mark.ppo
 def test_training_seeds_are_runs_on_the_data_of_one_seed(in_repo):
     from rlhf_recipes.config.loader import study_runs
 
@@ -236,6 +255,7 @@ def test_a_study_replicates_seeds_or_training_seeds_each_listed_once(in_repo):
     )
 
 
+@pytest.mark.ppo
 def test_a_variant_trains_with_a_seed_of_its_own(in_repo):
     """Two variants set alike would otherwise train one policy twice: each draws its seed from
     sha256("<training seed>:<name>"); the dpo: section keeps the training seed itself."""
@@ -248,3 +268,16 @@ def test_a_variant_trains_with_a_seed_of_its_own(in_repo):
     assert seeds["dpo_a"] == int.from_bytes(hashlib.sha256(b"4:dpo_a").digest()[:4], "big")
     assert len(set(seeds.values())) == 3 and all(0 <= seed < 2**32 for seed in seeds.values())
     assert load_recipe(REPO / "recipes/smoke.yaml", [twins]).policy_seed("dpo_a") != seeds["dpo_a"]
+
+
+def test_gspo_is_a_grpo_variant_beside_grpo():
+    recipe = load_recipe(
+        REPO / "recipes/smoke.yaml",
+        [
+            "ppo=null",
+            "grpo={}",
+            "variants={gspo: {method: grpo, loss_type: grpo, importance_sampling_level: sequence}}",
+        ],
+    )
+    methods = recipe.methods()
+    assert [methods[name].importance_sampling_level for name in ("grpo", "gspo")] == ["token", "sequence"]

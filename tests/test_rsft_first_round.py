@@ -21,6 +21,7 @@ def rsft_step(tmp_path, *overrides):
     return next(step for step in plan(recipe, tmp_path) if step.name == "rsft")
 
 
+@pytest.mark.ppo
 def test_round_zero_reads_the_samples_stage_when_it_draws_the_same_distribution(tmp_path):
     step = rsft_step(tmp_path, "rsft={samples_per_prompt: 4, max_new_tokens: 24}")
     assert step.arguments["first_round"] == tmp_path / "samples"
@@ -34,10 +35,12 @@ def test_round_zero_reads_the_samples_stage_when_it_draws_the_same_distribution(
         "{samples_per_prompt: 4, max_new_tokens: 24, temperature: 0.7}",
     ],
 )
+@pytest.mark.ppo
 def test_round_zero_samples_anew_otherwise(tmp_path, rsft):
     assert rsft_step(tmp_path, f"rsft={rsft}").arguments["first_round"] is None
 
 
+@pytest.mark.ppo
 def test_round_zero_samples_anew_under_top_k(tmp_path):
     step = rsft_step(tmp_path, "samples.top_k=50", "rsft={samples_per_prompt: 4, max_new_tokens: 24}")
     assert step.arguments["first_round"] is None

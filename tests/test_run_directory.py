@@ -40,6 +40,7 @@ def writes(name, text) -> Step:
     return Step(name, write_stage, {"text": text})
 
 
+@pytest.mark.ppo
 def test_a_new_run_explains_itself(run):
     names = sorted(p.name for p in run.root.iterdir())
     assert names == [".lock", "recipe.resolved.yaml", "run.json", "versions.json"]
@@ -49,10 +50,12 @@ def test_a_new_run_explains_itself(run):
     assert (seeds["seed"], seeds["training_seed"], seeds["policy_seeds"]) == (0, 0, {"ppo": 0, "dpo": 0})
 
 
+@pytest.mark.ppo
 def test_resolved_recipe_loads_back_to_the_same_recipe(run, recipe):
     assert load_recipe(run.path("recipe.resolved.yaml")) == recipe
 
 
+@pytest.mark.ppo
 def test_a_finished_stage_is_published_with_its_fingerprint_and_library_versions(run):
     summary, reused = run.step(writes("samples", "done"))
     assert (summary, reused) == ({"length": 4}, False)
@@ -70,6 +73,7 @@ def test_a_finished_stage_is_published_with_its_fingerprint_and_library_versions
     assert not any(p.name.endswith(".partial") for p in run.root.iterdir())
 
 
+@pytest.mark.ppo
 def test_the_same_arguments_are_reused_and_new_ones_rebuild(tmp_path, recipe):
     first = RunDirectory.open(tmp_path / "run", recipe)
     first.step(writes("samples", "first"))
@@ -82,6 +86,7 @@ def test_the_same_arguments_are_reused_and_new_ones_rebuild(tmp_path, recipe):
     assert changed.path("samples/data.txt").read_text() == "second"
 
 
+@pytest.mark.ppo
 def test_force_and_a_rebuilt_upstream_stage_rebuild_what_reads_it(tmp_path, recipe):
     def steps(run):
         return [
@@ -99,6 +104,7 @@ def test_force_and_a_rebuilt_upstream_stage_rebuild_what_reads_it(tmp_path, reci
     assert reused == [False, False, True], "samples was forced, preferences reads it, other does not"
 
 
+@pytest.mark.ppo
 def test_a_reused_stage_built_with_other_library_versions_says_how_to_rebuild_it(tmp_path, recipe):
     from rich.console import Console
 
@@ -116,6 +122,7 @@ def test_a_reused_stage_built_with_other_library_versions_says_how_to_rebuild_it
     assert "trl 0.0.1 (now " in said and "--force samples" in said
 
 
+@pytest.mark.ppo
 def test_another_runs_stage_is_linked_from_the_store_not_rebuilt(tmp_path, recipe, store):
     first = RunDirectory.open(tmp_path / "a", recipe)
     first.step(writes("samples", "shared"))
@@ -129,6 +136,7 @@ def test_another_runs_stage_is_linked_from_the_store_not_rebuilt(tmp_path, recip
     assert linked == str(second.path("samples").resolve())
 
 
+@pytest.mark.ppo
 def test_a_failed_stage_leaves_nothing_behind(run):
     @stage(version=1)
     def crash(*, out_dir):
@@ -142,6 +150,7 @@ def test_a_failed_stage_leaves_nothing_behind(run):
     assert "reward_model" not in json.loads(run.path("run.json").read_text())["stages"]
 
 
+@pytest.mark.ppo
 def test_another_runs_directory_is_refused(tmp_path, recipe):
     RunDirectory.open(tmp_path / "run", recipe)
     with pytest.raises(RecipeError, match="holds the run 'smoke', not 'other'"):

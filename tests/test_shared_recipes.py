@@ -19,6 +19,7 @@ def data_fingerprints(recipe: Recipe, tmp_path, shared=SHARED) -> dict[str, str]
     return {name: found[name] for name in shared}
 
 
+@pytest.mark.ppo
 @pytest.mark.parametrize("name", ["smollm2_methods", "smollm2_study"])
 def test_smollm2_recipes_share_the_main_jobs_data_and_reward_model(name, in_repo, tmp_path):
     main_job = data_fingerprints(load_recipe(REPO / "recipes/smollm2_sentiment.yaml"), tmp_path)
@@ -29,6 +30,7 @@ def test_smollm2_recipes_share_the_main_jobs_data_and_reward_model(name, in_repo
         assert data == main_job, (name, run and run.label)
 
 
+@pytest.mark.ppo
 def test_the_methods_comparison_links_the_main_jobs_ppo_and_dpo(in_repo, tmp_path):
     stages = [*SHARED, "ppo", "dpo"]
     main_job = data_fingerprints(load_recipe(REPO / "recipes/smollm2_sentiment.yaml"), tmp_path, stages)

@@ -52,6 +52,7 @@ def open_run(tmp_path, recipe, name, store_dir=None):
     return RunDirectory.open(tmp_path / name, recipe, store=StageStore.open(store_dir) if store_dir else None)
 
 
+@pytest.mark.ppo
 def test_two_concurrent_builders_of_one_stage_build_it_once(tmp_path, recipe, store):
     """The second run waits for the first's build, then links it: one build, one entry, two links."""
     first, second = open_run(tmp_path, recipe, "a"), open_run(tmp_path, recipe, "b")
@@ -96,6 +97,7 @@ def test_two_builders_in_two_processes_build_once(tmp_path, store):
         assert (tmp_path / "a" / name).resolve() == (tmp_path / "b" / name).resolve()
 
 
+@pytest.mark.ppo
 def test_a_damaged_entry_is_detected_and_rebuilt(tmp_path, recipe, store):
     first = open_run(tmp_path, recipe, "a")
     first.step(step("good"))
@@ -109,6 +111,7 @@ def test_a_damaged_entry_is_detected_and_rebuilt(tmp_path, recipe, store):
     assert first.path("samples/data.txt").read_text() == "good"
 
 
+@pytest.mark.ppo
 @pytest.mark.parametrize("lost", ["data.txt", "store.json"])
 def test_a_damaged_entry_is_rebuilt_for_the_run_that_links_it(lost, tmp_path, recipe, store):
     """A file of the entry is gone, or its record (never linked without it): the run that links it rebuilds."""
@@ -122,6 +125,7 @@ def test_a_damaged_entry_is_rebuilt_for_the_run_that_links_it(lost, tmp_path, re
     assert (again.path("samples") / "store.json").is_file()
 
 
+@pytest.mark.ppo
 def test_an_entry_without_its_record_is_never_linked(tmp_path, recipe, store):
     first = open_run(tmp_path, recipe, "a")
     first.step(step("good"))
@@ -149,6 +153,7 @@ def test_two_recipes_share_stages_through_the_store(tmp_path, store):
     )
 
 
+@pytest.mark.ppo
 def test_pruning_keeps_what_a_run_links(tmp_path, recipe, store):
     kept = open_run(tmp_path, recipe, "kept")
     kept.step(step("kept"))
@@ -170,6 +175,7 @@ def test_pruning_keeps_what_a_run_links(tmp_path, recipe, store):
     assert sorted(e.used_by for e in opened.entries()) == [[str(kept.root)], [str(replaced.root)]]
 
 
+@pytest.mark.ppo
 def test_store_list_and_prune_commands(tmp_path, recipe, store):
     run = open_run(tmp_path, recipe, "run")
     run.step(step("x"))
@@ -192,6 +198,7 @@ def test_a_store_that_cannot_be_written_is_a_clean_error(tmp_path):
         StageStore.open(tmp_path / "file" / "store")
 
 
+@pytest.mark.ppo
 def test_a_store_on_another_file_system_is_copied_into_atomically(tmp_path, recipe, store, monkeypatch):
     """A run directory and a store on two file systems: the stage cannot be renamed into the store, so it
     is copied in (then renamed inside the store) and the run's partial directory removed."""
@@ -210,6 +217,7 @@ def test_a_store_on_another_file_system_is_copied_into_atomically(tmp_path, reci
     assert not run.path(".samples.partial").exists()
 
 
+@pytest.mark.ppo
 def test_a_forced_rebuild_replaces_the_entry(tmp_path, recipe, store):
     first = open_run(tmp_path, recipe, "a")
     first.step(step("x"))
@@ -219,6 +227,7 @@ def test_a_forced_rebuild_replaces_the_entry(tmp_path, recipe, store):
     assert [p.name for p in (store / "stages").iterdir()] == [entry.name]
 
 
+@pytest.mark.ppo
 def test_a_stage_built_before_the_store_is_stored_when_reused(tmp_path, recipe, store):
     """A run directory from before the store (real stage directories) keeps working, and its stages become
     linkable by other runs."""
@@ -245,6 +254,7 @@ def test_the_default_store_is_in_the_tools_cache(tmp_path, monkeypatch):
     assert default_store_root() == Path.home() / "elsewhere"
 
 
+@pytest.mark.ppo
 def test_prune_checks_again_under_the_lock_and_keeps_what_was_linked_since(tmp_path, recipe, store, monkeypatch):
     """A run links an entry after prune listed it as unused: prune, checking again under the entry's lock,
     keeps it."""
@@ -261,6 +271,7 @@ def test_prune_checks_again_under_the_lock_and_keeps_what_was_linked_since(tmp_p
     assert second.path("samples/data.txt").read_text() == "x"
 
 
+@pytest.mark.ppo
 def test_a_moved_run_directory_is_registered_where_it_is_when_rerun(tmp_path, recipe, store):
     first = open_run(tmp_path, recipe, "before")
     first.step(step("x"))
@@ -271,6 +282,7 @@ def test_a_moved_run_directory_is_registered_where_it_is_when_rerun(tmp_path, re
     assert StageStore.open(store).prune() == [] and moved.path("samples/data.txt").read_text() == "x"
 
 
+@pytest.mark.ppo
 def test_a_run_directory_that_cannot_be_seen_keeps_what_its_record_lists(tmp_path, recipe, store):
     """A shared store pruned from a machine that does not see a run's disk: the run's record decides."""
     run = open_run(tmp_path, recipe, "run")
@@ -284,6 +296,7 @@ def test_a_run_directory_that_cannot_be_seen_keeps_what_its_record_lists(tmp_pat
     assert entry.used_by == [f"/elsewhere/not/mounted/run (on {data['host']}, not seen from here)"]
 
 
+@pytest.mark.ppo
 def test_a_stage_interrupted_while_being_stored_is_stored_not_rebuilt(tmp_path, recipe, store):
     """Killed after the stage finished (stage.json written) and before it reached the store: the next run
     stores what it finished."""

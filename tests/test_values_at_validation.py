@@ -16,6 +16,7 @@ def problems(*overrides, recipe="recipes/smoke.yaml") -> str:
     return str(error.value)
 
 
+@pytest.mark.ppo
 def test_each_method_counts_its_step_in_train_prompts():
     """PPO's update answers rollouts_per_update prompts, an online method's step prompts_per_step, rsft's step
     trains on the best answers to batch_size prompts; the offline methods' steps take pairs, not prompts."""
@@ -36,6 +37,7 @@ def test_your_own_pairs_are_counted_too(in_repo):
     assert "grpo.prompts_per_step=512: each optimizer step answers that many distinct train prompts" in message
 
 
+@pytest.mark.ppo
 def test_prompts_on_the_hub_are_not_read_at_validation(in_repo, monkeypatch):
     from rlhf_recipes.stages import prompts
 
@@ -65,6 +67,7 @@ def test_a_condition_is_a_key_outside_the_methods_with_distinct_values(in_repo):
     )
 
 
+@pytest.mark.ppo
 def test_every_seed_is_below_2_to_the_32(in_repo):
     assert "study.seeds.1: got 4294967296; a seed must be below 2**32" in problems("study={seeds: [0, 4294967296]}")
     assert load_recipe(REPO / "recipes/smoke.yaml", ["seed=4294967295"]).seed == 2**32 - 1
@@ -76,6 +79,7 @@ def test_no_number_is_infinite_or_nan(in_repo):
     assert "ppo.kl_coef: got inf (float)" in problems("ppo.kl_coef=1e999")
 
 
+@pytest.mark.ppo
 def test_one_message_for_a_loss_or_a_list_of_losses(in_repo):
     message = problems("dpo.loss_type=[sigmoid, sigmod]")
     assert message.count("dpo.loss_type") == 1 and "'sigmod' is not a loss of TRL 1.12's DPOTrainer" in message

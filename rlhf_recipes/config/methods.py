@@ -30,7 +30,7 @@ class Method(Section):
     stage: ClassVar[str]  # the name of its section, of its module in rlhf_recipes/stages/ and of the function there
     TITLE: ClassVar[str]  # how people write its name
     TRAINER: ClassVar[str]  # the TRL class it builds, "module:Class"
-    TRL_VERSIONS: ClassVar[str] = "trl>=1.10,<1.13"  # the TRL releases that have TRAINER and that it was tested with
+    INSTALL: ClassVar[str] = "trl>=1.10,<1.17"  # what to pip install for TRAINER: the TRL releases tested with it
     CURVE_KEY: ClassVar[str] = "eval_every_steps"  # the key that turns the held-out curve on
     BATCH_KEYS: ClassVar[tuple[str, ...]] = ("batch_size",)  # batches that several processes share equally
     READS: ClassVar[frozenset[str]]  # of "preferences" (the labeled pairs) and "reward_model" (the learned reward)
@@ -75,9 +75,25 @@ class Method(Section):
         if not module_provides(module, name):
             raise ValueError(
                 f"the {self.TITLE} method needs {module}.{name}, which the installed TRL "
-                f"({metadata.version('trl')}) does not have. Fix: pip install '{self.TRL_VERSIONS}'"
+                f"({metadata.version('trl')}) does not have. Fix: {self.install_fix()}"
             )
         return self
+
+    @classmethod
+    def install_fix(cls) -> str:
+        """What to do when the installed TRL lacks TRAINER."""
+        return f"pip install '{cls.INSTALL}'"
+
+
+@functools.cache
+def module_mentions(module: str, word: str) -> bool:
+    """Whether the installed `module`'s source names `word` in quotes (a value a TRL config accepts), read
+    without importing it."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return False
+    source = Path(spec.origin).read_text(encoding="utf-8")
+    return f"'{word}'" in source or f'"{word}"' in source
 
 
 @functools.cache
@@ -161,6 +177,7 @@ class Ppo(Method):
         ("policy/clipfrac_avg", "clipped fraction"),
     )
     TRAINER: ClassVar[str] = "trl.experimental.ppo:PPOTrainer"
+    INSTALL: ClassVar[str] = "rlhf-recipes[ppo]"  # the extra that narrows TRL to the releases with PPO
     CURVE_KEY: ClassVar[str] = "eval_every_updates"
     BATCH_KEYS: ClassVar[tuple[str, ...]] = ("rollouts_per_update", "mini_batch_size")
     READS: ClassVar[frozenset[str]] = frozenset({"reward_model"})
@@ -192,6 +209,13 @@ class Ppo(Method):
     eval_every_updates: PositiveInt | None = Field(
         None, description="Evaluate on held-out prompts every this many PPO updates (training curve); off if unset."
     )
+
+    @classmethod
+    def install_fix(cls) -> str:
+        return (
+            f"TRL 1.13 deleted PPO: pip install '{cls.INSTALL}' (the extra narrows TRL to 1.10-1.12), "
+            "or leave out the ppo section and its variants"
+        )
 
     def describe(self) -> str:
         return f"kl_coef {self.kl_coef:g}, {self.total_episodes or 'one pass of'} episodes"
@@ -417,12 +441,42 @@ class Grpo(OnlineMethod):
         0.04, description="beta of the per-token KL term (TRL's default 0 would load no reference and track no KL)."
     )
     generations_per_prompt: Annotated[int, Field(ge=2)] = Field(4, description="K responses per prompt (>= 2).")
-    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = Field(
-        "dapo", description="How token losses are averaged: grpo (per sequence), dapo, dr_grpo, bnpo."
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = Field(
+        "dapo",
+        description="The policy loss: grpo (token losses averaged per sequence), dapo, dr_grpo, bnpo (other "
+        "averages); cispo (clipped importance weights), sapo (a soft gate instead of clipping), luspo "
+        "(sequence-level, needs importance_sampling_level sequence), vespo; the last four where the installed "
+        "TRL has them.",
+    )
+    importance_sampling_level: Literal["token", "sequence"] = Field(
+        "token",
+        description="Importance ratios per token, or one per sequence (GSPO: sequence with loss_type grpo).",
+        json_schema_extra={"added_later": True},
     )
     scale_rewards: Literal["group", "batch", "none"] = Field(
         "group", description="Divide advantages by the reward's std in the group, the batch, or not at all."
     )
+
+    @model_validator(mode="after")
+    def _loss_fits_importance_level(self):
+        level, loss = self.importance_sampling_level, self.loss_type
+        if loss == "luspo" and level != "sequence":
+            raise ValueError("loss_type luspo is a sequence-level loss. Fix: set importance_sampling_level: sequence")
+        if loss == "vespo" and level != "token":
+            raise ValueError(
+                "loss_type vespo computes its sequence weights itself. Fix: set importance_sampling_level: token"
+            )
+        if level == "sequence" and loss in ("dapo", "dr_grpo", "bnpo", "cispo"):
+            raise ValueError(
+                f"importance_sampling_level sequence with loss_type {loss} weights each answer by its length "
+                "instead of optimizing the sequence-level objective. Fix: set loss_type: grpo (GSPO), or luspo"
+            )
+        if not module_mentions("trl.trainer.grpo_config", loss):
+            raise ValueError(
+                f"loss_type {loss}: the installed TRL ({metadata.version('trl')}) has no such GRPO loss. "
+                f"Fix: pip install '{self.INSTALL}', or another loss_type"
+            )
+        return self
 
     def describe(self) -> str:
         return f"beta {self.beta:g}, K {self.generations_per_prompt}, {self.epochs:g} epoch(s)"

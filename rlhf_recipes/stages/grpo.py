@@ -51,6 +51,7 @@ def grpo(
         **online_arguments(grpo, compute, out_dir, seed, grpo.generations_per_prompt),
         beta=grpo.beta,
         loss_type=grpo.loss_type,
+        importance_sampling_level=grpo.importance_sampling_level,
         scale_rewards=grpo.scale_rewards,
         model_init_kwargs={"dtype": loading.dtype},  # the reference TRL loads, for full fine-tuning
     )
