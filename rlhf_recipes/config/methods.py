@@ -86,29 +86,34 @@ class Method(Section):
 
 
 @functools.cache
-def module_mentions(module: str, word: str) -> bool:
-    """Whether the installed `module`'s source names `word` in quotes (a value a TRL config accepts), read
-    without importing it."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        return False
-    source = Path(spec.origin).read_text(encoding="utf-8")
-    return f"'{word}'" in source or f'"{word}"' in source
-
-
-@functools.cache
-def module_provides(module: str, name: str) -> bool:
-    """Whether the installed `module` provides `name`, read from its __init__.py (a name it imports, or a
-    string of a lazy module's import structure, as trl's), without importing it: importing a TRL trainer
-    takes seconds (torch, transformers), and validating a recipe must not."""
+def installed_source(module: str) -> str | None:
+    """The source of the installed `module`'s file (a package's __init__.py), read without importing it:
+    importing a TRL trainer takes seconds (torch, transformers), and validating a recipe must not. None if
+    it is not installed."""
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # trl.experimental warns on import otherwise
     try:
         spec = importlib.util.find_spec(module)  # imports the parent packages only
     except ImportError:
-        return False
+        return None
     if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        return None
+    return Path(spec.origin).read_text(encoding="utf-8")
+
+
+def module_mentions(module: str, word: str) -> bool:
+    """Whether the installed `module`'s source names `word` in quotes (a value a TRL config accepts)."""
+    source = installed_source(module)
+    return source is not None and (f"'{word}'" in source or f'"{word}"' in source)
+
+
+@functools.cache
+def module_provides(module: str, name: str) -> bool:
+    """Whether the installed `module` provides `name`, read from its __init__.py: a name it imports, or a
+    string of a lazy module's import structure, as trl's."""
+    source = installed_source(module)
+    if source is None:
         return False
-    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    tree = ast.parse(source)
     names = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
              for alias in node.names}  # fmt: skip
     strings = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)}
