@@ -158,6 +158,7 @@ def in_use(tmp_path):
 
 def disk_full(tmp_path, monkeypatch):
     """The prompts stage's first write finds the disk full."""
+    import rlhf_recipes.run.pipeline  # noqa: F401  its stages import split_prompts by name: not the stand-in below
     import rlhf_recipes.stages.prompts
 
     def full(*args, **kwargs):
