@@ -35,8 +35,8 @@ def one(run_dir: Path, method: str, rollouts: int) -> dict:
     from rlhf_recipes.cli import _quiet_libraries
     from rlhf_recipes.config.loader import load_recipe
     from rlhf_recipes.run.pipeline import plan
-    from rlhf_recipes.run.progress import peak_memory_mib, reset_peak_memory
-    from rlhf_recipes.stages.prompts import read_prompts
+    from rlhf_recipes.runtime.progress import peak_memory_mib, reset_peak_memory
+    from rlhf_recipes.runtime.prompt_files import read_prompts
 
     _quiet_libraries(False)
     train = len(read_prompts(run_dir / "prompts", "train"))

@@ -32,7 +32,7 @@ def one(run_dir: Path, overrides: list[str], updates: int) -> dict:
     from rlhf_recipes.cli import _quiet_libraries
     from rlhf_recipes.config.loader import load_recipe
     from rlhf_recipes.run.pipeline import plan
-    from rlhf_recipes.run.progress import peak_memory_mib, reset_peak_memory
+    from rlhf_recipes.runtime.progress import peak_memory_mib, reset_peak_memory
 
     _quiet_libraries(False)
     recipe = load_recipe(

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from rlhf_recipes.config.loader import load_recipe
 from rlhf_recipes.console import make_console
-from rlhf_recipes.run.directory import RunDirectory
 from rlhf_recipes.run.pipeline import plan
+from rlhf_recipes.runtime.directory import RunDirectory
 
 
 def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -61,7 +61,7 @@ def fresh_best_vs_worst(steps, out: Path, sets: int) -> list[bool]:
     from rlhf_recipes.generation.scoring import reward_scores
     from rlhf_recipes.labeling.labelers import gold_scores, make_labeler
     from rlhf_recipes.models.loading import load_policy, load_reward_model, load_tokenizer
-    from rlhf_recipes.stages.prompts import read_prompts
+    from rlhf_recipes.runtime.prompt_files import read_prompts
 
     config = next(step for step in steps if step.name == "samples").arguments["samples"]
     judging = next(step for step in steps if step.name == "evaluation").arguments
@@ -101,7 +101,7 @@ def fresh_best_vs_worst(steps, out: Path, sets: int) -> list[bool]:
 
 
 def measure(recipe_path: Path, overrides: list[str], out: Path, fresh_sets: int = 0) -> dict:
-    from rlhf_recipes.reporting.metrics import spearman
+    from rlhf_recipes.metrics import spearman
 
     recipe = load_recipe(recipe_path, overrides)
     steps = plan(recipe, out)

@@ -122,7 +122,7 @@ def run(
     and stages that any run already stored are linked)."""
     from .config.loader import load_recipe
     from .run.launch import launch_command
-    from .run.store import STORE_VARIABLE, StageStore
+    from .runtime.store import STORE_VARIABLE, StageStore
 
     try:
         loaded = load_recipe(recipe, overrides or [])
@@ -145,7 +145,7 @@ def run(
             raise typer.Exit(130) from None
     _offline_unless_needed(loaded)  # before huggingface_hub is imported: it reads the variable once
     from .models.loading import device_for
-    from .run.distributed import finish, is_main, start
+    from .runtime.distributed import finish, is_main, start
 
     try:
         start(cpu=device_for(loaded.compute) == "cpu")  # join the other processes, if accelerate launched several
@@ -273,8 +273,8 @@ app.add_typer(store_app, name="store")
 @store_app.command("list")
 def store_list(store: Path = STORE) -> None:
     """Every stored stage: its size, when it was built and last used, who built it and which runs link it."""
-    from .run.store import StageStore
-    from .run.store_view import entry_lines
+    from .runtime.store import StageStore
+    from .runtime.store_view import entry_lines
 
     try:
         opened = StageStore.open(store)
@@ -297,7 +297,7 @@ def store_prune(
     store: Path = STORE,
 ) -> None:
     """Remove the stored stages that no run directory links (never one that a run directory still links)."""
-    from .run.store import StageStore
+    from .runtime.store import StageStore
 
     try:
         opened = StageStore.open(store)

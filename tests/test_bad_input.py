@@ -145,7 +145,7 @@ def interrupted_run(tmp_path):
 
 
 def in_use(tmp_path):
-    from rlhf_recipes.run.directory import hold_lock
+    from rlhf_recipes.runtime.directory import hold_lock
 
     run = tmp_path / "run"
     run.mkdir()

@@ -15,7 +15,7 @@ import pytest
 from rlhf_recipes.config.loader import load_recipe
 from rlhf_recipes.config.schema import Recipe
 from rlhf_recipes.run.pipeline import plan
-from rlhf_recipes.run.stage import fingerprints
+from rlhf_recipes.runtime.stage import fingerprints
 
 from .helpers import REPO, tiny_classifier
 
@@ -352,7 +352,7 @@ def test_a_setting_added_later_leaves_earlier_runs_reused_at_its_default(in_repo
     """A key marked added_later enters a fingerprint only when set away from its default, so a run made
     before the key existed keeps its fingerprints."""
     from rlhf_recipes.config.schema import Preferences, Prompts
-    from rlhf_recipes.run.stage import _value
+    from rlhf_recipes.runtime.stage import _value
 
     plain = Prompts(path="data/smoke/prompts.txt")
     assert "prefix_words" not in _value(plain, {}) and "dataset" not in _value(Preferences(), {})

@@ -4,8 +4,8 @@ import pytest
 
 from rlhf_recipes.config.loader import load_recipe
 from rlhf_recipes.errors import RecipeError
-from rlhf_recipes.run import distributed
 from rlhf_recipes.run.launch import launch_command
+from rlhf_recipes.runtime import distributed
 from rlhf_recipes.training import trainer
 from rlhf_recipes.training.trainer import per_process
 

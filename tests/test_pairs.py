@@ -5,7 +5,7 @@ import pytest
 
 from rlhf_recipes.config.schema import Preferences
 from rlhf_recipes.labeling.pairs import candidate_pairs, label_pairs, prefers_first
-from rlhf_recipes.reporting.metrics import sigmoid
+from rlhf_recipes.metrics import sigmoid
 
 
 def test_best_vs_worst_pairs_the_extremes():

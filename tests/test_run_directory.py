@@ -5,9 +5,9 @@ import pytest
 
 from rlhf_recipes.config.loader import load_recipe
 from rlhf_recipes.errors import RecipeError
-from rlhf_recipes.run.directory import RunDirectory
-from rlhf_recipes.run.stage import Step, fingerprints, stage
-from rlhf_recipes.run.store import manifest_files
+from rlhf_recipes.runtime.directory import RunDirectory
+from rlhf_recipes.runtime.stage import Step, fingerprints, stage
+from rlhf_recipes.runtime.store import manifest_files
 
 from .helpers import REPO
 

@@ -7,7 +7,7 @@ import pytest
 from rlhf_recipes.config.loader import load_recipe, study_runs
 from rlhf_recipes.config.schema import Recipe
 from rlhf_recipes.run.pipeline import plan
-from rlhf_recipes.run.stage import fingerprints
+from rlhf_recipes.runtime.stage import fingerprints
 
 from .helpers import REPO
 

@@ -12,9 +12,9 @@ import pytest
 
 from rlhf_recipes.config.loader import load_recipe
 from rlhf_recipes.errors import RecipeError
-from rlhf_recipes.run.directory import RunDirectory
-from rlhf_recipes.run.stage import Step, stage
-from rlhf_recipes.run.store import StageStore
+from rlhf_recipes.runtime.directory import RunDirectory
+from rlhf_recipes.runtime.stage import Step, stage
+from rlhf_recipes.runtime.store import StageStore
 
 from .helpers import REPO
 from .test_bad_input import QUICK, rlhf
@@ -245,7 +245,7 @@ def test_a_stage_built_before_the_store_is_stored_when_reused(tmp_path, recipe, 
 
 
 def test_the_default_store_is_in_the_tools_cache(tmp_path, monkeypatch):
-    from rlhf_recipes.run.store import default_store_root
+    from rlhf_recipes.runtime.store import default_store_root
 
     monkeypatch.delenv("RLHF_RECIPES_STORE")
     monkeypatch.setenv("RLHF_RECIPES_CACHE", str(tmp_path / "cache"))

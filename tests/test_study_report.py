@@ -8,7 +8,7 @@ import random
 
 from rlhf_recipes.reporting.compare import compare_text
 from rlhf_recipes.reporting.study_report import write_study_report
-from rlhf_recipes.run.directory import write_atomically
+from rlhf_recipes.runtime.files import write_atomically
 
 SEEDS = [0, 1, 2]
 # method -> (knob, {knob value: KL}, alpha and beta of the gold gain d(alpha - beta ln d), noise per seed);

@@ -3,7 +3,7 @@
 
 from pathlib import Path
 
-from rlhf_recipes.run.tracking import final_scalars, stage_location
+from rlhf_recipes.runtime.tracking import final_scalars, stage_location
 
 
 def test_a_stage_is_named_after_its_run_and_itself(tmp_path):

@@ -238,7 +238,7 @@ class PairsDataset(Section):
 
     def fingerprint_extra(self) -> dict:
         """The files of a local dataset: editing them rebuilds everything trained on it."""
-        from ..run.stage import path_digest
+        from ..runtime.stage import path_digest
 
         path = Path(self.source)
         return {"files": path_digest(path)} if path.exists() else {}

@@ -4,8 +4,8 @@ each distinct prompt of a batch read once however many responses it gets."""
 from dataclasses import dataclass
 
 from ..errors import RecipeError
-from ..run import progress
-from ..run.distributed import gather_batches
+from ..runtime import progress
+from ..runtime.distributed import gather_batches
 
 
 @dataclass

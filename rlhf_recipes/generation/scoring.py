@@ -1,8 +1,8 @@
 """Batched scores of responses by models: log-probabilities under a policy, rewards from a reward model.
 Batches are shared among processes when there are several (distributed.py); every process gets all scores."""
 
-from ..run import progress
-from ..run.distributed import gather_batches
+from ..runtime import progress
+from ..runtime.distributed import gather_batches
 
 
 def response_logprobs(

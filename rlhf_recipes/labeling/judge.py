@@ -10,7 +10,7 @@ pick different responses, the judge is inconsistent on that pair: a tie.
 import math
 
 from ..config.labelers import JudgeLabeler
-from ..run import progress
+from ..runtime import progress
 
 BUILTIN_PREFIX = "builtin:"
 

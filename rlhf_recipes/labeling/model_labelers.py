@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config.labelers import ClassifierLabeler, RewardModelLabeler
 from ..models.run_outputs import unbuilt_run
-from ..run import progress
+from ..runtime import progress
 from .hub_cache import uncached_hub_id
 
 # The files that hold a model's weights: safetensors (sharded or not, or a LoRA adapter's) or PyTorch pickles
@@ -131,7 +131,7 @@ def check_weights(path: Path) -> None:
 
 def model_digest(model: str) -> str | None:
     """What identifies a model's weights: its directory's files, or a cached hub id's commit."""
-    from ..run.stage import path_digest
+    from ..runtime.stage import path_digest
 
     path = Path(model)
     return path_digest(path) if path.is_dir() else getattr(model_config(model), "_commit_hash", None)

@@ -4,7 +4,7 @@ import random
 from itertools import combinations
 
 from ..config.schema import Preferences
-from ..reporting.metrics import sigmoid
+from ..metrics import sigmoid
 
 
 def candidate_pairs(

@@ -4,7 +4,7 @@ without retraining. README.md documents every key."""
 from pathlib import Path
 
 from ..errors import RecipeError
-from .metrics import (
+from ..metrics import (
     bayes_accuracy,
     best_of_n_kl_bound,
     distinct_n,

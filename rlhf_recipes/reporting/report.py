@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from ..errors import RecipeError
+from ..runtime.files import write_atomically
 
 
 def number(value, digits: int = 3) -> str:
@@ -507,8 +508,6 @@ def publish(directory: Path, metrics: dict, blocks: list[tuple], plots: Path) ->
     import json
     import os
     import shutil
-
-    from ..run.directory import write_atomically
 
     texts = {
         "metrics.json": json.dumps(metrics, indent=2) + "\n",

@@ -6,8 +6,8 @@ model, length and diversity, and the reward model's held-out accuracy against th
 
 from pathlib import Path
 
+from ..metrics import distinct_n, mean, r_squared, win_rate, win_tie_loss
 from .analysis import SCHEMA_VERSION, by_prompt, gold_labeler_config, method_names, training_labels
-from .metrics import distinct_n, mean, r_squared, win_rate, win_tie_loss
 from .report import interval, judge_sentence, number, sample_blocks, signed_interval, time_blocks
 from .run_files import evaluation_rows, read_json, read_jsonl, reported_methods
 from .statistics import paired_difference, t_interval

@@ -1,1 +1,2 @@
-"""Running a recipe: the pipeline, the run directory, processes, progress and sweeps."""
+"""Running a recipe: the pipeline that plans and runs its stages, a study of many runs, and the accelerate
+launcher."""

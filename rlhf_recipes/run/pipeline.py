@@ -17,6 +17,9 @@ from ..labeling.model_labelers import check_hub_labelers
 from ..models.builtin import builtin_gguf_path
 from ..models.loading import Loading, Tuning, device_for, resolved_compute
 from ..reporting.report import write_report
+from ..runtime import distributed
+from ..runtime.directory import RunDirectory
+from ..runtime.stage import Step
 from ..stages.evaluation import evaluation, samples_serve_best_of_n
 from ..stages.model import model
 from ..stages.pairs_dataset import pairs_preferences, pairs_prompts
@@ -27,9 +30,6 @@ from ..stages.rsft import samples_serve_first_round
 from ..stages.samples import samples
 from ..stages.sft import sft
 from ..training.curve import Curve
-from . import distributed
-from .directory import RunDirectory
-from .stage import Step
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -186,7 +186,7 @@ def run_recipe(recipe: Recipe, run_dir: Path, console: Console | None = None, fo
         run.step(step, force=force)
     metrics = write_report(run_dir) if distributed.is_main() else None
     if metrics is not None and recipe.compute.report_to and "evaluation" in run.rebuilt:
-        from .tracking import log_final_metrics
+        from ..runtime.tracking import log_final_metrics
 
         cpu = device_for(recipe.compute) == "cpu"
         log_final_metrics(recipe.compute.report_to, run_dir, metrics, cpu, console)
@@ -211,7 +211,7 @@ def check_context(recipe: Recipe, policy: Path | str, prompts_dir: Path) -> None
     from ..generation.formatting import prompt_ids
     from ..generation.sampling import check_context as check
     from ..models.loading import load_tokenizer
-    from ..stages.prompts import read_prompts
+    from ..runtime.prompt_files import read_prompts
 
     lengths = {"evaluation.max_new_tokens": recipe.evaluation.max_new_tokens}
     if recipe.preferences.dataset is None:  # your own pairs are not sampled

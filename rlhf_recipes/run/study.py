@@ -16,7 +16,8 @@ from ..config.schema import Recipe
 from ..config.study import point_name
 from ..console import make_console, styled
 from ..errors import RecipeError
-from .directory import hold_lock, write_atomically
+from ..runtime.directory import hold_lock
+from ..runtime.files import write_atomically
 
 
 def families(recipe: Recipe) -> dict[str, dict]:

@@ -10,12 +10,12 @@ from ..generation.formatting import prompt_ids, scored_ids, text_of
 from ..generation.sampling import generate_responses
 from ..generation.scoring import response_logprobs, reward_scores
 from ..labeling.labelers import gold_scores, make_labeler
+from ..metrics import kl_estimates, pair_accuracies
 from ..models.loading import Loading, load_reward_model, load_tokenizer
 from ..models.policy_set import PolicySet
-from ..reporting.metrics import kl_estimates, pair_accuracies
-from ..run.distributed import is_main
-from ..run.stage import stage
-from .prompts import read_prompts
+from ..runtime.distributed import is_main
+from ..runtime.prompt_files import read_prompts
+from ..runtime.stage import stage
 
 
 @stage(version=2)

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..config.methods import Kto
 from ..config.schema import Compute
 from ..models.loading import Loading, Tuning, lora_config
-from ..run.stage import stage
+from ..runtime.stage import stage
 from ..training.curve import Curve, HeldoutCurve
 from ..training.data import train_pairs, unpaired
 from ..training.trainer import final_loss, fit, load_policy_and_reference, offline_arguments, save_trained_policy

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from ..config.schema import TinyModel
-from ..run.stage import stage
+from ..runtime.stage import stage
 
 
 @stage(version=1, main_only=True)

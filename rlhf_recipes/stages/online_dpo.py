@@ -13,7 +13,8 @@ from ..config.methods import OnlineDpo
 from ..config.schema import Compute
 from ..generation.formatting import uses_chat_template
 from ..models.loading import Loading, Tuning, load_reward_model, lora_config
-from ..run.stage import stage
+from ..runtime.prompt_files import read_prompts
+from ..runtime.stage import stage
 from ..training.curve import Curve, HeldoutCurve
 from ..training.data import prompt_rows
 from ..training.rewards import LearnedReward
@@ -25,7 +26,6 @@ from ..training.trainer import (
     save_trained_policy,
     trainer_arguments,
 )
-from .prompts import read_prompts
 
 
 @stage(version=1)

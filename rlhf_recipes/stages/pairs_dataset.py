@@ -19,8 +19,9 @@ from ..errors import RecipeError
 from ..generation.formatting import preference_row, uses_chat_template
 from ..labeling.labelers import gold_scores, make_labeler
 from ..models.loading import load_tokenizer
-from ..run.stage import stage
-from .prompts import read_prompts, split_prompts
+from ..runtime.prompt_files import read_prompts, write_prompts
+from ..runtime.stage import stage
+from .prompts import split_prompts
 
 
 def load_splits(config: PairsDataset) -> dict:
@@ -210,8 +211,7 @@ def pairs_prompts(*, pairs: PairsDataset, seed: int, out_dir: Path) -> dict:
     counts = {}
     for name in ("train", "heldout"):
         prompts = distinct_prompts(split[name])
-        with open(out_dir / f"{name}.jsonl", "w", encoding="utf-8") as out:
-            out.writelines(json.dumps({"prompt": prompt}) + "\n" for prompt in prompts)
+        write_prompts(out_dir, name, prompts)
         counts[name] = len(prompts)
     with open(out_dir / "pairs.jsonl", "w", encoding="utf-8") as out:
         out.writelines(

@@ -13,10 +13,10 @@ from ..config.schema import Compute
 from ..errors import RecipeError
 from ..generation.formatting import prompt_ids
 from ..models.loading import Loading, Tuning, device_for, load_policy, load_reward_model, load_tokenizer, lora_config
-from ..run.stage import stage
+from ..runtime.prompt_files import read_prompts
+from ..runtime.stage import stage
 from ..training.curve import Curve, HeldoutCurve
 from ..training.trainer import fit, last_logged, per_process, save_trained_policy, trainer_arguments
-from .prompts import read_prompts
 
 
 @stage(version=2)

@@ -10,7 +10,7 @@ from ..generation.formatting import preference_row, uses_chat_template
 from ..labeling.labelers import gold_scores, make_labeler, score_all
 from ..labeling.pairs import judge_pairs, label_pairs
 from ..models.loading import load_tokenizer
-from ..run.stage import stage
+from ..runtime.stage import stage
 
 
 @stage(version=1, main_only=True, placement=("device",))

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..config.schema import Prompts
 from ..errors import RecipeError
-from ..run.stage import stage
+from ..runtime.prompt_files import write_prompts
+from ..runtime.stage import stage
 
 
 def load_prompts(config: Prompts) -> list[tuple[str, str]]:
@@ -118,14 +119,6 @@ def prompts(*, prompts: Prompts, seed: int, out_dir: Path) -> dict:
             for opening in [" ".join(text.split()[: prompts.prefix_words])]
         ]
     train, heldout = split_prompts(loaded, prompts.heldout_fraction, seed, prompts.max_prompts)
-    for name, rows in (("train", train), ("heldout", heldout)):
-        with open(out_dir / f"{name}.jsonl", "w", encoding="utf-8") as out:
-            for prompt in rows:
-                out.write(json.dumps({"prompt": prompt}) + "\n")
+    write_prompts(out_dir, "train", train)
+    write_prompts(out_dir, "heldout", heldout)
     return {"train": len(train), "heldout": len(heldout)}
-
-
-def read_prompts(prompts_dir: Path, name: str) -> list[str]:
-    """The train or heldout prompts a finished prompts stage wrote."""
-    with open(prompts_dir / f"{name}.jsonl", encoding="utf-8") as rows:
-        return [json.loads(line)["prompt"] for line in rows]

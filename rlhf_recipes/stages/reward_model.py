@@ -10,10 +10,10 @@ from pathlib import Path
 from ..config.schema import Compute, RewardModel
 from ..generation.formatting import scored_ids, text_of
 from ..generation.scoring import reward_scores
+from ..metrics import pair_accuracies
 from ..models.loading import Loading, device_for, load_reward_model, load_tokenizer, lora_config, merge_adapter
-from ..reporting.metrics import pair_accuracies
-from ..run.distributed import barrier, is_main
-from ..run.stage import stage
+from ..runtime.distributed import barrier, is_main
+from ..runtime.stage import stage
 from ..training.trainer import fit, per_process, save_sharded, shards_parameters, trainer_arguments
 
 

@@ -13,12 +13,12 @@ from ..config.methods import Rloo
 from ..config.schema import Compute
 from ..generation.formatting import uses_chat_template
 from ..models.loading import Loading, Tuning, load_reward_model, lora_config
-from ..run.stage import stage
+from ..runtime.prompt_files import read_prompts
+from ..runtime.stage import stage
 from ..training.curve import Curve, HeldoutCurve
 from ..training.data import prompt_rows
 from ..training.rewards import LearnedReward
 from ..training.trainer import fit, last_logged, load_policy_and_reference, online_arguments, save_trained_policy
-from .prompts import read_prompts
 
 
 @stage(version=1)

@@ -22,8 +22,9 @@ from ..generation.formatting import demonstration_row, prompt_ids, uses_chat_tem
 from ..generation.sampling import generate_responses
 from ..generation.scoring import reward_scores
 from ..models.loading import Loading, Tuning, load_reward_model, lora_config, save_policy
-from ..run.distributed import is_main
-from ..run.stage import stage
+from ..runtime.distributed import is_main
+from ..runtime.prompt_files import read_prompts
+from ..runtime.stage import stage
 from ..training.curve import Curve, HeldoutCurve
 from ..training.trainer import (
     final_loss,
@@ -33,7 +34,6 @@ from ..training.trainer import (
     save_trained_policy,
     trainer_arguments,
 )
-from .prompts import read_prompts
 
 
 @stage(version=2)

@@ -10,9 +10,9 @@ from ..config.schema import Samples
 from ..generation.formatting import prompt_ids
 from ..generation.sampling import generate_responses
 from ..models.loading import Loading, load_policy, load_tokenizer
-from ..run.distributed import is_main
-from ..run.stage import stage
-from .prompts import read_prompts
+from ..runtime.distributed import is_main
+from ..runtime.prompt_files import read_prompts
+from ..runtime.stage import stage
 
 
 @stage(version=1)

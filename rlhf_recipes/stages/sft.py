@@ -8,8 +8,8 @@ from ..config.schema import Compute, Sft
 from ..errors import RecipeError
 from ..generation.formatting import demonstration_row, uses_chat_template
 from ..models.loading import Loading, device_for, load_policy, load_tokenizer, lora_config, merge_adapter
-from ..run.distributed import is_main
-from ..run.stage import stage
+from ..runtime.distributed import is_main
+from ..runtime.stage import stage
 from ..training.trainer import final_loss, fit, per_process, save_sharded, shards_parameters, trainer_arguments
 
 

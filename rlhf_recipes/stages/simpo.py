@@ -11,7 +11,7 @@ from ..config.methods import Simpo
 from ..config.schema import Compute
 from ..generation.formatting import uses_chat_template
 from ..models.loading import Loading, Tuning, lora_config
-from ..run.stage import stage
+from ..runtime.stage import stage
 from ..training.curve import Curve, HeldoutCurve
 from ..training.data import train_pairs, truncated_pairs
 from ..training.trainer import final_loss, fit, load_policy_and_reference, offline_arguments, save_trained_policy

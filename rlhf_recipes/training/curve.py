@@ -14,10 +14,10 @@ from ..generation.formatting import prompt_ids
 from ..generation.sampling import generate_responses
 from ..generation.scoring import response_logprobs, reward_scores
 from ..labeling.labelers import make_labeler, score_all
+from ..metrics import kl_estimates, mean, std
 from ..models.loading import Loading, load_reward_model
-from ..reporting.metrics import kl_estimates, mean, std
-from ..run import progress
-from ..run.distributed import is_main
+from ..runtime import progress
+from ..runtime.distributed import is_main
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class HeldoutCurve(TrainerCallback):
     def __init__(self, curve: Curve, tokenizer, scorer, policy, reference, seed: int, device: str = "cpu"):
         """scorer: the loaded reward model; policy: the model being trained; reference: the reference model,
         or None for the policy with its LoRA adapter disabled; device: where a model gold labeler runs."""
-        from ..stages.prompts import read_prompts
+        from ..runtime.prompt_files import read_prompts
 
         self.curve, self.seed = curve, seed
         self.gold = make_labeler(curve.gold, device) if curve.gold is not None else None

@@ -19,9 +19,9 @@ from pathlib import Path
 from ..config.schema import Compute
 from ..errors import RecipeError
 from ..models.loading import Loading, Tuning, device_for, load_policy, load_tokenizer, save_policy
-from ..run.directory import latest_checkpoint
-from ..run.distributed import is_main, world_size
-from ..run.tracking import finish_trackers, prepare_trackers, stage_location, to_trackers
+from ..runtime.directory import latest_checkpoint
+from ..runtime.distributed import is_main, world_size
+from ..runtime.tracking import finish_trackers, prepare_trackers, stage_location, to_trackers
 from .curve import HeldoutCurve
 from .health import FiniteTraining
 
@@ -132,7 +132,7 @@ def fit(
     """
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from ..run.progress import TrainingProgress
+    from ..runtime.progress import TrainingProgress
 
     trainer.remove_callback(PrinterCallback)  # the logs are saved instead of printed as dicts
     trainer.remove_callback(ProgressCallback)

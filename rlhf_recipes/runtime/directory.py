@@ -22,6 +22,7 @@ from ..console import styled
 from ..errors import RecipeError
 from . import progress
 from .distributed import barrier, broadcast, gather_batches, is_main, rank, world_size
+from .files import write_atomically
 from .stage import Step
 from .stage import fingerprint as stage_fingerprint
 from .store import StageStore, damage, read_manifest, waiting_message
@@ -347,13 +348,6 @@ def latest_checkpoint(directory: Path) -> str | None:
         return None
     complete = [p for p in directory.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
     return str(max(complete, key=lambda p: int(p.name.split("-")[-1]))) if complete else None
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write a text file whole or not at all: a temporary file beside it, then a rename."""
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def hold_lock(root: Path):
