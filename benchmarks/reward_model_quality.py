@@ -63,7 +63,7 @@ def fresh_best_vs_worst(steps, out: Path, sets: int) -> list[bool]:
     from rlhf_recipes.models.loading import load_policy, load_reward_model, load_tokenizer
     from rlhf_recipes.runtime.prompt_files import read_prompts
 
-    config = next(step for step in steps if step.name == "samples").arguments["samples"]
+    config = next(step for step in steps if step.name == "samples").arguments["settings"]
     judging = next(step for step in steps if step.name == "evaluation").arguments
     device, reference = judging["device"], str(judging["policies"]["reference"])
     tokenizer = load_tokenizer(reference, judging["loading"].trust_remote_code)

@@ -36,10 +36,10 @@ def _fail(error: RecipeError, code: int = 2) -> None:
 @app.command()
 def validate(recipe: Path, overrides: list[str] = OVERRIDES) -> None:
     """Check a recipe (and overrides) without training: print the plan and each stage's memory estimate."""
-    from .config.loader import load_recipe
+    from .run.preflight import checked_recipe
 
     try:
-        loaded = load_recipe(recipe, overrides or [])
+        loaded = checked_recipe(recipe, overrides or [])
     except RecipeError as error:
         _fail(error)
     console.print(f"{recipe}: valid.")
@@ -120,12 +120,12 @@ def run(
 ) -> None:
     """Run a recipe end to end into one run directory; rerun it to resume (unchanged stages are reused,
     and stages that any run already stored are linked)."""
-    from .config.loader import load_recipe
     from .run.launch import launch_command
+    from .run.preflight import checked_recipe
     from .runtime.store import STORE_VARIABLE, StageStore
 
     try:
-        loaded = load_recipe(recipe, overrides or [])
+        loaded = checked_recipe(recipe, overrides or [])
         check_force(force, loaded)
         command = launch_command(loaded, launcher, num_processes)
         if store is not None:  # for this process and the ones it launches
@@ -213,6 +213,16 @@ def _run_or_study(loaded, run_dir: Path, force: str | None, debug: bool) -> None
     accuracy = rm["heldout_accuracy"] if "heldout_accuracy" in rm else rm["heldout_accuracy_vs_labels"]
     against = "gold" if metrics["gold_labeler"] is not None else "the dataset's labels"
     console.print(f"  reward model held-out accuracy {accuracy:.3f} (against {against})")
+
+
+@app.command()
+def reference() -> None:
+    """Print the recipe reference (docs/recipe.md): every section and key, with its type, default and meaning."""
+    import rlhf_recipes.stages.methods  # noqa: F401  (registers the methods, whose sections the reference lists)
+
+    from .config.docs import render
+
+    print(render(), end="")
 
 
 @app.command()

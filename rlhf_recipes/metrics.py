@@ -14,12 +14,6 @@ def std(values: Sequence[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def ci95(values: Sequence[float]) -> tuple[float, float]:
-    """Normal-approximation 95% confidence interval of the mean: mean -/+ 1.96 * std / sqrt(n)."""
-    half = 1.96 * std(values) / math.sqrt(len(values))
-    return mean(values) - half, mean(values) + half
-
-
 def win_tie_loss(policy: Sequence[float], reference: Sequence[float], tie_margin: float = 0.0) -> tuple[int, int, int]:
     """Paired comparison by gold score: response i of the policy against response i of the reference.
 

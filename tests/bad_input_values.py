@@ -31,7 +31,7 @@ CASES = {
     "grpo-sequence-level-token-loss": lambda t, m: validate("grpo={importance_sampling_level: sequence}"),
     "grpo-luspo-per-token": lambda t, m: validate("grpo={loss_type: luspo}"),
     "ppo-on-trl-without-ppo": lambda t, m: (
-        m.setattr("rlhf_recipes.config.methods.module_provides", lambda module, name: module != "trl.experimental.ppo"),
+        m.setattr("rlhf_recipes.run.preflight.module_provides", lambda module, name: module != "trl.experimental.ppo"),
         validate(),
     )[1],
     "sweep-duplicate-values": lambda t, m: validate("sweep={key: ppo.kl_coef, values: [0.1, 0.1]}"),

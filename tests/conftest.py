@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+import rlhf_recipes.stages.methods  # noqa: F401  (registers the methods: tests load recipes through config.loader)
+
 from .helpers import PROMPTS, REPO, save_preferences, scored_pair
 
 
@@ -106,7 +108,7 @@ def reward_dir(tiny_model_dir, tmp_path_factory):
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked ppo need TRL's PPO: skipped, saying what to install, where the installed TRL has none."""
-    from rlhf_recipes.config.methods import module_provides
+    from rlhf_recipes.run.preflight import module_provides
 
     if module_provides("trl.experimental.ppo", "PPOTrainer"):
         return

@@ -104,3 +104,11 @@ def tiny_classifier(out: Path) -> Path:
 
     build_tiny_model(TinyModel(corpus=REPO / "data/smoke/demonstrations.jsonl"), out / "base", seed=0)
     return build_classifier(out / "base", out / "classifier")
+
+
+def preflight_problems(section) -> str:
+    """What the preflight step (run/preflight.py) says of a validated section and the sections inside it, as one
+    text (empty when it finds nothing): the checks of files, models, user code and installed packages."""
+    from rlhf_recipes.run.preflight import section_problems
+
+    return "\n".join(section_problems(section, []))

@@ -180,10 +180,10 @@ def builtin_missing(tmp_path, monkeypatch):
 
 def trl_without(monkeypatch, module: str, name: str, *overrides):
     """Validate with a TRL that lacks a trainer (as TRL 1.13 lacks PPO)."""
-    from rlhf_recipes.config import methods
+    from rlhf_recipes.run import preflight
 
-    provides = methods.module_provides
-    monkeypatch.setattr(methods, "module_provides", lambda m, n: (m, n) != (module, name) and provides(m, n))
+    provides = preflight.module_provides
+    monkeypatch.setattr(preflight, "module_provides", lambda m, n: (m, n) != (module, name) and provides(m, n))
     return in_process(monkeypatch, "validate", "recipes/smoke.yaml", *overrides)
 
 
@@ -247,6 +247,9 @@ CASES = {
         t.joinpath("p.txt").write_text("the soup " * 10 + "".join(f"\nthe room {i}" for i in range(9))),
         quick_run(t, f"prompts.path={t / 'p.txt'}", "model.tiny.max_position_embeddings=16"),
     )[1],
+    "method-longer-than-context": lambda t, m: quick_run(
+        t, "model.tiny.max_position_embeddings=64", "variants={rloo_long: {method: rloo, max_new_tokens: 60}}"
+    ),
     "bad-demonstrations": lambda t, m: (
         t.joinpath("d.jsonl").write_text("not json\n"),
         quick_run(t, f"sft={{demonstrations: {t / 'd.jsonl'}}}"),

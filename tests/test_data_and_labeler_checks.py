@@ -7,13 +7,19 @@ import shutil
 import pytest
 from pydantic import ValidationError
 
-from rlhf_recipes.config.labelers import ClassifierLabeler, JudgeLabeler, KeywordsLabeler, RewardModelLabeler
+from rlhf_recipes.config.labelers import (
+    ClassifierLabeler,
+    JudgeLabeler,
+    KeywordsLabeler,
+    RewardModelLabeler,
+    unfindable_keywords,
+)
 from rlhf_recipes.config.schema import PairsDataset
 from rlhf_recipes.errors import RecipeError
-from rlhf_recipes.labeling.labelers import keywords_score, unfindable_keywords
+from rlhf_recipes.labeling.labelers import keywords_score
 from rlhf_recipes.stages.pairs_dataset import split_pairs
 
-from .helpers import build_classifier
+from .helpers import build_classifier, preflight_problems
 
 
 def pair(prompt: str, good: str = " was great .", bad: str = " was awful .") -> dict:
@@ -124,10 +130,12 @@ def test_a_classifier_needs_a_classification_head_and_weights(tiny_model_dir, cl
 
     from rlhf_recipes.labeling.model_labelers import check_classification_head
 
-    with pytest.raises(ValidationError, match="is a LlamaForCausalLM, not a sequence classifier"):
-        ClassifierLabeler(kind="classifier", model=str(tiny_model_dir), label="LABEL_1")
-    with pytest.raises(ValidationError, match="is a LlamaForCausalLM, not a sequence classifier"):
-        RewardModelLabeler(kind="reward_model", path=str(tiny_model_dir))
+    causal = [
+        ClassifierLabeler(kind="classifier", model=str(tiny_model_dir), label="LABEL_1"),
+        RewardModelLabeler(kind="reward_model", path=str(tiny_model_dir)),
+    ]
+    for labeler in causal:  # the recipe's shape is fine; the preflight step reads the model
+        assert "is a LlamaForCausalLM, not a sequence classifier" in preflight_problems(labeler)
     named = AutoConfig.from_pretrained(classifier_dir)
     named.architectures = None
     check_classification_head("named", named)
@@ -136,21 +144,22 @@ def test_a_classifier_needs_a_classification_head_and_weights(tiny_model_dir, cl
     with pytest.raises(ValueError, match="neither a classifier architecture nor named labels"):
         check_classification_head("unnamed", unnamed)
     shutil.copytree(classifier_dir, tmp_path / "no_weights", ignore=shutil.ignore_patterns("*.safetensors"))
-    with pytest.raises(ValidationError, match="has a config.json but no weights"):
-        ClassifierLabeler(kind="classifier", model=str(tmp_path / "no_weights"), label="POSITIVE")
+    no_weights = ClassifierLabeler(kind="classifier", model=str(tmp_path / "no_weights"), label="POSITIVE")
+    assert "has a config.json but no weights" in preflight_problems(no_weights)
 
 
 def test_a_judge_is_checked_for_its_chat_template_at_validation(tiny_model_dir, tmp_path):
     from transformers import AutoTokenizer
 
-    with pytest.raises(ValidationError, match="has no chat template, so it cannot be asked a question"):
+    assert "has no chat template, so it cannot be asked a question" in preflight_problems(
         JudgeLabeler(kind="judge", model=str(tiny_model_dir))
+    )
     chat = tmp_path / "chat"
     shutil.copytree(tiny_model_dir, chat)
     tokenizer = AutoTokenizer.from_pretrained(chat)
     tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
     tokenizer.save_pretrained(chat)
-    assert JudgeLabeler(kind="judge", model=str(chat)).model == str(chat)
+    assert preflight_problems(JudgeLabeler(kind="judge", model=str(chat))) == ""
 
 
 def test_a_missing_run_directory_names_the_recipe_that_builds_it(in_repo, tmp_path):

@@ -16,13 +16,15 @@ from rlhf_recipes.config.loader import load_recipe
 from rlhf_recipes.config.schema import Recipe
 from rlhf_recipes.run.pipeline import plan
 from rlhf_recipes.runtime.stage import fingerprints
+from rlhf_recipes.stages.methods import METHODS as REGISTERED
 
 from .helpers import REPO, tiny_classifier
 
-OFFLINE = {"dpo", "kto", "simpo", "orpo", "dpo_robust"}  # the methods (and a variant) that learn from the pairs
-ONLINE = {"ppo", "rloo", "grpo", "online_dpo", "rsft"}  # the methods that read the reward model
+# Every registered method, each set in the full recipe (a method added to the registry is tested too).
+OFFLINE = {m.stage for m in REGISTERED if "preferences" in m.READS} | {"dpo_robust"}  # learn from the pairs
+ONLINE = {m.stage for m in REGISTERED if "reward_model" in m.READS}  # read the reward model
 METHODS = OFFLINE | ONLINE
-IMPLICIT = {"dpo", "kto", "online_dpo", "dpo_robust"}  # evaluation measures their implicit reward with their beta
+IMPLICIT = {m.stage for m in REGISTERED if m.IMPLICIT_REWARD} | {"dpo_robust"}  # evaluation reads their beta
 MODEL_STAGES = {"sft", "samples", "reward_model", "evaluation"} | METHODS
 TRAINING_STAGES = {"sft", "reward_model"} | METHODS
 CURVES = METHODS  # every method draws a held-out curve in the full recipe
@@ -120,13 +122,9 @@ def full_recipe(tmp_path, in_repo, monkeypatch) -> dict:
         "samples.top_k=50",
         "samples.top_p=0.9",
         "ppo.eval_every_updates=2",
-        "rloo={eval_every_steps: 2}",
         "grpo={eval_every_steps: 2, loss_type: grpo}",  # so that importance_sampling_level can change too
-        "online_dpo={eval_every_steps: 2}",
         "rsft={eval_every_steps: 2, rounds: 2}",
-        "kto={eval_every_steps: 2}",
-        "simpo={eval_every_steps: 2}",
-        "orpo={eval_every_steps: 2}",
+        *(f"{m.stage}={{{m.CURVE_KEY}: 2}}" for m in REGISTERED if m.stage not in ("ppo", "dpo", "grpo", "rsft")),
         "variants={dpo_robust: {method: dpo, loss_type: robust, label_smoothing: 0.05, eval_every_steps: 2}}",
         "dpo.loss_type=[robust, sft]",
         "dpo.loss_weights=[1.0, 0.5]",

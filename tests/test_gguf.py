@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from rlhf_recipes.config.loader import load_recipe
 from rlhf_recipes.errors import RecipeError
 from rlhf_recipes.models import gguf_cache
+from rlhf_recipes.run.preflight import checked_recipe
 
 from .gguf_writer import write_llama_gguf
 from .helpers import REPO
@@ -59,4 +59,4 @@ def test_a_file_that_is_not_gguf_is_refused_at_validation(tmp_path, in_repo):
     fake = tmp_path / "model.gguf"
     fake.write_bytes(b"PK\x03\x04 a zip, not a model")
     with pytest.raises(RecipeError, match="is not a GGUF file .*starts with b'PK"):
-        load_recipe(REPO / "recipes/smoke.yaml", ["model.tiny=null", f"model.gguf={fake}"])
+        checked_recipe(REPO / "recipes/smoke.yaml", ["model.tiny=null", f"model.gguf={fake}"])

@@ -126,7 +126,7 @@ def label_with_judge(rows: list[dict], judge_dir, gold, tmp_path):
     preferences(
         labeler=JudgeLabeler(kind="judge", model=str(judge_dir)),
         gold_labeler=gold,
-        preferences=Preferences(pairing="all"),
+        settings=Preferences(pairing="all"),
         samples=tmp_path / "samples",
         policy=str(judge_dir),
         trust_remote_code=False,
@@ -172,13 +172,14 @@ def test_a_judge_without_gold_labeler_leaves_the_run_without_gold(tiny_judge, tm
     the pairs carry no gold and the judge's agreement with gold is not measured."""
 
     from rlhf_recipes.config.loader import load_recipe
-    from rlhf_recipes.reporting.without_gold import has_gold
+    from rlhf_recipes.config.schema import Recipe
 
     from .helpers import REPO
 
     recipe = load_recipe(REPO / "recipes/smoke.yaml", ["labeler={kind: judge}"])
-    assert recipe.gold() is None and not has_gold(recipe.model_dump(mode="json"))
-    assert has_gold(load_recipe(REPO / "recipes/smoke.yaml").model_dump(mode="json"))
+    assert recipe.gold() is None
+    assert Recipe.model_validate(recipe.model_dump(mode="json")).gold() is None, "as the report reads it back"
+    assert load_recipe(REPO / "recipes/smoke.yaml").gold() is not None
     monkeypatch.setattr(PairJudge, "first_probabilities", longer_first)
     rows = [
         {"split": split, "prompt_index": 0, "prompt": "The room", "response": text}

@@ -12,11 +12,10 @@ import torch
 from safetensors.torch import load_file
 
 from rlhf_recipes.config.base import Lora
-from rlhf_recipes.config.methods import Dpo, Ppo
 from rlhf_recipes.config.schema import Compute, RewardModel
 from rlhf_recipes.models.loading import Loading, Tuning
-from rlhf_recipes.stages.dpo import dpo
-from rlhf_recipes.stages.ppo import ppo
+from rlhf_recipes.stages.dpo import Dpo, dpo
+from rlhf_recipes.stages.ppo import Ppo, ppo
 from rlhf_recipes.stages.reward_model import reward_model
 
 from .helpers import PROMPTS, save_preferences, scored_pair
@@ -42,7 +41,7 @@ def assert_every_adapter_trained(adapter_dir):
 def test_reward_model_with_lora(tiny_model_dir, preferences_dir, tmp_path, four_bit):
     config = RewardModel(epochs=2, learning_rate=1e-2, batch_size=4, lora=LORA, load_in_4bit=four_bit)
     reward_model(
-        reward_model=config,
+        settings=config,
         loading=loading(four_bit),
         compute=CPU,
         policy=tiny_model_dir,
@@ -61,7 +60,7 @@ def test_reward_model_with_lora(tiny_model_dir, preferences_dir, tmp_path, four_
 def test_dpo_with_lora(tiny_model_dir, preferences_dir, tmp_path, four_bit):
     config = Dpo(epochs=1, learning_rate=1e-2, batch_size=4, max_length_tokens=32)
     dpo(
-        dpo=config,
+        settings=config,
         loading=loading(four_bit),
         tuning=Tuning(LORA),
         compute=CPU,
@@ -79,9 +78,9 @@ def train_ppo(policy, reward_dir, prompts_dir, out_dir, loading: Loading, tuning
     """Two PPO updates of four rollouts on the tiny model; the value model gets the policy's LoRA."""
     config = Ppo(learning_rate=1e-2, total_episodes=8, rollouts_per_update=4, mini_batch_size=2, ppo_epochs=1,
                  whiten_rewards=False)  # fmt: skip
-    ppo(ppo=config.model_copy(update={"max_new_tokens": 6}), loading=loading, tuning=tuning, compute=CPU, policy=policy,
-        reward_model=reward_dir, reward_loading=loading, value_model_lora=tuning.lora, prompts=prompts_dir, curve=None,
-        seed=0, out_dir=out_dir)  # fmt: skip
+    ppo(settings=config.model_copy(update={"max_new_tokens": 6}), loading=loading, tuning=tuning, compute=CPU,
+        policy=policy, reward_model=reward_dir, reward_loading=loading, value_model_lora=tuning.lora,
+        prompts=prompts_dir, curve=None, seed=0, out_dir=out_dir)  # fmt: skip
 
 
 @pytest.mark.ppo
@@ -124,7 +123,7 @@ def test_chat_models_train_on_conversations(tiny_model_dir, tmp_path):
     save_preferences(prefs, rows)
     (tmp_path / "rm").mkdir()
     metrics = reward_model(
-        reward_model=RewardModel(epochs=3, learning_rate=1e-2, batch_size=4),
+        settings=RewardModel(epochs=3, learning_rate=1e-2, batch_size=4),
         loading=Loading(),
         compute=CPU,
         policy=chat_dir,
@@ -135,7 +134,7 @@ def test_chat_models_train_on_conversations(tiny_model_dir, tmp_path):
     assert metrics["train_accuracy"] == 1.0, "one repeated pair is learned exactly"
     (tmp_path / "dpo").mkdir()
     summary = dpo(
-        dpo=Dpo(epochs=2, learning_rate=1e-2, batch_size=4),
+        settings=Dpo(epochs=2, learning_rate=1e-2, batch_size=4),
         loading=Loading(),
         tuning=Tuning(),
         compute=CPU,

@@ -17,10 +17,17 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from rlhf_recipes.config.base import Lora
-from rlhf_recipes.config.methods import Dpo, Grpo, Kto, OnlineDpo, Orpo, Rloo, Rsft, Simpo
 from rlhf_recipes.config.schema import Compute
 from rlhf_recipes.errors import RecipeError
 from rlhf_recipes.models.loading import Loading, Tuning
+from rlhf_recipes.stages.dpo import Dpo
+from rlhf_recipes.stages.grpo import Grpo
+from rlhf_recipes.stages.kto import Kto
+from rlhf_recipes.stages.online_dpo import OnlineDpo
+from rlhf_recipes.stages.orpo import Orpo
+from rlhf_recipes.stages.rloo import Rloo
+from rlhf_recipes.stages.rsft import Rsft
+from rlhf_recipes.stages.simpo import Simpo
 
 LORA = Lora(rank=4, alpha=8, dropout=0.0)
 SECTIONS = {  # a few optimizer steps each on the shared fixtures: 16 pairs, 8 train prompts
@@ -43,7 +50,7 @@ FULL = Tuning()
 def train(name, out_dir, inputs, loading=FLOAT32, tuning=FULL, compute=CPU, section=None):
     """Run method `name`'s stage as the pipeline would, handing it what its parameters name."""
     function = getattr(importlib.import_module(f"rlhf_recipes.stages.{name}"), name)
-    available = {"first_round": None} | inputs | {name: section or SECTIONS[name], "loading": loading,
+    available = {"first_round": None} | inputs | {"settings": section or SECTIONS[name], "loading": loading,
                  "tuning": tuning, "compute": compute, "reward_loading": FLOAT32, "curve": None, "seed": 0}  # fmt: skip
     arguments = {key: available[key] for key in inspect.signature(function).parameters if key != "out_dir"}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -135,15 +142,16 @@ def test_bad_method_settings_are_refused_with_the_fix():
 
 
 def test_a_method_missing_from_the_installed_trl_names_the_versions_that_have_it(monkeypatch):
-    from rlhf_recipes.config import methods
+    from rlhf_recipes.run import preflight
 
-    assert methods.module_provides("trl.experimental.cpo", "CPOTrainer"), "read from the installed TRL's source"
-    assert not methods.module_provides("trl", "PPOTrainer"), "TRL's top level has no PPO"
-    provides = methods.module_provides
-    monkeypatch.setattr(methods, "module_provides", lambda m, n: n != "CPOTrainer" and provides(m, n))
-    with pytest.raises(ValidationError, match=r"needs trl.experimental.cpo.CPOTrainer, which the installed TRL .* "
+    assert preflight.module_provides("trl.experimental.cpo", "CPOTrainer"), "read from the installed TRL's source"
+    assert not preflight.module_provides("trl", "PPOTrainer"), "TRL's top level has no PPO"
+    provides = preflight.module_provides
+    monkeypatch.setattr(preflight, "module_provides", lambda m, n: n != "CPOTrainer" and provides(m, n))
+    Simpo()  # the recipe's shape is fine: the installed TRL is the preflight step's to check
+    with pytest.raises(ValueError, match=r"needs trl.experimental.cpo.CPOTrainer, which the installed TRL .* "
                        r"Fix: pip install 'trl>=1.10,<1.17'"):  # fmt: skip
-        Simpo()
+        preflight.trainer_installed(Simpo())
 
 
 @pytest.mark.ppo

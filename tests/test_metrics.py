@@ -32,14 +32,6 @@ def test_mean_and_sample_std():
     assert std([3.0]) == 0.0
 
 
-def test_confidence_interval_by_hand():
-    """(1, 2, 3, 4): mean 2.5, s = 1.2910, half-width 1.96 * 1.2910 / sqrt(4) = 1.2652."""
-    from rlhf_recipes.metrics import ci95
-
-    low, high = ci95([1, 2, 3, 4])
-    assert (low, high) == (pytest.approx(1.2348, abs=1e-4), pytest.approx(3.7652, abs=1e-4))
-
-
 def test_best_of_n_kl_bound_by_hand():
     """log N - (N - 1)/N: N=1 gives 0; N=2: 0.6931 - 0.5 = 0.1931; N=4: 1.3863 - 0.75 = 0.6363."""
     from rlhf_recipes.metrics import best_of_n_kl_bound

@@ -2,6 +2,7 @@
 proxy that labels pairs and as the gold judge, checked against the same models called directly."""
 
 import json
+import re
 
 import pytest
 from pydantic import ValidationError
@@ -11,7 +12,7 @@ from rlhf_recipes.errors import RecipeError
 from rlhf_recipes.labeling.labelers import describe, make_labeler, score_all
 from rlhf_recipes.labeling.model_labelers import check_hub_labelers
 
-from .helpers import build_classifier, rlhf_run
+from .helpers import build_classifier, preflight_problems, rlhf_run
 
 TEXTS = [" was great and lovely .", " was awful .", " was nice and the staff were kind to us all day ."]
 PROMPTS = ["The hotel", "The food", "The trip"]
@@ -144,25 +145,30 @@ def test_names_in_the_report(classifier_dir, reward_dir):
     ],
 )
 def test_classifier_settings_are_checked_against_its_labels(classifier_dir, settings, message):
-    with pytest.raises(ValidationError, match=message):
-        ClassifierLabeler.model_validate({"kind": "classifier", "model": str(classifier_dir)} | settings)
+    config = {"kind": "classifier", "model": str(classifier_dir)} | settings
+    if "is not one of" in message:  # its labels are the model's: the preflight step reads them
+        assert re.search(message, preflight_problems(ClassifierLabeler.model_validate(config)))
+    else:
+        with pytest.raises(ValidationError, match=message):
+            ClassifierLabeler.model_validate(config)
 
 
 def test_missing_or_wrong_models_are_named(tmp_path, classifier_dir, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ValidationError, match="model directory .*/nowhere' not found"):
-        ClassifierLabeler.model_validate({"kind": "classifier", "model": str(tmp_path / "nowhere"), "label": "A"})
+    missing = ClassifierLabeler.model_validate({"kind": "classifier", "model": str(tmp_path / "nowhere"), "label": "A"})
+    assert re.search("model directory .*/nowhere' not found", preflight_problems(missing))
     # a hub id not yet downloaded validates (a GPU recipe names one), and a run checks it before its first stage
     hub = ClassifierLabeler.model_validate({"kind": "classifier", "model": "nobody/no-such-model", "label": "A"})
     with pytest.raises(RecipeError, match="neither a local directory nor in the local cache.*hf download"):
         check_hub_labelers([None, CompositeLabeler(kind="composite", parts=[{"weight": 1.0, "labeler": hub}])])
     check_hub_labelers([ClassifierLabeler(kind="classifier", model=str(classifier_dir), label="POSITIVE")])
-    with pytest.raises(ValidationError, match="reward-model directory .* not found"):
-        RewardModelLabeler.model_validate({"kind": "reward_model", "path": str(tmp_path / "nowhere")})
-    with pytest.raises(ValidationError, match="has 2 outputs, not the one scalar"):
-        RewardModelLabeler.model_validate({"kind": "reward_model", "path": str(classifier_dir)})
-    with pytest.raises(ValidationError, match="no config.json"):
-        RewardModelLabeler.model_validate({"kind": "reward_model", "path": str(tmp_path)})
+    for path, message in (
+        (tmp_path / "nowhere", "reward-model directory .* not found"),
+        (classifier_dir, "has 2 outputs, not the one scalar"),
+        (tmp_path, "no config.json"),
+    ):
+        labeler = RewardModelLabeler.model_validate({"kind": "reward_model", "path": str(path)})
+        assert re.search(message, preflight_problems(labeler))
 
 
 def samples_dataset(out):
@@ -196,7 +202,7 @@ def test_each_model_labels_pairs_as_proxy_and_judges_as_gold(
     preferences(
         labeler=proxy,
         gold_labeler=gold,
-        preferences=Preferences(pairing="all"),
+        settings=Preferences(pairing="all"),
         samples=tmp_path / "samples",
         policy=str(tiny_model_dir),
         trust_remote_code=False,
@@ -269,15 +275,24 @@ def test_a_run_judged_by_models_and_tracked_in_tensorboard(tmp_path, classifier_
     assert {"train/policy/dpo/gold_mean", "train/policy/ppo/kl_mean", "train/best_of_n/2/gold_mean"} <= final
 
 
-def test_a_report_names_a_judge_whose_model_is_gone(tmp_path, tiny_model_dir):
-    """`rlhf report` rereads the recipe's labelers: a classifier directory deleted since the run is named by
-    its kind and model instead of stopping the report."""
+def test_a_report_reads_a_run_whose_classifier_is_gone(tmp_path, tiny_model_dir, in_repo):
+    """`rlhf report` reads the run's recipe.resolved.yaml back as a recipe: validation reads no file (the
+    preflight step does), so a classifier directory deleted since the run is still named in full."""
     import shutil
 
-    from rlhf_recipes.reporting.analysis import describe_labeler
+    import yaml
+
+    from rlhf_recipes.config.loader import load_recipe
+    from rlhf_recipes.labeling.labelers import describe
+    from rlhf_recipes.reporting.run_files import read_recipe
+
+    from .helpers import REPO
 
     directory = build_classifier(tiny_model_dir, tmp_path / "judge")
-    config = {"kind": "classifier", "model": str(directory), "label": "POSITIVE"}
-    assert describe_labeler(config) == f"classifier({directory}: logit of POSITIVE)"
+    labeler = f"labeler={{kind: classifier, model: '{directory}', label: POSITIVE}}"
+    recipe = load_recipe(REPO / "recipes/smoke.yaml", [labeler])
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "recipe.resolved.yaml").write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))
     shutil.rmtree(directory)
-    assert describe_labeler(config) == f"classifier({directory})"
+    assert describe(read_recipe(run_dir).labeler) == f"classifier({directory}: logit of POSITIVE)"

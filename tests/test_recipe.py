@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlhf_recipes.config.loader import load_recipe
 from rlhf_recipes.errors import RecipeError
+from rlhf_recipes.run.preflight import checked_recipe
 
 from .helpers import REPO
 
@@ -32,20 +32,20 @@ def test_every_shipped_recipe_validates(path, in_repo, request):
     if path.name == "smoke_gao.yaml":  # reads what recipes/smoke_gao_gold.yaml writes: stand-ins of both kinds
         model, reward = request.getfixturevalue("tiny_model_dir"), request.getfixturevalue("reward_dir")
         overrides = [f"model.name_or_path={model}", f"labeler.path={reward}"]
-    load_recipe(path, overrides)
+    checked_recipe(path, overrides)
 
 
 def problems(tmp_path: Path, text: str, overrides=()) -> str:
     path = tmp_path / "recipe.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(RecipeError) as error:
-        load_recipe(path, list(overrides))
+        checked_recipe(path, list(overrides))
     return str(error.value)
 
 
 def smoke_with(overrides) -> str:
     with pytest.raises(RecipeError) as error:
-        load_recipe(REPO / "recipes/smoke.yaml", overrides)
+        checked_recipe(REPO / "recipes/smoke.yaml", overrides)
     return str(error.value)
 
 
@@ -87,13 +87,13 @@ def test_bad_overrides(in_repo):
 def test_a_recipe_may_train_only_a_reward_model(in_repo):
     """No method section: the run samples, labels, trains the reward model and evaluates the reference and
     best-of-N (recipes/smoke_gao_gold.yaml trains a gold reward model this way)."""
-    recipe = load_recipe(REPO / "recipes/smoke.yaml", ["ppo=null", "dpo=null"])
+    recipe = checked_recipe(REPO / "recipes/smoke.yaml", ["ppo=null", "dpo=null"])
     assert recipe.methods() == {}
 
 
 @pytest.mark.ppo
 def test_overrides_parse_yaml_values_including_exponents(in_repo):
-    recipe = load_recipe(REPO / "recipes/smoke.yaml", ["ppo.kl_coef=1e-2", "dpo=null", "name=other"])
+    recipe = checked_recipe(REPO / "recipes/smoke.yaml", ["ppo.kl_coef=1e-2", "dpo=null", "name=other"])
     assert recipe.ppo.kl_coef == 0.01 and recipe.dpo is None and recipe.name == "other"
 
 
@@ -124,14 +124,14 @@ def test_empty_and_non_mapping_recipes(tmp_path):
 
 def test_missing_recipe_file(tmp_path):
     with pytest.raises(RecipeError, match="recipe file not found"):
-        load_recipe(tmp_path / "absent.yaml")
+        checked_recipe(tmp_path / "absent.yaml")
 
 
 def test_recipe_reference_doc_is_current():
     from rlhf_recipes.config.docs import render
 
     assert (REPO / "docs/recipe.md").read_text(encoding="utf-8") == render(), (
-        "docs/recipe.md is stale: python -m rlhf_recipes.config.docs > docs/recipe.md"
+        "docs/recipe.md is stale: rlhf reference > docs/recipe.md"
     )
 
 
@@ -144,7 +144,7 @@ def test_a_study_expands_to_validated_runs_with_one_variant_per_grid_point(in_re
         "study.grid={ppo: {kl_coef: [0.01, 1.0]}}",
         "study.condition={key: preferences.label_flip_prob, values: [0.0, 0.2]}",
     ]
-    recipe = load_recipe(REPO / "recipes/smoke.yaml", overrides)
+    recipe = checked_recipe(REPO / "recipes/smoke.yaml", overrides)
     runs = study_runs(recipe, recipe.model_dump(mode="json"))
     assert [run.label for run in runs] == [
         "label_flip_prob-0.0/seed-0",
@@ -163,9 +163,9 @@ def test_a_study_expands_to_validated_runs_with_one_variant_per_grid_point(in_re
 
 @pytest.mark.ppo
 def test_an_old_sweep_is_the_study_it_means(in_repo):
-    sweep = load_recipe(REPO / "recipes/smoke.yaml", ["sweep={key: ppo.kl_coef, values: [0.1], seeds: [0, 1]}"])
+    sweep = checked_recipe(REPO / "recipes/smoke.yaml", ["sweep={key: ppo.kl_coef, values: [0.1], seeds: [0, 1]}"])
     assert (sweep.study.seeds, sweep.study.grid, sweep.study.condition) == ([0, 1], {"ppo": {"kl_coef": [0.1]}}, None)
-    noise = load_recipe(REPO / "recipes/smoke.yaml", ["sweep={key: preferences.label_flip_prob, values: [0.1]}"])
+    noise = checked_recipe(REPO / "recipes/smoke.yaml", ["sweep={key: preferences.label_flip_prob, values: [0.1]}"])
     assert (noise.study.grid, noise.study.condition.key) == ({}, "preferences.label_flip_prob")
 
 
@@ -183,7 +183,7 @@ def test_every_study_run_is_validated(in_repo):
 
 @pytest.mark.ppo
 def test_a_separate_gold_labeler(in_repo):
-    recipe = load_recipe(REPO / "recipes/smoke.yaml", ["gold_labeler={kind: length, target_words: 8}"])
+    recipe = checked_recipe(REPO / "recipes/smoke.yaml", ["gold_labeler={kind: length, target_words: 8}"])
     assert recipe.gold_labeler.kind == "length" and recipe.labeler.kind == "sentiment"
 
 
@@ -205,14 +205,14 @@ def test_old_section_names_still_validate_as_the_new_ones(tmp_path, in_repo):
     )
     old = tmp_path / "old.yaml"
     old.write_text(text)
-    assert load_recipe(old) == load_recipe(REPO / "recipes/smoke.yaml")
-    assert load_recipe(old, ["reward.epochs=2", "sampling.top_k=5"]) == load_recipe(
+    assert checked_recipe(old) == checked_recipe(REPO / "recipes/smoke.yaml")
+    assert checked_recipe(old, ["reward.epochs=2", "sampling.top_k=5"]) == checked_recipe(
         REPO / "recipes/smoke.yaml", ["reward_model.epochs=2", "samples.top_k=5"]
     )
     both = tmp_path / "both.yaml"
     both.write_text(text + "\nsamples: {top_k: 3}\n")
     with pytest.raises(RecipeError, match="sampling: is the old name of samples:, and the recipe has both"):
-        load_recipe(both)
+        checked_recipe(both)
 
 
 @pytest.mark.ppo
@@ -223,7 +223,7 @@ def test_training_seeds_are_runs_on_the_data_of_one_seed(in_repo):
         "seed=7",
         "study={training_seeds: [0, 3], condition: {key: preferences.label_flip_prob, values: [0.1, 0.3]}}",
     ]
-    recipe = load_recipe(REPO / "recipes/smoke.yaml", overrides)
+    recipe = checked_recipe(REPO / "recipes/smoke.yaml", overrides)
     runs = study_runs(recipe, recipe.model_dump(mode="json"))
     assert [(run.label, run.seed, run.training_seed) for run in runs] == [
         ("label_flip_prob-0.1/training-seed-0", 7, 0),
@@ -232,7 +232,7 @@ def test_training_seeds_are_runs_on_the_data_of_one_seed(in_repo):
         ("label_flip_prob-0.3/training-seed-3", 7, 3),
     ]
     assert [(run.data["seed"], run.data["training_seed"]) for run in runs[:2]] == [(7, 0), (7, 3)]
-    whole = load_recipe(REPO / "recipes/smoke.yaml", ["training_seed=5", "study={seeds: [1, 2]}"])
+    whole = checked_recipe(REPO / "recipes/smoke.yaml", ["training_seed=5", "study={seeds: [1, 2]}"])
     runs = study_runs(whole, whole.model_dump(mode="json"))
     assert [(run.label, run.seed, run.training_seed, run.data["training_seed"]) for run in runs] == [
         ("seed-1", 1, 5, 5),
@@ -262,16 +262,16 @@ def test_a_variant_trains_with_a_seed_of_its_own(in_repo):
     import hashlib
 
     twins = "variants={dpo_a: {method: dpo, beta: 0.1}, dpo_b: {method: dpo, beta: 0.1}}"
-    recipe = load_recipe(REPO / "recipes/smoke.yaml", [twins, "training_seed=4"])
+    recipe = checked_recipe(REPO / "recipes/smoke.yaml", [twins, "training_seed=4"])
     seeds = {name: recipe.policy_seed(name) for name in ("ppo", "dpo", "dpo_a", "dpo_b")}
     assert seeds["ppo"] == seeds["dpo"] == 4
     assert seeds["dpo_a"] == int.from_bytes(hashlib.sha256(b"4:dpo_a").digest()[:4], "big")
     assert len(set(seeds.values())) == 3 and all(0 <= seed < 2**32 for seed in seeds.values())
-    assert load_recipe(REPO / "recipes/smoke.yaml", [twins]).policy_seed("dpo_a") != seeds["dpo_a"]
+    assert checked_recipe(REPO / "recipes/smoke.yaml", [twins]).policy_seed("dpo_a") != seeds["dpo_a"]
 
 
 def test_gspo_is_a_grpo_variant_beside_grpo():
-    recipe = load_recipe(
+    recipe = checked_recipe(
         REPO / "recipes/smoke.yaml",
         [
             "ppo=null",

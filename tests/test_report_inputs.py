@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from rlhf_recipes.errors import RecipeError
+from rlhf_recipes.reporting import blocks
 from rlhf_recipes.reporting import report as report_module
 from rlhf_recipes.reporting.compare import compare_readable, compare_text
 from rlhf_recipes.reporting.run_files import read_json, read_jsonl
@@ -48,7 +49,7 @@ def test_a_report_that_fails_while_rendering_leaves_the_previous_one_whole(tmp_p
     def fails(*args):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(report_module, "render_html", fails)
+    monkeypatch.setattr(blocks, "render_html", fails)
     with pytest.raises(OSError):
         report_module.write_report(run)
     after = {path.relative_to(run): path.read_bytes() for path in run.rglob("*") if path.is_file()}

@@ -7,8 +7,8 @@ import pytest
 from datasets import Dataset, load_from_disk
 
 from rlhf_recipes.config.loader import load_recipe
-from rlhf_recipes.config.methods import Rsft
 from rlhf_recipes.run.pipeline import plan
+from rlhf_recipes.stages.rsft import Rsft
 
 from .helpers import PROMPTS, REPO, rlhf_run
 from .test_methods import train

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from rlhf_recipes.config.methods import METHODS
+from rlhf_recipes.stages.methods import METHODS
 
 from .helpers import REPO
 

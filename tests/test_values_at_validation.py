@@ -3,16 +3,18 @@ docs/bad-input.md's "Values that could only fail later" rows)."""
 
 import pytest
 
-from rlhf_recipes.config.loader import load_recipe
-from rlhf_recipes.config.methods import Grpo, Ppo, Rsft
 from rlhf_recipes.errors import RecipeError
+from rlhf_recipes.run.preflight import checked_recipe
+from rlhf_recipes.stages.grpo import Grpo
+from rlhf_recipes.stages.ppo import Ppo
+from rlhf_recipes.stages.rsft import Rsft
 
 from .helpers import REPO
 
 
 def problems(*overrides, recipe="recipes/smoke.yaml") -> str:
     with pytest.raises(RecipeError) as error:
-        load_recipe(REPO / recipe, list(overrides))
+        checked_recipe(REPO / recipe, list(overrides))
     return str(error.value)
 
 
@@ -42,7 +44,7 @@ def test_prompts_on_the_hub_are_not_read_at_validation(in_repo, monkeypatch):
     from rlhf_recipes.stages import prompts
 
     monkeypatch.setattr(prompts, "load_prompts", lambda config: pytest.fail("read a hub dataset at validation"))
-    load_recipe(REPO / "recipes/smoke.yaml", ["prompts.path=null", "prompts.hub_dataset=someone/prompts"])
+    checked_recipe(REPO / "recipes/smoke.yaml", ["prompts.path=null", "prompts.hub_dataset=someone/prompts"])
 
 
 def test_a_sweep_is_named_as_written(in_repo):
@@ -70,7 +72,7 @@ def test_a_condition_is_a_key_outside_the_methods_with_distinct_values(in_repo):
 @pytest.mark.ppo
 def test_every_seed_is_below_2_to_the_32(in_repo):
     assert "study.seeds.1: got 4294967296; a seed must be below 2**32" in problems("study={seeds: [0, 4294967296]}")
-    assert load_recipe(REPO / "recipes/smoke.yaml", ["seed=4294967295"]).seed == 2**32 - 1
+    assert checked_recipe(REPO / "recipes/smoke.yaml", ["seed=4294967295"]).seed == 2**32 - 1
 
 
 def test_no_number_is_infinite_or_nan(in_repo):
@@ -84,7 +86,10 @@ def test_one_message_for_a_loss_or_a_list_of_losses(in_repo):
     message = problems("dpo.loss_type=[sigmoid, sigmod]")
     assert message.count("dpo.loss_type") == 1 and "'sigmod' is not a loss of TRL 1.12's DPOTrainer" in message
     assert "did you mean sigmoid?" in message
-    assert load_recipe(REPO / "recipes/smoke.yaml", ["dpo.loss_type=[sigmoid, sft]"]).dpo.losses() == ["sigmoid", "sft"]
+    assert checked_recipe(REPO / "recipes/smoke.yaml", ["dpo.loss_type=[sigmoid, sft]"]).dpo.losses() == [
+        "sigmoid",
+        "sft",
+    ]
 
 
 def test_a_missing_tag_names_its_key_and_the_choices(in_repo):

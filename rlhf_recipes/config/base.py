@@ -1,5 +1,6 @@
 """What every recipe section shares: the strict base class and the few checked types of values."""
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -13,23 +14,19 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
-def _existing_file(path: Path) -> Path:
-    if not path.is_file():
-        raise ValueError(f"file {str(path)!r} not found (relative paths start at {Path.cwd()}). Fix: correct the path")
-    return path.resolve()
+@dataclass(frozen=True)
+class Needs:
+    """What a setting needs of the world beyond the recipe (a file that exists, a module that imports, a model
+    that is a classifier), declared at the setting and checked by the preflight step (run/preflight.py) before
+    any model loads; never by validation, so that a saved recipe reads back where its files are gone. `check`
+    names the check."""
+
+    check: str
 
 
-def _existing_path(path: Path) -> Path:
-    if not path.exists():
-        raise ValueError(f"{str(path)!r} not found (relative paths start at {Path.cwd()}). Fix: correct the path")
-    return path.resolve()
-
-
-# YAML gives strings; paths are the one place a string is converted, and then checked.
-ExistingFile = Annotated[Path, Field(strict=False), AfterValidator(_existing_file)]
-
-
-ExistingPath = Annotated[Path, Field(strict=False), AfterValidator(_existing_path)]
+# YAML gives strings; paths are the one place a string is converted (to an absolute path), and then checked.
+ExistingFile = Annotated[Path, Field(strict=False), AfterValidator(Path.resolve), Needs("existing_file")]
+ExistingPath = Annotated[Path, Field(strict=False), AfterValidator(Path.resolve), Needs("existing_path")]
 PositiveInt = Annotated[int, Field(ge=1)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 

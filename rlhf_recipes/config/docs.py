@@ -1,7 +1,5 @@
-"""Render the recipe reference (docs/recipe.md) from the schema, so each field is documented once.
-
-python -m rlhf_recipes.config.docs > docs/recipe.md
-"""
+"""Render the recipe reference (docs/recipe.md) from the schema, so each field is documented once, with the
+sections of the registered methods: `rlhf reference > docs/recipe.md`."""
 
 import types
 import typing
@@ -10,8 +8,23 @@ from pathlib import Path
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from .labelers import Labeler
-from .schema import Recipe
+from .base import Lora
+from .labelers import Labeler, WeightedLabeler
+from .methods import registered_methods
+from .schema import (
+    Compute,
+    Evaluation,
+    Model,
+    PairsDataset,
+    Preferences,
+    Prompts,
+    RewardModel,
+    Samples,
+    Sft,
+    TinyModel,
+    recipe_class,
+)
+from .study import Condition, Study
 
 
 def _type_name(annotation) -> str:
@@ -54,32 +67,16 @@ def _section(title: str, model: type[BaseModel]) -> list[str]:
 
 
 def render() -> str:
-    from .base import Lora
-    from .labelers import WeightedLabeler
-    from .methods import METHODS
-    from .schema import (
-        Compute,
-        Evaluation,
-        Model,
-        PairsDataset,
-        Preferences,
-        Prompts,
-        RewardModel,
-        Samples,
-        Sft,
-        TinyModel,
-    )
-    from .study import Condition, Study
 
     lines = [
         "# Recipe reference",
         "",
-        "Generated from `rlhf_recipes/config/schema.py` by `python -m rlhf_recipes.config.docs`; "
-        "a test keeps it current.",
+        "Generated from the schema (`rlhf_recipes/config/`, each method's section in its module in "
+        "`rlhf_recipes/stages/`) by `rlhf reference`; a test keeps it current.",
         "Unknown keys are errors everywhere. Relative paths start at the current working directory.",
         "",
     ]
-    lines += _section("(top level)", Recipe)
+    lines += _section("(top level)", recipe_class())
     for title, model in (
         ("model", Model),
         ("model.tiny", TinyModel),
@@ -107,7 +104,7 @@ def render() -> str:
         "What each method optimises, what it reads and what it costs: [method.md](method.md).",
         "",
     ]
-    for model in METHODS:
+    for model in registered_methods():
         lines += _section(f"{model.stage}` — also `variants.<name>` with `method: {model.stage}", model)
     for title, model in (("evaluation", Evaluation), ("compute", Compute)):
         lines += _section(title, model)
@@ -123,7 +120,3 @@ def render() -> str:
     ]
     lines += _section("study", Study) + _section("study.condition", Condition)
     return "\n".join(lines).rstrip() + "\n"
-
-
-if __name__ == "__main__":
-    print(render(), end="")

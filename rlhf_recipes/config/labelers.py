@@ -2,11 +2,11 @@
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from .base import PositiveInt, Section
+from .base import Needs, PositiveInt, Section
 
 
 class SentimentLabeler(Section):
@@ -22,9 +22,19 @@ class LengthLabeler(Section):
     target_words: PositiveInt = Field(description="The preferred response length in words.")
 
 
-def _findable(keywords: list[str]) -> list[str]:
-    from ..labeling.labelers import unfindable_keywords
+def keywords_pattern(keywords: list[str]) -> re.Pattern:
+    """Any of `keywords` as a whole word (`\\b` at each end), ignoring case."""
+    return re.compile(r"\b(?:" + "|".join(re.escape(word) for word in keywords) + r")\b", re.IGNORECASE)
 
+
+def unfindable_keywords(keywords: list[str]) -> list[str]:
+    """The keywords that whole-word matching cannot find standing on their own: `\\b` needs a letter, digit or
+    underscore at each end, so a keyword that begins or ends with anything else (an emoji, ':)', a space)
+    is found only when glued to a word, and an empty one matches between words."""
+    return [word for word in keywords if not keywords_pattern([word]).fullmatch(word)]
+
+
+def _findable(keywords: list[str]) -> list[str]:
     unfindable = unfindable_keywords(keywords)
     if unfindable:
         pattern = "|".join(re.escape(word) for word in unfindable).replace("'", "''")  # in YAML's single quotes
@@ -61,27 +71,15 @@ class RegexLabeler(Section):
     ignore_case: bool = Field(True, description="Match without regard to case.")
 
 
-def _importable(target: str) -> str:
-    from ..labeling.user_functions import import_function
-
-    import_function(target)  # raises ValueError naming what is missing
-    return target
-
-
 class PythonLabeler(Section):
     """Your own function `module:function`, text -> float. It is imported only because the recipe names it;
     the current directory is searched after installed packages."""
 
     kind: Literal["python"]
-    function: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"), AfterValidator(_importable)] = Field(
+    FINGERPRINT_EXTRA: ClassVar[bool] = True  # what its labels depend on beyond settings: labeling/fingerprints.py
+    function: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"), Needs("importable_function")] = Field(
         description="module:function, e.g. my_labelers:politeness."
     )
-
-    def fingerprint_extra(self) -> dict:
-        """The source of the function's module: editing the function rebuilds the labels made with it."""
-        from ..labeling.user_functions import source_digest
-
-        return {"module_source": source_digest(self.function)}
 
 
 def _some_weight(weights: dict[str, float]) -> dict[str, float]:
@@ -93,22 +91,14 @@ def _some_weight(weights: dict[str, float]) -> dict[str, float]:
     return weights
 
 
-def _classifier_model(model: str) -> str:
-    from ..labeling.hub_cache import uncached_hub_id
-    from ..labeling.model_labelers import check_classifier
-
-    if not uncached_hub_id(model):  # not downloaded yet: a run checks it before its first stage
-        check_classifier(model)  # raises ValueError naming a model that is missing or no classifier
-    return model
-
-
 class ClassifierLabeler(Section):
     """A Hugging Face sequence-classification model (a local directory, or a hub id already in the local
     cache) scores each response: the logit (or probability) of one named label, or a weighted sum of
     labels, e.g. siebert/sentiment-roberta-large-english's POSITIVE."""
 
     kind: Literal["classifier"]
-    model: Annotated[str, Field(min_length=1), AfterValidator(_classifier_model)] = Field(
+    FINGERPRINT_EXTRA: ClassVar[bool] = True  # what its labels depend on beyond settings: labeling/fingerprints.py
+    model: Annotated[str, Field(min_length=1), Needs("classifier_model")] = Field(
         description="A local model directory, or a hub id: one in the local Hugging Face cache runs offline; "
         "otherwise a run downloads it before its first stage."
     )
@@ -130,33 +120,10 @@ class ClassifierLabeler(Section):
     batch_size: PositiveInt = Field(32, description="Responses scored per forward pass.")
 
     @model_validator(mode="after")
-    def _labels_exist(self) -> "ClassifierLabeler":
+    def _label_or_weights(self) -> "ClassifierLabeler":
         if (self.label is None) == (self.weights is None):
             raise ValueError("give exactly one of `label` (one label's score) or `weights` (a weighted sum of labels)")
-        from ..labeling.hub_cache import uncached_hub_id
-        from ..labeling.model_labelers import classifier_labels
-
-        if uncached_hub_id(self.model):  # not downloaded yet: a run checks its labels before its first stage
-            return self
-        known = classifier_labels(self.model)
-        for name in [self.label] if self.label is not None else list(self.weights):
-            if name not in known:
-                raise ValueError(
-                    f"label {name!r} is not one of {self.model}'s labels {sorted(known)}. Fix: use one of those"
-                )
         return self
-
-    def fingerprint_extra(self) -> dict:
-        """The model's files: a retrained classifier in the same directory relabels."""
-        from ..labeling.model_labelers import model_digest
-
-        return {"model_files": model_digest(self.model)}
-
-
-def _reward_model_directory(path: Path) -> Path:
-    from ..labeling.model_labelers import check_reward_model_directory
-
-    return check_reward_model_directory(path)  # raises ValueError naming what is missing
 
 
 class RewardModelLabeler(Section):
@@ -164,16 +131,10 @@ class RewardModelLabeler(Section):
     scores each prompt and response, read at the EOS exactly as this tool trains reward models."""
 
     kind: Literal["reward_model"]
-    path: Annotated[Path, Field(strict=False), AfterValidator(_reward_model_directory)] = Field(
+    path: Annotated[Path, Field(strict=False), Needs("reward_model_directory")] = Field(
         description="A reward-model directory: config.json with one label, its weights and tokenizer."
     )
     batch_size: PositiveInt = Field(32, description="Responses scored per forward pass.")
-
-
-def _judge_model(model: str) -> str:
-    from ..labeling.judge import check_judge_model
-
-    return check_judge_model(model)  # raises ValueError naming what is missing
 
 
 class JudgeLabeler(Section):
@@ -185,7 +146,8 @@ class JudgeLabeler(Section):
     without one, the run has no gold judge."""
 
     kind: Literal["judge"]
-    model: Annotated[str, Field(min_length=1), AfterValidator(_judge_model)] = Field(
+    FINGERPRINT_EXTRA: ClassVar[bool] = True  # what its labels depend on beyond settings: labeling/fingerprints.py
+    model: Annotated[str, Field(min_length=1), Needs("judge_model")] = Field(
         "builtin:smollm2-135m-instruct",
         description="An instruction model with a chat template: builtin:<name> (offline), a local directory, or a "
         "hub id in the local Hugging Face cache.",
@@ -197,12 +159,6 @@ class JudgeLabeler(Section):
     )
     max_response_tokens: PositiveInt = Field(256, description="Each response is cut to this many tokens when shown.")
     batch_size: PositiveInt = Field(16, description="Questions put to the judge per forward pass.")
-
-    def fingerprint_extra(self) -> dict:
-        """The judge's files: a different model in the same directory relabels."""
-        from ..labeling.judge import judge_digest
-
-        return {"model_files": judge_digest(self.model)}
 
 
 class WeightedLabeler(Section):

@@ -1,6 +1,5 @@
 """Read a recipe: strict YAML, dotted overrides, validation, and error messages a person can act on."""
 
-import contextlib
 import copy
 import difflib
 import re
@@ -16,9 +15,9 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import RecipeError
 from .labelers import Labeler
-from .methods import METHODS
-from .schema import PairsDataset, Prompts, Recipe
-from .study import METHOD_SECTIONS, condition_folder, point_name, repeated_condition_value, repeated_point
+from .methods import registered_methods
+from .schema import Recipe, recipe_class
+from .study import condition_folder, method_sections, point_name, repeated_condition_value, repeated_point
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -163,13 +162,13 @@ def sweep_as_study(data: dict) -> dict:
 def _swept_key(data: dict, key: str, values) -> dict:
     """The grid or condition a sweep's key and values mean, checked as the user wrote them (sweep.key, sweep.values)."""
     parts = key.split(".")
-    methods = {cls.stage for cls in METHODS if data.get(cls.stage) is not None}
+    methods = {cls.stage for cls in registered_methods() if data.get(cls.stage) is not None}
     variants = data.get("variants") or {}
     if len(parts) == 2 and parts[0] in methods:
         (policy, knob), meant = parts, "grid"
     elif len(parts) == 3 and parts[0] == "variants" and parts[1] in variants:
         (_, policy, knob), meant = parts, "grid"
-    elif parts[0] in METHOD_SECTIONS or parts[0] == "variants":
+    elif parts[0] in method_sections() or parts[0] == "variants":
         raise RecipeError(
             f"sweep.key: {key} is a setting of a policy the recipe does not train (it trains "
             f"{', '.join([*methods, *variants]) or 'none'}). Fix: add that policy, or sweep a setting of one it trains"
@@ -186,8 +185,9 @@ def _swept_key(data: dict, key: str, values) -> dict:
 
 
 def load_recipe(path: Path, overrides: list[str] = ()) -> Recipe:
-    """Read, override and validate a recipe (and every run of its study), and check what only the recipe's
-    input tells (the number of train prompts); raise one RecipeError listing every problem."""
+    """Read, override and validate a recipe (and every run of its study); raise one RecipeError listing every
+    problem. What the recipe needs of the world (its files, models, installed packages, enough train prompts)
+    is the preflight step's to check (run/preflight.py)."""
     raw = apply_overrides(rename_old_sections(read_yaml(path)), list(overrides))
     data = sweep_as_study(raw)
     try:
@@ -195,12 +195,7 @@ def load_recipe(path: Path, overrides: list[str] = ()) -> Recipe:
     except ValidationError as error:
         problems = merged(describe_errors(error))
         raise RecipeError([f"{path}: {len(problems)} problem(s)"] + problems) from None
-    keys, counter = setting_keys(recipe, swept="sweep" in raw), TrainPromptCounter()
-    runs = study_runs(recipe, data)
-    if runs:
-        problems = study_problems(runs, lambda run: train_prompt_problems(run, keys, counter))
-    else:
-        problems = train_prompt_problems(recipe, keys, counter)
+    problems = study_problems(study_runs(recipe, data), lambda run: [])  # each run of a study validates too
     if problems:
         raise RecipeError([f"{path}: {len(problems)} problem(s)"] + problems)
     return recipe
@@ -234,79 +229,9 @@ def setting_keys(recipe: Recipe, swept: bool) -> Callable[[str, str], str]:
         policy, knob = points.get(name, (name, None))
         if setting == knob:
             return "sweep.values" if swept else f"study.grid.{policy}.{knob}"
-        return f"{policy}.{setting}" if policy in METHOD_SECTIONS else f"variants.{policy}.{setting}"
+        return f"{policy}.{setting}" if policy in method_sections() else f"variants.{policy}.{setting}"
 
     return key
-
-
-def train_prompt_problems(recipe: Recipe, key: Callable[[str, str], str], counter: "TrainPromptCounter") -> list[str]:
-    """Each policy whose step takes more distinct train prompts than the run has (Method.too_few_train_prompts),
-    or why the prompts cannot be counted; [] when no method counts its steps in prompts."""
-    counted = {name: method for name, method in recipe.methods().items() if method.STEP_PROMPTS}
-    if not counted:
-        return []
-    try:
-        train = counter.count(recipe)
-    except RecipeError as error:
-        return error.problems
-    if train is None:
-        return []
-    problems = [
-        method.too_few_train_prompts(key(name, method.STEP_PROMPTS[0]), train) for name, method in counted.items()
-    ]
-    return [problem for problem in problems if problem]
-
-
-class TrainPromptCounter:
-    """The number of distinct train prompts a run will have, by running its prompts stage (your own pairs:
-    pairs_prompts) on the recipe's input into a temporary directory, once per input and seed: reading the
-    prompts is the one thing validation does with the data. None for an input on the Hugging Face Hub (not
-    read before the run)."""
-
-    def __init__(self):
-        self.counted: dict[tuple, int | None] = {}
-
-    def count(self, recipe: Recipe) -> int | None:
-        source = recipe.preferences.dataset or recipe.prompts
-        if (source, recipe.seed) not in self.counted:
-            self.counted[source, recipe.seed] = self._run_stage(source, recipe.seed)
-        return self.counted[source, recipe.seed]
-
-    @staticmethod
-    def _run_stage(source: Prompts | PairsDataset, seed: int) -> int | None:
-        import tempfile
-
-        if isinstance(source, PairsDataset):
-            if not Path(source.source).exists():
-                return None
-            from ..stages.pairs_dataset import pairs_prompts
-
-            stage, arguments = pairs_prompts, {"pairs": source}
-        elif source.hub_dataset is not None:
-            return None
-        else:
-            from ..stages.prompts import prompts
-
-            stage, arguments = prompts, {"prompts": source}
-        with tempfile.TemporaryDirectory() as out_dir, _without_progress_bars(isinstance(source, PairsDataset)):
-            return stage(**arguments, seed=seed, out_dir=Path(out_dir))["train"]
-
-
-@contextlib.contextmanager
-def _without_progress_bars(datasets_used: bool):
-    """No "Generating train split" bar from datasets in `rlhf validate`'s output."""
-    if not datasets_used:
-        yield
-        return
-    import datasets
-
-    shown = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if shown:
-            datasets.enable_progress_bars()
 
 
 @dataclass(frozen=True)
@@ -398,7 +323,7 @@ def _describe(item: dict) -> str:
         tag = "method" if where.startswith("variants") else "kind"
         return f"{where}.{tag}: {message}." + (f" Did you mean {guess!r}?" if guess else "")
     if message.startswith("Value error, "):
-        return f"{_validator_key(path, node, message.removeprefix('Value error, '))}."
+        return f"{validator_problem(path, node, message.removeprefix('Value error, '))}."
     received = f"got {value!r}" + (f" ({type(value).__name__})" if not isinstance(value, dict) else "")
     fix = ""
     if kind == "literal_error":
@@ -409,7 +334,7 @@ def _describe(item: dict) -> str:
     return f"{where}: {received}; {message[0].lower() + message[1:]}.{fix}" + (f" ({hint})" if hint else "")
 
 
-def _validator_key(path: list[str], node: Any, text: str) -> str:
+def validator_problem(path: list[str], node: Any, text: str) -> str:
     """A validator's message at the path of its section; one that starts with a key of that section
     ("grid.dpo.beta: ...", or with names, "variants dpo, plots: ...") names that key in full instead."""
     head, colon, rest = text.partition(": ")
@@ -424,7 +349,8 @@ KEY_AT_START = r"[a-z_][\w.+-]*( [\w.+-]+(, [\w.+-]+)*)?"  # grid.dpo.beta, or v
 def _missing_tag(where: str, tag: str) -> str:
     """A variant without `method:`, a labeler without `kind:`: name the key and what it may be."""
     if tag == "method":
-        options, what = [method.stage for method in METHODS], "a variant needs method: naming one of the methods"
+        options = [method.stage for method in registered_methods()]
+        what = "a variant needs method: naming one of the methods"
     else:
         options, what = list(_Tagged(list(_flatten(Labeler))).members), "a labeler needs kind: naming one of the kinds"
     return f"{where}.{tag}: missing; {what}: {', '.join(options)}. Fix: add {tag}: with one of them."
@@ -439,8 +365,8 @@ def _unknown_key(path: list[str], parent: type[BaseModel] | None, value: Any) ->
             f"{'.'.join(path)}: {key!r} is not a {parent.TITLE} setting; {parent.TITLE} names it {own!r} "
             f"({_field_description(parent, own).rstrip('.')}). Fix: write {section}.{own}: {value!r}"
         )
-    owners = [method for method in METHODS if method is not parent and key in method.model_fields]
-    if parent in METHODS and owners:
+    owners = [method for method in registered_methods() if method is not parent and key in method.model_fields]
+    if parent in registered_methods() and owners:
         if len(owners) == 1:
             return (
                 f"{'.'.join(path)}: {key!r} is a {owners[0].TITLE} setting, not valid under {section}. "
@@ -467,7 +393,8 @@ def _unknown_key(path: list[str], parent: type[BaseModel] | None, value: Any) ->
 def _own_key(parent: Any, key: str) -> str | None:
     """The key of method `parent` for what another method calls `key`: PPO's held-out curve is
     eval_every_updates where the others have eval_every_steps; None when there is none."""
-    if parent in METHODS and key not in parent.model_fields and key in {m.CURVE_KEY for m in METHODS}:
+    methods = registered_methods()
+    if parent in methods and key not in parent.model_fields and key in {m.CURVE_KEY for m in methods}:
         return parent.CURVE_KEY
     return None
 
@@ -479,7 +406,7 @@ def _walk(loc: tuple) -> tuple[list[str], Any, Any]:
     Discriminated unions add their tag to the location (labeler.length.target_words); it is dropped here.
     """
     path: list[str] = []
-    node: Any = Recipe
+    node: Any = recipe_class()
     parent = node
     for part in loc:
         if isinstance(node, _Tagged) and part in node.members:

@@ -1,48 +1,26 @@
 """The recipe schema: one strict pydantic tree, the single place every setting is documented.
 
 Every section rejects unknown keys. Relative paths are resolved from the current working
-directory. Labelers are in labelers.py, training methods in methods.py; config/loader.py reads
-YAML, applies dotted overrides and turns validation errors into messages that name the YAML path,
-the value and the fix.
+directory. Labelers are in labelers.py; what every training method's section shares, and their
+registry, in methods.py (each method's own section is in its module, rlhf_recipes/stages/<name>.py);
+config/loader.py reads YAML, applies dotted overrides and turns validation errors into messages that
+name the YAML path, the value and the fix. Nothing here reads a file: what a setting needs of the
+world is declared with Needs and checked by the preflight step (run/preflight.py).
 """
 
 import difflib
+import functools
 import hashlib
-import re
+import typing
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
-import yaml
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, create_model, model_validator
 
-from ..models.run_outputs import unbuilt_run
-from .base import ExistingFile, ExistingPath, Lora, PositiveFloat, PositiveInt, Section, Seed
+from .base import ExistingFile, ExistingPath, Lora, Needs, PositiveFloat, PositiveInt, Section, Seed
 from .labelers import Labeler, is_pairwise
-from .methods import METHODS, Dpo, Grpo, Kto, Method, MethodSection, OnlineDpo, Orpo, Ppo, Rloo, Rsft, Simpo
+from .methods import Method, registered_methods
 from .study import Study, point_name
-
-
-def read_accelerate_config(path: Path) -> dict:
-    """An accelerate config file as a dict; ValueError (a validation problem) when it cannot be read."""
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise ValueError(
-            f"cannot read the accelerate config {path}: {error}. Fix: name a YAML file from `accelerate config`"
-        ) from error
-
-
-def sharded_training(accelerate_config: Path | None) -> str | None:
-    """'DeepSpeed ZeRO-3' or 'FSDP' when an accelerate config shards parameters across processes, else None."""
-    if accelerate_config is None:
-        return None
-    config = read_accelerate_config(accelerate_config)
-    kind = str(config.get("distributed_type", "")).upper()
-    if kind == "FSDP":
-        return "FSDP"
-    if kind == "DEEPSPEED" and (config.get("deepspeed_config") or {}).get("zero_stage") == 3:
-        return "DeepSpeed ZeRO-3"
-    return None
 
 
 class TinyModel(Section):
@@ -68,39 +46,19 @@ class TinyModel(Section):
         return self
 
 
-def _gguf_file(path: Path) -> Path:
-    with open(path, "rb") as handle:
-        magic = handle.read(4)
-    if magic != b"GGUF":
-        raise ValueError(
-            f"{str(path)!r} is not a GGUF file (it starts with {magic!r}, not b'GGUF'). Fix: name a .gguf file"
-        )
-    return path
+GgufFile = Annotated[ExistingFile, Needs("gguf_file")]
 
 
-GgufFile = Annotated[ExistingFile, AfterValidator(_gguf_file)]
-
-
-def _model_reference(value: str) -> str:
-    """A local model directory that exists, or something shaped like a hub id (`org/name` or `name`)."""
+def _local_model_absolute(value: str) -> str:
+    """A local model directory as an absolute path; a hub id as it is."""
     path = Path(value).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise ValueError(f"{value!r} is a file; a local model is a directory. Fix: name its directory")
-        return str(path.resolve())
-    if value.startswith((".", "/", "~")) or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", value) or unbuilt_run(path):
-        raise ValueError(
-            unbuilt_run(path)
-            or f"{value!r} is neither an existing directory (relative paths start at {Path.cwd()}) nor a hub id "
-            "like org/name. Fix: correct the path or the id"
-        )
-    return value
+    return str(path.resolve()) if path.is_dir() else value
 
 
 class Model(Section):
     """The initial policy. Give exactly one of name_or_path, gguf, builtin and tiny."""
 
-    name_or_path: Annotated[str, AfterValidator(_model_reference)] | None = Field(
+    name_or_path: Annotated[str, AfterValidator(_local_model_absolute), Needs("model_reference")] | None = Field(
         None, description="Hugging Face model id, or a local directory of a causal LM."
     )
     gguf: GgufFile | None = Field(None, description="A GGUF file; converted once to a cached safetensors directory.")
@@ -136,14 +94,6 @@ class Model(Section):
             raise ValueError(
                 "save_merged needs lora: without adapters there is nothing to merge. Fix: remove save_merged"
             )
-        if self.builtin is not None:
-            from ..errors import RecipeError
-            from ..models.builtin import builtin_gguf_path
-
-            try:
-                builtin_gguf_path(self.builtin)
-            except RecipeError as error:
-                raise ValueError(str(error).removeprefix("model.builtin: ")) from None
         return self
 
 
@@ -203,17 +153,6 @@ class Samples(Section):
     batch_size: PositiveInt = Field(32, description="Sequences generated at once.")
 
 
-def _dataset_source(source: str) -> str:
-    path = Path(source)
-    if not path.exists() and (path.suffix in PAIR_FILE_SUFFIXES or source.startswith((".", "/", "~"))):
-        raise ValueError(
-            f"{source!r} not found (relative paths start at {Path.cwd()}). Fix: give an existing file or directory"
-        )
-    if path.is_file() and path.suffix not in PAIR_FILE_SUFFIXES:
-        raise ValueError(f"{source!r}: a pairs file must be one of {', '.join(PAIR_FILE_SUFFIXES)}. Fix: convert it")
-    return source
-
-
 PAIR_FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 
 
@@ -222,7 +161,9 @@ class PairsDataset(Section):
     (or JSON fields) prompt, chosen and rejected, each plain text or a one-turn conversation. The prompts of
     its test split are the held-out prompts; without one, a fraction of its distinct prompts is held out."""
 
-    source: Annotated[str, Field(min_length=1), AfterValidator(_dataset_source)] = Field(
+    FINGERPRINT_EXTRA: ClassVar[bool] = True  # a local dataset's files: editing them rebuilds all trained on it
+
+    source: Annotated[str, Field(min_length=1), Needs("pairs_source")] = Field(
         description="A .jsonl, .json, .parquet or .csv file, a directory written by datasets' save_to_disk, or a "
         "dataset id on the Hugging Face Hub (offline: one already in the local cache)."
     )
@@ -235,13 +176,6 @@ class PairsDataset(Section):
     max_heldout_prompts: PositiveInt | None = Field(
         None, description="Evaluate on only this many held-out prompts (a seeded sample) and their pairs."
     )
-
-    def fingerprint_extra(self) -> dict:
-        """The files of a local dataset: editing them rebuilds everything trained on it."""
-        from ..runtime.stage import path_digest
-
-        path = Path(self.source)
-        return {"files": path_digest(path)} if path.exists() else {}
 
 
 class Preferences(Section):
@@ -319,26 +253,6 @@ class Evaluation(Section):
     curve_prompts: PositiveInt = Field(32, description="Held-out prompts answered at each point of a training curve.")
 
 
-def _installed_trackers(names: list[str]) -> list[str]:
-    if not names:
-        return names
-    from transformers.integrations.integration_utils import (
-        INTEGRATION_TO_CALLBACK,
-        get_available_reporting_integrations,
-    )
-
-    installed = set(get_available_reporting_integrations())
-    for name in names:
-        if name not in INTEGRATION_TO_CALLBACK:
-            raise ValueError(
-                f"{name!r} is not a tracker transformers knows. Fix: use one of {sorted(INTEGRATION_TO_CALLBACK)}"
-            )
-        if name not in installed and name not in ("azure_ml", "flyte", "kubeflow"):  # found otherwise, at run time
-            package = {"azure_ml": "azureml-core"}.get(name, name.replace("_", "-"))
-            raise ValueError(f"{name!r} is not installed. Fix: pip install {package}, or remove it from report_to")
-    return names
-
-
 class Compute(Section):
     """Hardware settings shared by all training stages. TRL defaults both flags on; we default them off."""
 
@@ -358,7 +272,7 @@ class Compute(Section):
         description="An accelerate config file (DDP, DeepSpeed ZeRO-2/3 or FSDP; examples in recipes/accelerate/). "
         "`rlhf run` then launches itself with `accelerate launch --config_file` and its training stages use it.",
     )
-    report_to: Annotated[list[str], AfterValidator(_installed_trackers)] = Field(
+    report_to: Annotated[list[str], Needs("installed_trackers")] = Field(
         [],
         description="Experiment trackers every training stage logs to (run name <run>/<stage>), with the held-out "
         "curves and the final evaluation: tensorboard (event files in <run>/tensorboard/<stage>), wandb, mlflow, "
@@ -370,19 +284,21 @@ class Compute(Section):
 # A variant's name: lower case, digits and _ (a study's grid points add the value: dpo_beta_0.1, 1e-05).
 VARIANT_NAME = r"^[a-z][a-z0-9_]*(_[0-9a-z.+-]+)?$"
 
+
 # Names a variant cannot take, and what takes each: a variant's name is its policy's, its stage's and its folder's
-# in the run directory (the folders of run/directory.py, reporting/report.py and run/tracking.py).
-RESERVED_NAMES = (
-    {cls.stage: f"the section of the method {cls.TITLE}, whether set or not" for cls in METHODS}
-    | dict.fromkeys(("prompts", "model", "sft", "samples", "preferences", "reward_model", "evaluation"), "a stage")
-    | {"reference": "the reference policy"}
-    | dict.fromkeys(("plots", "tensorboard"), "a folder of the run directory")
-)
+# in the run directory (the folders of runtime/directory.py, reporting/report.py and runtime/tracking.py).
+def reserved_names() -> dict[str, str]:
+    return (
+        {cls.stage: f"the section of the method {cls.TITLE}, whether set or not" for cls in registered_methods()}
+        | dict.fromkeys(("prompts", "model", "sft", "samples", "preferences", "reward_model", "evaluation"), "a stage")
+        | {"reference": "the reference policy"}
+        | dict.fromkeys(("plots", "tensorboard"), "a folder of the run directory")
+    )
 
 
 def name_taken_by(name: str) -> str | None:
     """What takes a name a variant cannot have (a method's section, a stage, ...), or None when it is free."""
-    return "the best-of-N baselines" if name.startswith("best_of_") else RESERVED_NAMES.get(name)
+    return "the best-of-N baselines" if name.startswith("best_of_") else reserved_names().get(name)
 
 
 class Recipe(Section):
@@ -417,34 +333,24 @@ class Recipe(Section):
     )
     preferences: Preferences = Field(Preferences(), description="Pairing and label noise.")
     reward_model: RewardModel = Field(RewardModel(), description="Reward-model training (formerly `reward:`).")
-    ppo: Ppo | None = Field(None, description="PPO against the learned reward; omit to skip.")
-    dpo: Dpo | None = Field(None, description="DPO on the labeled pairs; omit to skip.")
-    kto: Kto | None = Field(None, description="KTO on the labeled pairs, unpaired; omit to skip.")
-    simpo: Simpo | None = Field(None, description="SimPO on the labeled pairs; omit to skip.")
-    orpo: Orpo | None = Field(None, description="ORPO on the labeled pairs; omit to skip.")
-    rloo: Rloo | None = Field(None, description="RLOO against the learned reward; omit to skip.")
-    grpo: Grpo | None = Field(None, description="GRPO against the learned reward; omit to skip.")
-    online_dpo: OnlineDpo | None = Field(None, description="Online DPO ranked by the learned reward; omit to skip.")
-    rsft: Rsft | None = Field(None, description="Rejection-sampling fine-tuning on the learned reward; omit to skip.")
-    variants: dict[Annotated[str, Field(pattern=VARIANT_NAME)], MethodSection] = Field(
-        {},
-        description="More policies, each named by its key and trained by the method its `method:` names, e.g. "
-        "{dpo_ipo: {method: dpo, loss_type: ipo}}; each is its own policy in the report. A variant trains with "
-        "its own seed, derived from the training seed and its name (a method's section uses the training seed "
-        "itself), so two variants set alike are two draws of training, not one policy twice. A name may not be "
-        "a method's (set or not), a stage's, reference, best_of_* or a run-directory folder's (plots, tensorboard).",
-    )
-    evaluation: Evaluation = Field(Evaluation(), description="Held-out evaluation.")
-    compute: Compute = Field(Compute(), description="Device and precision.")
-    study: Study | None = Field(
-        None,
-        description="Seeds (or training seeds), a grid of method knobs and an optional condition; omit for a "
-        "single run.",
-    )
+    # Set by recipe_class(), after reward_model and in this order: each registered method's section, variants,
+    # evaluation, compute and study.
+    if TYPE_CHECKING:
+        variants: dict[str, Method]
+        evaluation: Evaluation
+        compute: Compute
+        study: Study | None
+
+    @classmethod
+    def model_validate(cls, obj, **kwargs) -> "Recipe":
+        """Validate `obj` as a recipe with the sections of the registered methods (recipe_class)."""
+        if cls is Recipe:
+            return recipe_class().model_validate(obj, **kwargs)
+        return super().model_validate(obj, **kwargs)
 
     def methods(self) -> dict[str, Method]:
         """The policies this recipe trains, by name: each method section that is set, then the variants."""
-        sections = {cls.stage: getattr(self, cls.stage) for cls in METHODS}
+        sections = {cls.stage: getattr(self, cls.stage, None) for cls in registered_methods()}
         return {name: method for name, method in sections.items() if method is not None} | dict(self.variants)
 
     def seed_of_training(self) -> int:
@@ -575,23 +481,6 @@ class Recipe(Section):
                 )
 
     @model_validator(mode="after")
-    def _curves_need_whole_policies(self):
-        sharding = sharded_training(self.compute.accelerate_config)
-        curves = [f"{name}.{method.CURVE_KEY}" for name, method in self.methods().items() if method.curve_every()]
-        if sharding and (self.model.lora or self.reward_model.lora):
-            raise ValueError(
-                f"compute.accelerate_config shards the model across processes ({sharding}), which this tool "
-                "supports for full fine-tuning. Fix: with LoRA, use DDP or DeepSpeed ZeRO-2 (recipes/accelerate/)"
-            )
-        if sharding and curves:
-            raise ValueError(
-                f"compute.accelerate_config shards the policy across processes ({sharding}), but held-out curves "
-                "during training generate from the whole policy. "
-                f"Fix: set {' and '.join(f'{key}: null' for key in curves)}"
-            )
-        return self
-
-    @model_validator(mode="after")
     def _four_bit_trains_in_bfloat16(self):
         quantized = self.model.load_in_4bit or self.reward_model.load_in_4bit
         if quantized and self.model.dtype != "bfloat16" and self.compute.bf16 is not True:
@@ -600,3 +489,39 @@ class Recipe(Section):
                 "run in bfloat16 too. Fix: set model.dtype: bfloat16 or compute.bf16: true"
             )
         return self
+
+
+def recipe_class() -> type[Recipe]:
+    """Recipe with a section for each registered method (config/methods.py) and `variants:` of any of them."""
+    return _recipe_class(registered_methods())
+
+
+@functools.cache
+def _recipe_class(methods: tuple[type[Method], ...]) -> type[Recipe]:
+    method_section = Annotated[typing.Union[methods], Field(discriminator="method")]  # noqa: UP007 (a runtime tuple)
+    fields = {method.stage: (method | None, Field(None, description=method.SECTION)) for method in methods}
+    fields["variants"] = (
+        dict[Annotated[str, Field(pattern=VARIANT_NAME)], method_section],
+        Field(
+            {},
+            description="More policies, each named by its key and trained by the method its `method:` names, e.g. "
+            "{dpo_ipo: {method: dpo, loss_type: ipo}}; each is its own policy in the report. A variant trains with "
+            "its own seed, derived from the training seed and its name (a method's section uses the training seed "
+            "itself), so two variants set alike are two draws of training, not one policy twice. A name may not be "
+            "a method's (set or not), a stage's, reference, best_of_* or a run-directory folder's (plots, "
+            "tensorboard).",
+        ),
+    )
+    fields |= {
+        "evaluation": (Evaluation, Field(Evaluation(), description="Held-out evaluation.")),
+        "compute": (Compute, Field(Compute(), description="Device and precision.")),
+        "study": (
+            Study | None,
+            Field(
+                None,
+                description="Seeds (or training seeds), a grid of method knobs and an optional condition; omit for a "
+                "single run.",
+            ),
+        ),
+    }
+    return create_model("Recipe", __base__=Recipe, __module__=__name__, __doc__=Recipe.__doc__, **fields)

@@ -11,12 +11,16 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 
 from .base import PositiveFloat, Section, Seed
-from .methods import METHODS
+from .methods import registered_methods
 
 Scalar = float | int | str | bool
 Values = Annotated[list[Scalar], Field(min_length=1)]
 Seeds = Annotated[list[Seed], Field(min_length=1)]
-METHOD_SECTIONS = {method.stage for method in METHODS}
+
+
+def method_sections() -> set[str]:
+    """The names of the registered methods' sections (ppo, dpo, ...)."""
+    return {method.stage for method in registered_methods()}
 
 
 class Condition(Section):
@@ -40,7 +44,7 @@ class Condition(Section):
             raise ValueError(
                 f"key: {self.key} cannot be a condition. Fix: seeds go in study.seeds or study.training_seeds"
             )
-        if section in METHOD_SECTIONS or section == "variants":
+        if section in method_sections() or section == "variants":
             policy, _, knob = setting.partition(".") if section == "variants" else (section, "", setting)
             raise ValueError(
                 f"key: {self.key} is a setting of the policy {policy}; a condition varies a key outside the methods "

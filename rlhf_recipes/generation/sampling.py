@@ -4,6 +4,7 @@ each distinct prompt of a batch read once however many responses it gets."""
 from dataclasses import dataclass
 
 from ..errors import RecipeError
+from ..models.loading import takes_logits_to_keep
 from ..runtime import progress
 from ..runtime.distributed import gather_batches
 
@@ -94,8 +95,6 @@ def shared_prompt_cache(model, input_ids, attention_mask, prompt_of_row):
     """
     import torch
     from transformers import DynamicCache
-
-    from ..models.loading import takes_logits_to_keep
 
     if (
         len(prompt_of_row) == input_ids.shape[0]

@@ -1,8 +1,11 @@
 """Batched scores of responses by models: log-probabilities under a policy, rewards from a reward model.
 Batches are shared among processes when there are several (distributed.py); every process gets all scores."""
 
+from ..models.loading import takes_logits_to_keep
 from ..runtime import progress
 from ..runtime.distributed import gather_batches
+from .formatting import scored_ids
+from .sampling import padded, position_ids, shared_prompt_cache
 
 
 def response_logprobs(
@@ -44,8 +47,6 @@ def _shared_prompt_logprobs(model, prompts, responses, temperature: float) -> li
     import torch
     from trl.trainer.utils import selective_log_softmax
 
-    from .sampling import padded, shared_prompt_cache
-
     device = next(model.parameters()).device
     distinct = {prompt: row for row, prompt in enumerate(dict.fromkeys(tuple(p) for p in prompts))}
     prompt_input, prompt_mask = (tensor.to(device) for tensor in padded([list(p) for p in distinct], 0, "left"))
@@ -71,9 +72,6 @@ def _whole_sequence_logprobs(model, prompts, responses, temperature: float) -> l
     """One batch read whole: left-padded prompt+response, logits for the response positions only."""
     import torch
     from trl.trainer.utils import selective_log_softmax
-
-    from ..models.loading import takes_logits_to_keep
-    from .sampling import padded, position_ids
 
     device = next(model.parameters()).device
     keep = max(len(r) for r in responses) + 1
@@ -101,9 +99,6 @@ def reward_scores(
     holds the same inputs and they share the batches; otherwise (inside a TRL trainer, where each process
     has its own responses) each process scores all of its own."""
     import torch
-
-    from .formatting import scored_ids
-    from .sampling import padded
 
     device = next(reward_model.parameters()).device
     done: dict[int, list[float]] = {}

@@ -10,7 +10,12 @@ pick different responses, the judge is inconsistent on that pair: a tie.
 import math
 
 from ..config.labelers import JudgeLabeler
+from ..errors import RecipeError
+from ..generation.sampling import padded, position_ids
+from ..models.builtin import BUILTIN, builtin_gguf_path
+from ..models.gguf_cache import converted_gguf
 from ..runtime import progress
+from .model_labelers import check_weights, model_config, model_digest
 
 BUILTIN_PREFIX = "builtin:"
 
@@ -24,8 +29,6 @@ def judge_location(model: str) -> str:
     """The directory (or cached hub id) a judge's `model` names; builtin:<name> is converted once and cached."""
     if not model.startswith(BUILTIN_PREFIX):
         return model
-    from ..models.builtin import builtin_gguf_path
-    from ..models.gguf_cache import converted_gguf
 
     return str(converted_gguf(builtin_gguf_path(model.removeprefix(BUILTIN_PREFIX))))
 
@@ -33,9 +36,6 @@ def judge_location(model: str) -> str:
 def check_judge_model(model: str) -> str:
     """`model` if it names a causal language model that can be found offline; ValueError saying the fix otherwise."""
     if model.startswith(BUILTIN_PREFIX):
-        from ..errors import RecipeError
-        from ..models.builtin import BUILTIN, builtin_gguf_path
-
         name = model.removeprefix(BUILTIN_PREFIX)
         if name not in BUILTIN:
             raise ValueError(f"{model!r}: no built-in model {name!r}. Fix: one of builtin:{', builtin:'.join(BUILTIN)}")
@@ -45,8 +45,6 @@ def check_judge_model(model: str) -> str:
             raise ValueError(str(error).removeprefix("model.builtin: ")) from None
         return model
     from pathlib import Path
-
-    from .model_labelers import check_weights, model_config
 
     architectures = model_config(model).architectures or []
     if not any(name.endswith("ForCausalLM") for name in architectures):
@@ -89,7 +87,6 @@ def judge_digest(model: str) -> str | None:
     """What identifies the judge's weights (the built-in package's file is fixed by its name)."""
     if model.startswith(BUILTIN_PREFIX):
         return None
-    from .model_labelers import model_digest
 
     return model_digest(model)
 
@@ -114,8 +111,6 @@ class PairJudge:
 
     def _load(self):
         from transformers import AutoModelForCausalLM
-
-        from ..errors import RecipeError
 
         location = judge_location(self.config.model)
         try:  # checked at validation too, but a built-in judge is first converted here
@@ -146,8 +141,6 @@ class PairJudge:
     def first_probabilities(self, questions: list[tuple[str, str, str]]) -> list[float]:
         """P("A" | prompt, A = first, B = second) of each (prompt, first, second), renormalised over A and B."""
         import torch
-
-        from ..generation.sampling import padded, position_ids
 
         size, probabilities = self.config.batch_size, []
         for start in progress.batches("judge questions", len(questions), size, shared=False):

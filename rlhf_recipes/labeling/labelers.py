@@ -20,8 +20,10 @@ from ..config.labelers import (
     RegexLabeler,
     RewardModelLabeler,
     SentimentLabeler,
+    keywords_pattern,
 )
 from ..errors import RecipeError
+from .model_labelers import ClassifierScorer, RewardModelScorer
 from .user_functions import import_function
 
 
@@ -42,21 +44,9 @@ def length_score(text: str, target_words: int) -> float:
     return -float(abs(len(text.split()) - target_words))
 
 
-def keywords_pattern(keywords: list[str]) -> re.Pattern:
-    """Any of `keywords` as a whole word (`\\b` at each end), ignoring case."""
-    return re.compile(r"\b(?:" + "|".join(re.escape(word) for word in keywords) + r")\b", re.IGNORECASE)
-
-
 def keywords_score(text: str, keywords: list[str]) -> float:
     """How many times any of `keywords` occurs in `text` as a whole word, ignoring case."""
     return float(len(keywords_pattern(keywords).findall(text)))
-
-
-def unfindable_keywords(keywords: list[str]) -> list[str]:
-    """The keywords that whole-word matching cannot find standing on their own: `\\b` needs a letter, digit or
-    underscore at each end, so a keyword that begins or ends with anything else (an emoji, ':)', a space)
-    is found only when glued to a word, and an empty one matches between words."""
-    return [word for word in keywords if not keywords_pattern([word]).fullmatch(word)]
 
 
 def regex_score(text: str, pattern: str, ignore_case: bool) -> float:
@@ -79,8 +69,6 @@ def make_labeler(config: Labeler, device: str = "cpu") -> Callable[[str], float]
     if isinstance(config, PythonLabeler):
         return import_function(config.function)
     if isinstance(config, (ClassifierLabeler, RewardModelLabeler)):
-        from .model_labelers import ClassifierScorer, RewardModelScorer
-
         scorer = ClassifierScorer if isinstance(config, ClassifierLabeler) else RewardModelScorer
         return BatchLabeler(scorer(config, device).score_batch)
     if isinstance(config, JudgeLabeler):

@@ -6,9 +6,13 @@ labeler (and validating a recipe) costs no more than reading the model's config.
 
 from pathlib import Path
 
-from ..config.labelers import ClassifierLabeler, RewardModelLabeler
+from ..config.labelers import ClassifierLabeler, RewardModelLabeler, classifier_labelers
+from ..errors import RecipeError
+from ..generation.scoring import reward_scores
+from ..models.loading import Loading, load_reward_model, load_tokenizer
 from ..models.run_outputs import unbuilt_run
 from ..runtime import progress
+from ..runtime.stage import path_digest
 from .hub_cache import uncached_hub_id
 
 # The files that hold a model's weights: safetensors (sharded or not, or a LoRA adapter's) or PyTorch pickles
@@ -40,9 +44,6 @@ def check_hub_labelers(labelers) -> None:
     (network) and its labels checked; offline, a RecipeError says how to download it."""
     import os
 
-    from ..config.labelers import classifier_labelers
-    from ..errors import RecipeError
-
     for config in classifier_labelers(labelers):
         if not uncached_hub_id(config.model):
             continue
@@ -63,8 +64,6 @@ def download_classifier(model: str):
     """Download a hub classifier into the local cache (network), its config first: a model that is no classifier
     is refused before its weights are fetched. Its config; a RecipeError naming what failed otherwise."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
-
-    from ..errors import RecipeError
 
     def cannot_download(error: Exception) -> RecipeError:
         return RecipeError(
@@ -131,7 +130,6 @@ def check_weights(path: Path) -> None:
 
 def model_digest(model: str) -> str | None:
     """What identifies a model's weights: its directory's files, or a cached hub id's commit."""
-    from ..runtime.stage import path_digest
 
     path = Path(model)
     return path_digest(path) if path.is_dir() else getattr(model_config(model), "_commit_hash", None)
@@ -231,8 +229,6 @@ class RewardModelScorer:
         self.model = self.tokenizer = None
 
     def score_batch(self, prompts: list[str], responses: list[str]) -> list[float]:
-        from ..generation.scoring import reward_scores
-        from ..models.loading import Loading, load_reward_model, load_tokenizer
 
         if self.model is None:
             self.tokenizer = load_tokenizer(str(self.config.path))

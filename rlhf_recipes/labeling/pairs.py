@@ -5,6 +5,7 @@ from itertools import combinations
 
 from ..config.schema import Preferences
 from ..metrics import sigmoid
+from .judge import log_odds
 
 
 def candidate_pairs(
@@ -95,7 +96,6 @@ def judge_pairs(groups: list[dict], config: Preferences, seed: int, judge) -> tu
     Returns the rows, the ties and the judge's agreement with gold: over the pairs it decided whose gold
     scores differ, the fraction where it preferred the response gold scores higher.
     """
-    from .judge import log_odds
 
     rng = random.Random(seed)
     asked = []

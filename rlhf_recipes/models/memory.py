@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from ..config.base import Lora
 from ..config.schema import Recipe
+from .builtin import builtin_gguf_path
 from .loading import Loading, device_for
+from .tiny import llama_config
 
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -173,13 +175,9 @@ def architecture_config(recipe: Recipe):
 
     model = recipe.model
     if model.tiny is not None:  # the vocabulary can only be smaller than vocab_size: an upper bound
-        from .tiny import llama_config
-
         return llama_config(model.tiny, model.tiny.vocab_size)
     if model.gguf is not None or model.builtin is not None:
         from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
-
-        from .builtin import builtin_gguf_path
 
         path = model.gguf or builtin_gguf_path(model.builtin)
         values = load_gguf_checkpoint(str(path), return_tensors=False)["config"]

@@ -3,7 +3,9 @@ without retraining. README.md documents every key."""
 
 from pathlib import Path
 
+from ..config.schema import Preferences, Recipe
 from ..errors import RecipeError
+from ..labeling.labelers import describe
 from ..metrics import (
     bayes_accuracy,
     best_of_n_kl_bound,
@@ -17,7 +19,7 @@ from ..metrics import (
     win_tie_loss,
 )
 from .overoptimization import INCONCLUSIVE, Comparison, overoptimization_state
-from .run_files import evaluation_rows, fix_for, read_json, read_jsonl, read_yaml, reported_methods
+from .run_files import SCHEMA_VERSION, evaluation_rows, fix_for, read_json, read_jsonl, read_recipe, reported_methods
 from .statistics import (
     LEVEL,
     POWER,
@@ -31,20 +33,17 @@ from .statistics import (
 # Differences a power statement sizes a run for, in standard deviations of the reference's gold scores.
 POWER_TARGETS_SD = (0.1, 0.2, 0.5)
 
-SCHEMA_VERSION = 3  # 2: implicit_rewards per policy, methods; 3: intervals over prompts, overoptimization, power
-
 
 def summarise_run(run_dir: Path) -> dict:
     """Every number of the report, from run_dir's files."""
-    resolved = read_yaml(run_dir / "recipe.resolved.yaml")  # read as data: files may have moved
-    gold_config = gold_labeler_config(resolved)
+    recipe = read_recipe(run_dir)
     by_policy = evaluation_rows(run_dir)
-    methods = reported_methods(run_dir, method_names(resolved), by_policy)
+    methods = reported_methods(run_dir, method_names(recipe), by_policy)
     reference = by_policy["reference"]
     policies = {name: policy_summary(rows, reference) for name, rows in by_policy.items()}
     bon_path = run_dir / "evaluation" / "best_of_n.jsonl"
     bon_rows = read_jsonl(bon_path) if bon_path.exists() else []
-    best_of_n = best_of_n_summary(bon_rows, reference, resolved["evaluation"]["best_of_n"]) if bon_rows else {}
+    best_of_n = best_of_n_summary(bon_rows, reference, recipe.evaluation.best_of_n) if bon_rows else {}
     stats = read_json(run_dir / "preferences" / "stats.json")
     curves = {
         name: read_json(run_dir / name / "curve.json", kind=list)
@@ -53,10 +52,10 @@ def summarise_run(run_dir: Path) -> dict:
     }
     metrics = {
         "schema_version": SCHEMA_VERSION,
-        "name": resolved["name"],
-        "seed": resolved["seed"],
-        "labeler": training_labels(resolved),
-        "gold_labeler": describe_labeler(gold_config),
+        "name": recipe.name,
+        "seed": recipe.seed,
+        "labeler": training_labels(recipe),
+        "gold_labeler": describe(recipe.gold()),
         "preferences": {
             "train_pairs": stats["train"]["pairs"],
             "heldout_pairs": stats["heldout"]["pairs"],
@@ -65,7 +64,7 @@ def summarise_run(run_dir: Path) -> dict:
             "labeler_calls": stats["labeler_calls"],
         }
         | {key: value for key, value in stats["train"].items() if key.startswith("judge_")},
-        "reward_model": reward_model_summary(run_dir, resolved["preferences"]),
+        "reward_model": reward_model_summary(run_dir, recipe.preferences),
         "policies": policies,
         "best_of_n": best_of_n,
         "best_of_n_source": (
@@ -82,39 +81,15 @@ def summarise_run(run_dir: Path) -> dict:
         "power": power_summary(policies, by_policy["reference"]),
         "stage_seconds": {stage: info["seconds"] for stage, info in read_json(run_dir / "run.json")["stages"].items()},
     }
-    metrics["costs"] = cost_summary(run_dir, resolved, metrics)
+    metrics["costs"] = cost_summary(run_dir, recipe, metrics)
     return metrics
 
 
-def gold_labeler_config(resolved: dict) -> dict | None:
-    """Recipe.gold() of a resolved recipe, read as data: gold_labeler, else a scoring labeler; None when
-    the run has no gold judge (your own pairs, or a judge, and no gold_labeler)."""
-    labeler = resolved.get("labeler")
-    if resolved.get("gold_labeler") is not None:
-        return resolved["gold_labeler"]
-    return labeler if labeler is not None and labeler["kind"] != "judge" else None
-
-
-def training_labels(resolved: dict) -> str:
+def training_labels(recipe: Recipe) -> str:
     """Where the training labels come from: the labeler, described, or your own pairs' dataset."""
-    if resolved.get("labeler"):
-        return describe_labeler(resolved["labeler"])
-    return f"your own pairs ({resolved['preferences']['dataset']['source']})"
-
-
-def describe_labeler(config: dict) -> str:
-    """labelers.describe of a resolved recipe's labeler; a labeler that no longer validates (its model
-    directory or Python module since removed) is named by its kind and model, so the report still builds."""
-    from pydantic import TypeAdapter, ValidationError
-
-    from ..config.labelers import Labeler
-    from ..labeling.labelers import describe
-
-    try:
-        return describe(TypeAdapter(Labeler).validate_python(config, strict=False))
-    except ValidationError:
-        source = config.get("model") or config.get("path") or config.get("function")
-        return f"{config['kind']}({source})" if source else config["kind"]
+    if recipe.labeler is not None:
+        return describe(recipe.labeler)
+    return f"your own pairs ({recipe.preferences.dataset.source})"
 
 
 def by_prompt(rows: list[dict], key: str) -> list[float]:
@@ -267,7 +242,7 @@ def best_of_n_summary(rows: list[dict], reference_rows: list[dict], ns: list[int
     return summary
 
 
-def reward_model_summary(run_dir: Path, preferences: dict) -> dict:
+def reward_model_summary(run_dir: Path, preferences: Preferences) -> dict:
     """Accuracies against gold, proxy and noisy labels, the Bayes ceiling, rank correlation, length."""
     from datasets import load_from_disk
 
@@ -276,11 +251,11 @@ def reward_model_summary(run_dir: Path, preferences: dict) -> dict:
     if not (pairs / "dataset_dict.json").is_file():
         raise RecipeError(f"{pairs}: not found, or not the saved pairs. {fix_for(pairs)}")
     heldout = load_from_disk(str(pairs), keep_in_memory=True)["heldout"]
-    if preferences.get("dataset"):  # your own pairs: how noisy their labels are is not known
+    if preferences.dataset is not None:  # your own pairs: how noisy their labels are is not known
         ceiling = None
     else:
         gaps = [abs(c - r) for c, r in zip(heldout["chosen_score"], heldout["rejected_score"], strict=True)]
-        ceiling = bayes_accuracy(gaps, preferences["label_flip_prob"], preferences["bradley_terry_temperature"])
+        ceiling = bayes_accuracy(gaps, preferences.label_flip_prob, preferences.bradley_terry_temperature)
     responses = read_jsonl(run_dir / "reward_model" / "heldout_responses.jsonl")
     learned, gold, words = ([row[key] for row in responses] for key in ("reward_model", "gold", "words"))
     accuracy = saved["heldout"]
@@ -300,13 +275,9 @@ def reward_model_summary(run_dir: Path, preferences: dict) -> dict:
     }
 
 
-def method_names(resolved: dict) -> dict[str, str]:
-    """Each trained policy's method (its section's name), in the recipe's order: a method section trains
-    the policy of its own name; a variant names its method."""
-    from ..config.methods import METHODS
-
-    sections = {cls.stage: cls.stage for cls in METHODS if resolved.get(cls.stage) is not None}
-    return sections | {name: variant["method"] for name, variant in (resolved.get("variants") or {}).items()}
+def method_names(recipe: Recipe) -> dict[str, str]:
+    """Each trained policy's method (its section's name), in the recipe's order."""
+    return {name: method.stage for name, method in recipe.methods().items()}
 
 
 def implicit_summary(run_dir: Path) -> dict:
@@ -323,7 +294,7 @@ def implicit_summary(run_dir: Path) -> dict:
     }
 
 
-def cost_summary(run_dir: Path, resolved: dict, metrics: dict) -> dict:
+def cost_summary(run_dir: Path, recipe: Recipe, metrics: dict) -> dict:
     """What each method spent, so that gold gain can be set against generations, steps and time.
 
     The preference data (the train samples, each labeled once) is a shared cost of every method
@@ -332,7 +303,6 @@ def cost_summary(run_dir: Path, resolved: dict, metrics: dict) -> dict:
     generations, reward-model calls and optimizer steps in its stage.json. Best-of-N spends at answer
     time instead: N generations and N reward-model calls per answer.
     """
-    from ..config.methods import METHODS
 
     seconds = metrics["stage_seconds"]
     train_responses = sum(
@@ -340,9 +310,7 @@ def cost_summary(run_dir: Path, resolved: dict, metrics: dict) -> dict:
     )
     rm_steps, rm_seconds = metrics["reward_model"]["steps"], seconds.get("reward_model", 0.0)
     # what labeling cost: one labeler call per train response; none for your own pairs; a judge's questions
-    labels = (
-        0 if resolved["preferences"].get("dataset") else metrics["preferences"].get("judge_questions", train_responses)
-    )
+    labels = 0 if recipe.preferences.dataset else metrics["preferences"].get("judge_questions", train_responses)
 
     def cost(generations, rm_calls, steps, spent, per_answer):
         return {
@@ -358,13 +326,13 @@ def cost_summary(run_dir: Path, resolved: dict, metrics: dict) -> dict:
     costs = {"reference": cost(0, 0, 0, 0.0, 1)}
     for n in metrics["best_of_n"]:
         costs[f"best_of_{n}"] = cost(train_responses, 0, rm_steps, rm_seconds, int(n))
-    reads = {cls.stage: cls.READS for cls in METHODS}
-    for name, method in metrics["methods"].items():
+    reads = {name: method.READS for name, method in recipe.methods().items()}
+    for name in metrics["methods"]:
         record = read_json(run_dir / name / "stage.json")
         # run.json lists the stages of the latest invocation, which may have stopped before this one
         own, spent = record["summary"], seconds.get(name, record.get("seconds", 0.0))
         generations, calls = own.get("training_generations", 0), own.get("reward_model_calls", 0)
-        if "reward_model" in reads[method]:
+        if "reward_model" in reads[name]:
             costs[name] = cost(train_responses + generations, calls, rm_steps + own["steps"], rm_seconds + spent, 1)
         else:
             costs[name] = cost(train_responses + generations, calls, own["steps"], spent, 1)

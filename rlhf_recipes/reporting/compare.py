@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import RecipeError
-from .report import interval, number, render_markdown, signed_interval
+from .blocks import interval, number, render_markdown, signed_interval
 from .run_files import read_json, read_run_metrics, read_study_plan
 from .study import compare_replicates, finished_runs
 from .study_report import budget_blocks, compute_note, kl_note

@@ -12,7 +12,7 @@ KL), the reference, or a training curve's first and middle checkpoints.
 import math
 from dataclasses import dataclass
 
-from .statistics import ALPHA, Interval
+from .statistics import ALPHA, LEVEL, Interval
 
 # The states of the flag, each with the evidence it needs.
 OVEROPTIMIZED, FINE, INCONCLUSIVE, DID_NOT_MOVE = "over-optimized", "fine", "inconclusive", "did not move"
@@ -154,8 +154,6 @@ def bootstrap_intervals(gram, moment, form: str, largest: float) -> dict:
     """Percentile intervals of α, β and the peak KL over resamples of whole replicates (a fixed generator:
     the same study gives the same intervals). A peak KL bound beyond the data is None."""
     import numpy as np
-
-    from .statistics import LEVEL
 
     rng = np.random.default_rng(0)
     counts = rng.multinomial(len(gram), [1 / len(gram)] * len(gram), size=RESAMPLES)  # (B, replicates)

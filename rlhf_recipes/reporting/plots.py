@@ -3,6 +3,8 @@
 import textwrap
 from pathlib import Path
 
+from ..config.methods import registered_methods
+
 # The reference and best-of-N keep their colours; the trained policies take the others in recipe order.
 FIXED_COLORS = {"reference": "#555555", "best_of_n": "#2ca02c"}
 PALETTE = ["#1f77b4", "#d62728", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
@@ -122,9 +124,8 @@ REWARD_MODEL_PANELS = (("loss", "Bradley-Terry loss"), ("accuracy", "train batch
 def trainer_logs(metrics: dict, logs: dict[str, list[dict]], out: Path) -> bool:
     """TRL's own logged curves, a small panel each (the reward model's, then each method's LOG_PANELS);
     False (and no file) when nothing was logged. logs: stage name -> its log history."""
-    from ..config.methods import METHODS
 
-    kinds = {cls.stage: cls for cls in METHODS}
+    kinds = {cls.stage: cls for cls in registered_methods()}
     wanted = [("reward_model", key, f"reward model: {title}") for key, title in REWARD_MODEL_PANELS]
     for name, method in metrics["methods"].items():
         wanted += [(name, key, f"{name}: {title}") for key, title in kinds[method].LOG_PANELS]

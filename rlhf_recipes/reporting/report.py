@@ -1,27 +1,15 @@
 """report.md and a self-contained report.html, rendered from one list of blocks built from metrics.json,
 so the two cannot disagree with each other or with metrics.json."""
 
-import base64
-import html
-import re
+import shutil
 from pathlib import Path
 
 from ..errors import RecipeError
-from ..runtime.files import write_atomically
-
-
-def number(value, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.{digits}f}"
-
-
-def interval(values) -> str:
-    return f"[{number(values[0])}, {number(values[1])}]"
+from . import plots as figures
+from .analysis import method_names, summarise_run
+from .blocks import interval, judge_sentence, number, publish, sample_blocks, signed_interval, time_blocks
+from .run_files import evaluation_rows, not_evaluated, read_json, read_recipe
+from .without_gold import blocks_without_gold, summarise_run_without_gold
 
 
 def build_blocks(metrics: dict, generations: list[dict], examples: int, plots: list[str]) -> list[tuple]:
@@ -155,27 +143,6 @@ def build_blocks(metrics: dict, generations: list[dict], examples: int, plots: l
     return blocks
 
 
-def time_blocks(metrics: dict) -> list[tuple]:
-    """Each stage's wall time when it was built, and their sum."""
-    seconds = metrics["stage_seconds"]
-    return [
-        ("h2", "Time per stage"),
-        (
-            "table",
-            ["stage", "seconds"],
-            [[stage, number(value, 1)] for stage, value in seconds.items()]
-            + [["total", number(sum(seconds.values()), 1)]],
-        ),
-    ]
-
-
-def signed_interval(entry: dict) -> str:
-    """+0.123 [+0.045, +0.201] from an Interval's dict."""
-    if entry["low"] is None:
-        return f"{entry['mean']:+.3f} [n/a]"
-    return f"{entry['mean']:+.3f} [{entry['low']:+.3f}, {entry['high']:+.3f}]"
-
-
 def power_blocks(metrics: dict) -> list[tuple]:
     power = metrics.get("power")
     if not power or power["detectable_gold_difference"] is None:
@@ -248,22 +215,6 @@ def reward_model_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
             ("image", "reward_model_accuracy.png", "Pairwise accuracy against gold and labels, with the Bayes ceiling.")
         )
     return blocks
-
-
-def judge_sentence(prefs: dict) -> str:
-    """What the judge labeler did: questions, self-contradictions (ties), agreement with gold where there is one."""
-    agreement = prefs["judge_agreement_with_gold"]
-    return (
-        f"The judge was asked {prefs['judge_questions']} questions about train pairs (each pair in both "
-        "orders); it contradicted itself across the two orders on "
-        f"{number(prefs['judge_inconsistent_fraction'])} of the pairs (ties, dropped). "
-        + (
-            f"Where it decided and gold scores differ, it agreed with gold on {number(agreement)} of "
-            f"{prefs['judge_agreement_pairs']} pairs."
-            if agreement is not None
-            else "Its agreement with gold is not measured: no pair it decided has two gold scores that differ."
-        )
-    )
 
 
 def curve_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
@@ -367,114 +318,26 @@ def cost_blocks(metrics: dict) -> list[tuple]:
     ]
 
 
-def sample_blocks(generations: list[dict], examples: int) -> list[tuple]:
-    by_policy: dict[str, list[dict]] = {}
-    for row in generations:
-        by_policy.setdefault(row["policy"], []).append(row)
-    blocks: list[tuple] = [("h2", "Samples")] if examples else []
-    step = max(1, len(by_policy["reference"]) // max(examples, 1))
-    for index in list(range(0, step * examples, step))[:examples]:
-        blocks.append(("p", f"**Prompt:** {by_policy['reference'][index]['prompt']}"))
-        blocks.append(
-            (
-                "list",
-                [
-                    f"{name} ("
-                    + (f"gold {number(rows[index]['gold'], 2)}, " if rows[index]["gold"] is not None else "")
-                    + f"learned reward {number(rows[index]['reward_model'], 2)}): {rows[index]['response'].strip()!r}"
-                    for name, rows in by_policy.items()
-                ],
-            )
-        )
-    return blocks
-
-
-def render_markdown(blocks: list[tuple], plots_dir: str = "plots") -> str:
-    lines = []
-    for block in blocks:
-        kind = block[0]
-        if kind == "h1":
-            lines += [f"# {block[1]}", ""]
-        elif kind == "h2":
-            lines += [f"## {block[1]}", ""]
-        elif kind == "p":
-            lines += [block[1], ""]
-        elif kind == "list":
-            lines += [f"- {item}" for item in block[1]] + [""]
-        elif kind == "table":
-            lines += ["| " + " | ".join(block[1]) + " |", "|" + "---|" * len(block[1])]
-            lines += ["| " + " | ".join(row) + " |" for row in block[2]] + [""]
-        elif kind == "image":
-            lines += [f"![{block[2]}]({plots_dir}/{block[1]})", ""]
-    return "\n".join(lines)
-
-
-def _inline(text: str) -> str:
-    escaped = html.escape(text, quote=False)
-    escaped = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escaped)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
-
-
-def render_html(blocks: list[tuple], plots_dir: Path) -> str:
-    """One HTML file with the plots embedded as data URIs, readable offline and attachable anywhere."""
-    title = next((block[1] for block in blocks if block[0] == "h1"), "rlhf-recipes report")
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ccc;padding:4px 8px;"
-        "text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}"
-        "img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:0.9em}</style></head><body>",
-    ]
-    for block in blocks:
-        kind = block[0]
-        if kind in ("h1", "h2"):
-            parts.append(f"<{kind}>{_inline(block[1])}</{kind}>")
-        elif kind == "p":
-            parts.append(f"<p>{_inline(block[1])}</p>")
-        elif kind == "list":
-            parts.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block[1]) + "</ul>")
-        elif kind == "table":
-            header = "".join(f"<th>{_inline(cell)}</th>" for cell in block[1])
-            body = "".join("<tr>" + "".join(f"<td>{_inline(cell)}</td>" for cell in row) + "</tr>" for row in block[2])
-            parts.append(f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>")
-        elif kind == "image":
-            data = base64.b64encode((plots_dir / block[1]).read_bytes()).decode("ascii")
-            parts.append(
-                f'<figure><img alt="{html.escape(block[2])}" src="data:image/png;base64,{data}">'
-                f"<figcaption>{html.escape(block[2])}</figcaption></figure>"
-            )
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
-
-
 def write_report(run_dir: Path) -> dict:
     """(Re)build metrics.json, plots/*.png, report.md and report.html from run_dir's saved artifacts. Everything
     is read and drawn before anything is replaced, so a report that fails leaves the previous one whole. A
     trained policy the evaluation lacks (the run stopped before evaluating it) is left out: the report of the
     others is written, then a RecipeError says so."""
-    import shutil
-
-    from .analysis import method_names, summarise_run
-    from .run_files import evaluation_rows, not_evaluated, read_yaml
-    from .without_gold import blocks_without_gold, has_gold, summarise_run_without_gold
-
-    resolved = read_yaml(run_dir / "recipe.resolved.yaml")
-    gold = has_gold(resolved)
-    metrics = summarise_run(run_dir) if gold else summarise_run_without_gold(run_dir, resolved)
+    recipe = read_recipe(run_dir)
+    gold = recipe.gold() is not None
+    metrics = summarise_run(run_dir) if gold else summarise_run_without_gold(run_dir, recipe)
     generations = [row for rows in evaluation_rows(run_dir).values() for row in rows]
     staging = run_dir / ".plots.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
         made = draw_plots(run_dir, metrics, generations, gold, staging)
-        examples = resolved["evaluation"]["examples_in_report"]
+        examples = recipe.evaluation.examples_in_report
         build = build_blocks if gold else blocks_without_gold
         publish(run_dir, metrics, build(metrics, generations, examples, made), staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone once published; what a failure left otherwise
-    left_out = [name for name in method_names(resolved) if name not in metrics["methods"]]
+    left_out = [name for name in method_names(recipe) if name not in metrics["methods"]]
     if left_out:
         raise RecipeError(not_evaluated(run_dir, left_out, list(metrics["policies"])))
     return metrics
@@ -482,9 +345,6 @@ def write_report(run_dir: Path) -> dict:
 
 def draw_plots(run_dir: Path, metrics: dict, generations: list[dict], gold: bool, staging: Path) -> list[str]:
     """The run's plots, drawn into `staging`; their file names."""
-    from . import plots as figures
-    from .run_files import read_json
-
     made = ["lengths.png"]
     figures.lengths(metrics, generations, staging / "lengths.png")
     if gold:
@@ -500,21 +360,3 @@ def draw_plots(run_dir: Path, metrics: dict, generations: list[dict], gold: bool
     if figures.trainer_logs(metrics, logs, staging / "trainer_logs.png"):
         made.append("trainer_logs.png")
     return made
-
-
-def publish(directory: Path, metrics: dict, blocks: list[tuple], plots: Path) -> None:
-    """Render metrics.json, report.md and report.html (its images from `plots`, where they were drawn), then
-    move `plots` to directory/plots and write the three files, each atomically."""
-    import json
-    import os
-    import shutil
-
-    texts = {
-        "metrics.json": json.dumps(metrics, indent=2) + "\n",
-        "report.md": render_markdown(blocks),
-        "report.html": render_html(blocks, plots),
-    }
-    shutil.rmtree(directory / "plots", ignore_errors=True)
-    os.replace(plots, directory / "plots")
-    for name, text in texts.items():
-        write_atomically(directory / name, text)

@@ -6,6 +6,12 @@ in a study, are checked here and nowhere else."""
 import json
 from pathlib import Path
 
+from pydantic import ValidationError
+
+import rlhf_recipes.stages.methods  # noqa: F401  (registers the methods a recipe's sections may name)
+
+from ..config.loader import describe_errors, rename_old_sections
+from ..config.schema import Recipe
 from ..errors import RecipeError
 
 MISSING = object()  # read_json without a default: the file must exist
@@ -15,6 +21,9 @@ GENERATION_KEYS = ("policy", "prompt_index", "prompt", "response", "gold", "rewa
 COMPARED_KEYS = ("name", "seed", "labeler", "policies", "best_of_n", "costs", "reward_model.heldout_accuracy")
 COMPARED_POLICY_KEYS = ("gold_mean", "reward_model_mean", "kl_mean", "win_rate_vs_reference")
 COMPARED_COST_KEYS = ("training_generations", "training_seconds")
+
+# The layout of a run's metrics.json (analysis.py writes it, without_gold.py too).
+SCHEMA_VERSION = 3  # 2: implicit_rewards per policy, methods; 3: intervals over prompts, overoptimization, power
 
 
 def rerun(directory: Path, force: str | None = None) -> str:
@@ -83,6 +92,22 @@ def read_jsonl(path: Path) -> list[dict]:
             raise RecipeError(f"{path}, line {number}: not a JSON object (cut short?). {fix_for(path)}")
         rows.append(row)
     return rows
+
+
+def read_recipe(run_dir: Path) -> Recipe:
+    """A run's recipe.resolved.yaml, validated again as a recipe. Validation reads no file, so a run whose data,
+    models or labeler modules have moved since still reads; a RecipeError naming the file when it does not
+    validate (written by another version, or edited)."""
+    path = run_dir / "recipe.resolved.yaml"
+    data = read_yaml(path)
+    try:
+        return Recipe.model_validate(rename_old_sections(data))
+    except ValidationError as error:
+        problems = describe_errors(error)
+        raise RecipeError(
+            [f"{path}: not a recipe this version of rlhf-recipes reads ({len(problems)} problem(s)). {fix_for(path)}"]
+            + problems
+        ) from None
 
 
 def read_yaml(path: Path) -> dict:
@@ -211,8 +236,6 @@ def has_key(value, keys: list[str]) -> bool:
 
 def older(metrics: dict) -> str:
     """Why a metrics.json lacks a key: an older schema, or an edit."""
-    from .analysis import SCHEMA_VERSION
-
     version = metrics.get("schema_version")
     if isinstance(version, int) and version >= SCHEMA_VERSION:
         return ": it is incomplete (edited, or not written by rlhf-recipes)."

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from ..errors import RecipeError
 from . import study_plots
+from .blocks import number, publish, signed_interval
 from .overoptimization import FORMS, MIN_KL_MOVEMENT
-from .report import number, publish, signed_interval
 from .run_files import read_study_plan
 from .study import MOST_REPLICATES, finished_runs, summarise_study
 

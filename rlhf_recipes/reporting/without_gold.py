@@ -6,31 +6,27 @@ model, length and diversity, and the reward model's held-out accuracy against th
 
 from pathlib import Path
 
+from ..config.schema import Recipe
 from ..metrics import distinct_n, mean, r_squared, win_rate, win_tie_loss
-from .analysis import SCHEMA_VERSION, by_prompt, gold_labeler_config, method_names, training_labels
-from .report import interval, judge_sentence, number, sample_blocks, signed_interval, time_blocks
-from .run_files import evaluation_rows, read_json, read_jsonl, reported_methods
+from .analysis import by_prompt, method_names, training_labels
+from .blocks import interval, judge_sentence, number, sample_blocks, signed_interval, time_blocks
+from .run_files import SCHEMA_VERSION, evaluation_rows, read_json, read_jsonl, reported_methods
 from .statistics import paired_difference, t_interval
 
 
-def has_gold(resolved: dict) -> bool:
-    """A gold_labeler, or a scoring labeler (the default gold); not your own pairs or a judge alone."""
-    return gold_labeler_config(resolved) is not None
-
-
-def summarise_run_without_gold(run_dir: Path, resolved: dict) -> dict:
+def summarise_run_without_gold(run_dir: Path, recipe: Recipe) -> dict:
     by_policy = evaluation_rows(run_dir)
     reference = by_policy["reference"]
     stats = read_json(run_dir / "preferences" / "stats.json")
     saved = read_json(run_dir / "reward_model" / "metrics.json")
     heldout_rm = read_jsonl(run_dir / "reward_model" / "heldout_responses.jsonl")
     seconds = {stage: info["seconds"] for stage, info in read_json(run_dir / "run.json")["stages"].items()}
-    methods = reported_methods(run_dir, method_names(resolved), by_policy)
+    methods = reported_methods(run_dir, method_names(recipe), by_policy)
     return {
         "schema_version": SCHEMA_VERSION,
-        "name": resolved["name"],
-        "seed": resolved["seed"],
-        "labeler": training_labels(resolved),
+        "name": recipe.name,
+        "seed": recipe.seed,
+        "labeler": training_labels(recipe),
         "gold_labeler": None,
         "preferences": {
             "source": stats.get("source"),  # your own pairs' dataset; None for a judge's labels

@@ -8,6 +8,7 @@ import os
 import sys
 
 from ..errors import RecipeError
+from .preflight import read_accelerate_config
 
 
 def launch_command(recipe, launcher: str | None, num_processes: int | None) -> list[str] | None:
@@ -59,7 +60,6 @@ def free_port() -> int:
 
 def processes_in(accelerate_config) -> int:
     """num_processes of an accelerate config file (1 when it does not say)."""
-    from ..config.schema import read_accelerate_config
 
     if accelerate_config is None:
         return 1

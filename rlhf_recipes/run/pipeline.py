@@ -1,7 +1,6 @@
 """The whole method on one screen: `plan` names every stage of a recipe, in order, with the exact
 arguments it is called with; `run_recipe` runs (or reuses) them and writes the report."""
 
-import importlib
 import inspect
 import json
 from pathlib import Path
@@ -13,13 +12,18 @@ from ..config.methods import Method
 from ..config.schema import Recipe
 from ..console import make_console
 from ..errors import RecipeError
+from ..generation.formatting import prompt_ids
+from ..generation.sampling import check_context as check
+from ..labeling import fingerprints  # noqa: F401  (registers what labelers add to the stages' fingerprints)
 from ..labeling.model_labelers import check_hub_labelers
 from ..models.builtin import builtin_gguf_path
-from ..models.loading import Loading, Tuning, device_for, resolved_compute
+from ..models.loading import Loading, Tuning, device_for, load_tokenizer, resolved_compute
 from ..reporting.report import write_report
 from ..runtime import distributed
 from ..runtime.directory import RunDirectory
+from ..runtime.prompt_files import read_prompts
 from ..runtime.stage import Step
+from ..runtime.tracking import log_final_metrics
 from ..stages.evaluation import evaluation, samples_serve_best_of_n
 from ..stages.model import model
 from ..stages.pairs_dataset import pairs_preferences, pairs_prompts
@@ -63,15 +67,14 @@ def plan(recipe: Recipe, run_dir: Path) -> list[Step]:
         if method.stage == "rsft":  # round 0 selects among the samples stage's answers when they serve
             serve = not own_pairs and samples_serve_first_round(recipe.samples, method)
             training["first_round"] = run_dir / "samples" if serve else None
-        steps.append(call(method_stage(method), inputs, name=name, section=method, **training))
+        steps.append(call(method.stage_function, inputs, name=name, section=method, **training))
     steps.append(call(evaluation, inputs, seed=recipe.seed_of_training()))
     return steps
 
 
 def stage_inputs(recipe: Recipe, run_dir: Path, policy: Path | str) -> dict:
-    """Everything a stage may read, by the name of the keyword parameter that reads it. A parameter named
-    after a stage is that stage's output directory, except in the stage of that name, where it is the
-    stage's recipe section."""
+    """Everything a stage may read, by the name of the keyword parameter that reads it. `settings` is the
+    stage's own recipe section; a parameter named after a stage is that stage's output directory."""
     settings, methods, device = recipe.model, recipe.methods(), device_for(recipe.compute, visible=False)
     return {
         "sections": {
@@ -107,8 +110,8 @@ def stage_inputs(recipe: Recipe, run_dir: Path, policy: Path | str) -> dict:
 
 def call(function, inputs: dict, name: str | None = None, section=None, **given) -> Step:
     """The Step that calls stage `function` under `name` (default: its own) with what its keyword
-    parameters name: its recipe section (`section`, default the stage's own), the outputs of earlier
-    stages, values from `inputs`, and `given` values first of all."""
+    parameters name: `settings`, its recipe section (`section`, default the stage's own), the outputs of
+    earlier stages, values from `inputs`, and `given` values first of all."""
     stage_name = function.__name__
     arguments = {}
     for parameter in inspect.signature(function).parameters:
@@ -116,21 +119,13 @@ def call(function, inputs: dict, name: str | None = None, section=None, **given)
             continue
         if parameter in given:
             arguments[parameter] = given[parameter]
-        elif parameter == stage_name:
+        elif parameter == "settings":
             arguments[parameter] = section if section is not None else inputs["sections"][stage_name]
         elif parameter in inputs["outputs"]:
             arguments[parameter] = inputs["outputs"][parameter]
         else:
             arguments[parameter] = inputs[parameter]
     return Step(name or stage_name, function, arguments)
-
-
-def method_stage(method: Method):
-    """The stage function that trains `method`: rlhf_recipes/stages/<method.stage>.py, function <method.stage>.
-    Each training method's stage is imported only when a recipe uses it (experimental TRL trainers
-    among them)."""
-    module = importlib.import_module(f"rlhf_recipes.stages.{method.stage}")
-    return getattr(module, method.stage)
 
 
 def curve(recipe: Recipe, run_dir: Path, method: Method) -> Curve | None:
@@ -186,8 +181,6 @@ def run_recipe(recipe: Recipe, run_dir: Path, console: Console | None = None, fo
         run.step(step, force=force)
     metrics = write_report(run_dir) if distributed.is_main() else None
     if metrics is not None and recipe.compute.report_to and "evaluation" in run.rebuilt:
-        from ..runtime.tracking import log_final_metrics
-
         cpu = device_for(recipe.compute) == "cpu"
         log_final_metrics(recipe.compute.report_to, run_dir, metrics, cpu, console)
     distributed.barrier()
@@ -208,16 +201,13 @@ def check_context(recipe: Recipe, policy: Path | str, prompts_dir: Path) -> None
     """Refuse prompts that do not fit the policy's context with the longest response the recipe asks for."""
     from transformers import AutoConfig
 
-    from ..generation.formatting import prompt_ids
-    from ..generation.sampling import check_context as check
-    from ..models.loading import load_tokenizer
-    from ..runtime.prompt_files import read_prompts
-
     lengths = {"evaluation.max_new_tokens": recipe.evaluation.max_new_tokens}
     if recipe.preferences.dataset is None:  # your own pairs are not sampled
         lengths["samples.max_new_tokens"] = recipe.samples.max_new_tokens
-    if recipe.ppo is not None:
-        lengths["ppo.max_new_tokens"] = recipe.ppo.max_new_tokens
+    for name, method in recipe.methods().items():  # every method that samples as it trains, variants too
+        if hasattr(method, "max_new_tokens"):
+            section = name if name == method.stage else f"variants.{name}"
+            lengths[f"{section}.max_new_tokens"] = method.max_new_tokens
     tokenizer = load_tokenizer(str(policy), recipe.model.trust_remote_code)
     config = AutoConfig.from_pretrained(str(policy), trust_remote_code=recipe.model.trust_remote_code)
     texts = read_prompts(prompts_dir, "train") + read_prompts(prompts_dir, "heldout")

@@ -2,7 +2,7 @@
 or once per training seed, in .../training-seed-<t>/, each run training one policy per grid point
 (config/study.py). Stages a run shares with an earlier one (same fingerprint: another condition value that
 leaves them unchanged, or another training seed: all of its data stages) are linked from the stage store
-(run/store.py), not rebuilt; within a run, every policy shares its seed's samples and reward model. The
+(runtime/store.py), not rebuilt; within a run, every policy shares its seed's samples and reward model. The
 study's own report compares the methods over seeds (reporting/study.py)."""
 
 import json
@@ -16,8 +16,10 @@ from ..config.schema import Recipe
 from ..config.study import point_name
 from ..console import make_console, styled
 from ..errors import RecipeError
+from ..reporting.study_report import write_study_report
 from ..runtime.directory import hold_lock
 from ..runtime.files import write_atomically
+from .pipeline import run_recipe
 
 
 def families(recipe: Recipe) -> dict[str, dict]:
@@ -38,8 +40,6 @@ def families(recipe: Recipe) -> dict[str, dict]:
 def run_study(recipe: Recipe, study_dir: Path, console: Console | None = None, force: str | None = None) -> dict:
     """Run every run of recipe.study (resuming those already done) and write the study's metrics.json,
     report.md and report.html."""
-    from ..reporting.study_report import write_study_report
-    from .pipeline import run_recipe
 
     console = console or make_console()
     if study_dir.is_dir() and any(study_dir.iterdir()) and not (study_dir / "study.json").is_file():

@@ -74,7 +74,8 @@ def fingerprint(step: Step, outputs: dict[Path, str]) -> str:
         "stage": f"{function.__module__}.{function.__qualname__}",
         "version": function.version,
         "arguments": {
-            key: _value(value, outputs)
+            # a stage's own section enters under the stage's name, as it did when its parameter had that name
+            (function.__name__ if key == "settings" else key): _value(value, outputs)
             for key, value in sorted(step.arguments.items())
             if key not in getattr(function, "placement", ())
         },
@@ -96,8 +97,8 @@ def _value(value, outputs: dict[Path, str]):
             # a setting added later is left out at its default, so runs made before it existed are reused
             and not ((info.json_schema_extra or {}).get("added_later") and getattr(value, name) == info.default)
         }
-        extra = getattr(value, "fingerprint_extra", None)
-        return described | ({"extra": extra()} if extra else {})
+        extra = fingerprint_extra_of(type(value))
+        return described | ({"extra": extra(value)} if extra else {})
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _value(getattr(value, f.name), outputs) for f in dataclasses.fields(value)}
     if isinstance(value, Path):
@@ -109,6 +110,30 @@ def _value(value, outputs: dict[Path, str]):
     if isinstance(value, (list, tuple)):
         return [_value(item, outputs) for item in value]
     return value
+
+
+# What a section's settings do not say but its output depends on (a user function's source, a model's files), by
+# section class; registered by the layer that knows how to read it (`fingerprint_extra`). A class that has one
+# says so (FINGERPRINT_EXTRA = True), so that a fingerprint never silently leaves it out.
+FINGERPRINT_EXTRAS: dict[type, Callable[[BaseModel], dict]] = {}
+
+
+def fingerprint_extra(section: type[BaseModel]):
+    """Register the function that gives what `section`'s output depends on beyond its settings."""
+
+    def register(function: Callable[[BaseModel], dict]) -> Callable[[BaseModel], dict]:
+        FINGERPRINT_EXTRAS[section] = function
+        return function
+
+    return register
+
+
+def fingerprint_extra_of(section: type) -> Callable[[BaseModel], dict] | None:
+    if not getattr(section, "FINGERPRINT_EXTRA", False):
+        return None
+    if section not in FINGERPRINT_EXTRAS:
+        raise RuntimeError(f"{section.__name__} has a fingerprint extra, but no module registered it")
+    return FINGERPRINT_EXTRAS[section]
 
 
 def _paths_in(value) -> list[Path]:

@@ -21,7 +21,7 @@ from ..runtime.stage import stage
 @stage(version=2)
 def evaluation(
     *,
-    evaluation: Evaluation,
+    settings: Evaluation,
     gold_labeler: Labeler | None,
     loading: Loading,
     reward_loading: Loading,
@@ -50,15 +50,15 @@ def evaluation(
     scorer = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)
     gold = make_labeler(gold_labeler, device) if gold_labeler is not None else None  # None: no gold judge
     encoded = [prompt_ids(tokenizer, prompt) for prompt in heldout]
-    answers = {name: policy_answers(name, models, tokenizer, encoded, evaluation, seed) for name in paths}
-    base = reference_logprobs(models, encoded, answers, evaluation)
+    answers = {name: policy_answers(name, models, tokenizer, encoded, settings, seed) for name in paths}
+    base = reference_logprobs(models, encoded, answers, settings)
     rows = [
         row
         for name, (responses, own) in answers.items()
-        for row in judged(name, responses, own, base[name], tokenizer, scorer, gold, heldout, evaluation)
+        for row in judged(name, responses, own, base[name], tokenizer, scorer, gold, heldout, settings)
     ]
     write_jsonl(out_dir / "generations.jsonl", rows)
-    if evaluation.best_of_n and gold is not None:  # best-of-N judged by the reward model it picks with says nothing
+    if settings.best_of_n and gold is not None:  # best-of-N judged by the reward model it picks with says nothing
         if best_of_n_from_samples:
             rows = read_scored_heldout_samples(reward_model / "heldout_responses.jsonl")
         else:
@@ -70,8 +70,8 @@ def evaluation(
                     gold,
                     heldout,
                     encoded,
-                    max(evaluation.best_of_n),
-                    evaluation,
+                    max(settings.best_of_n),
+                    settings,
                     seed + 1,
                 )
         write_jsonl(out_dir / "best_of_n.jsonl", rows)
@@ -80,14 +80,14 @@ def evaluation(
 
         pairs = load_from_disk(str(preferences / "dataset"), keep_in_memory=True)["heldout"]
         with models.reference() as model:  # once for every policy with an implicit reward
-            reference = pair_logprobs(model, tokenizer, pairs, evaluation.batch_size)
+            reference = pair_logprobs(model, tokenizer, pairs, settings.batch_size)
         accuracies = {
-            name: implicit_reward_accuracy(models, name, tokenizer, pairs, beta, evaluation.batch_size, reference)
+            name: implicit_reward_accuracy(models, name, tokenizer, pairs, beta, settings.batch_size, reference)
             for name, beta in implicit_rewards.items()
         }
         if is_main():
             (out_dir / "implicit_rewards.json").write_text(json.dumps(accuracies, indent=2) + "\n")
-    return {"policies": len(paths), "responses_each": len(heldout) * evaluation.responses_per_prompt}
+    return {"policies": len(paths), "responses_each": len(heldout) * settings.responses_per_prompt}
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:

@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 
 from ..config.schema import TinyModel
+from ..models.gguf_cache import converted_gguf
+from ..models.tiny import build_tiny_model
 from ..runtime.stage import stage
 
 
@@ -19,10 +21,7 @@ def model(*, tiny: TinyModel | None = None, gguf: Path | None = None, seed: int 
     started from and later runs of the same file convert nothing.
     """
     if tiny is not None:
-        from ..models.tiny import build_tiny_model
-
         return build_tiny_model(tiny, out_dir, seed)
-    from ..models.gguf_cache import converted_gguf
 
     converted = converted_gguf(gguf)
     for source in converted.iterdir():

@@ -8,8 +8,12 @@ reference is the policy with its adapter disabled.
 """
 
 from pathlib import Path
+from typing import ClassVar, Literal
 
-from ..config.methods import OnlineDpo
+from pydantic import Field
+
+from ..config.base import PositiveFloat
+from ..config.methods import OnlineMethod
 from ..config.schema import Compute
 from ..generation.formatting import uses_chat_template
 from ..models.loading import Loading, Tuning, load_reward_model, lora_config
@@ -17,6 +21,7 @@ from ..runtime.prompt_files import read_prompts
 from ..runtime.stage import stage
 from ..training.curve import Curve, HeldoutCurve
 from ..training.data import prompt_rows
+from ..training.installed import trainer_class
 from ..training.rewards import LearnedReward
 from ..training.trainer import (
     fit,
@@ -28,10 +33,35 @@ from ..training.trainer import (
 )
 
 
+class OnlineDpo(OnlineMethod):
+    """Online DPO (trl.experimental.online_dpo): two responses per prompt from the policy as it trains, ranked
+    by the learned reward, then a DPO step on that pair."""
+
+    method: Literal["online_dpo"] = Field("online_dpo", description="The training method (under variants:).")
+    TITLE: ClassVar[str] = "online DPO"
+    SECTION: ClassVar[str] = "Online DPO ranked by the learned reward; omit to skip."
+    LOG_PANELS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("objective/scores", "learned reward of responses"),
+        ("objective/kl", "KL to the reference"),
+        ("rewards/margins", "implicit reward margin"),
+    )
+    TRAINER: ClassVar[str] = "trl.experimental.online_dpo:OnlineDPOTrainer"
+    IMPLICIT_REWARD: ClassVar[bool] = True
+
+    beta: PositiveFloat = Field(0.1, description="beta: strength of the implicit KL constraint.")
+    loss_type: Literal["sigmoid", "ipo"] = Field("sigmoid", description="sigmoid: DPO's loss; ipo: IPO's.")
+
+    def describe(self) -> str:
+        return f"beta {self.beta:g}, loss {self.loss_type}, {self.epochs:g} epoch(s)"
+
+    def responses_per_prompt(self) -> int:
+        return 2  # online DPO compares two responses a prompt (fixed in TRL 1.12)
+
+
 @stage(version=1)
 def online_dpo(
     *,
-    online_dpo: OnlineDpo,
+    settings: OnlineDpo,
     loading: Loading,
     tuning: Tuning,
     compute: Compute,
@@ -46,9 +76,11 @@ def online_dpo(
     """Train on the train prompts (the prompts stage's output) against the reward_model stage's model; save
     the policy (or adapter) to out_dir, and with a curve the held-out curve to out_dir/curve.json."""
     from transformers import set_seed
-    from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
+    from trl.experimental.online_dpo import OnlineDPOConfig
 
-    method = online_dpo
+    OnlineDPOTrainer = trainer_class(OnlineDpo.TRAINER)
+
+    method = settings
     set_seed(seed)
     tokenizer, network, reference, device = load_policy_and_reference(policy, loading, tuning, compute)
     scorer = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)

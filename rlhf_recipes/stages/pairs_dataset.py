@@ -20,7 +20,7 @@ from ..generation.formatting import preference_row, uses_chat_template
 from ..labeling.labelers import gold_scores, make_labeler
 from ..models.loading import load_tokenizer
 from ..runtime.prompt_files import read_prompts, write_prompts
-from ..runtime.stage import stage
+from ..runtime.stage import fingerprint_extra, path_digest, stage
 from .prompts import split_prompts
 
 
@@ -199,6 +199,13 @@ def capped(train: list[dict], heldout: list[dict], config: PairsDataset, seed: i
 
 def distinct_prompts(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(row["prompt"].strip() for row in rows))
+
+
+@fingerprint_extra(PairsDataset)
+def _dataset_files(dataset: PairsDataset) -> dict:
+    """The files of a local dataset: editing them rebuilds everything trained on it."""
+    path = Path(dataset.source)
+    return {"files": path_digest(path)} if path.exists() else {}
 
 
 @stage(version=3, main_only=True)

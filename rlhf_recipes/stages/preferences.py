@@ -7,6 +7,7 @@ from ..config.labelers import Labeler, is_pairwise
 from ..config.schema import Preferences
 from ..errors import RecipeError
 from ..generation.formatting import preference_row, uses_chat_template
+from ..labeling.judge import PairJudge
 from ..labeling.labelers import gold_scores, make_labeler, score_all
 from ..labeling.pairs import judge_pairs, label_pairs
 from ..models.loading import load_tokenizer
@@ -18,7 +19,7 @@ def preferences(
     *,
     labeler: Labeler,
     gold_labeler: Labeler | None,
-    preferences: Preferences,
+    settings: Preferences,
     samples: Path,
     policy: Path | str,
     trust_remote_code: bool,
@@ -38,8 +39,6 @@ def preferences(
     samples = load_from_disk(str(samples), keep_in_memory=True)
     responses, prompts = samples["response"], samples["prompt"]
     if is_pairwise(labeler):  # a judge labels pairs below; no response has a score of its own
-        from ..labeling.judge import PairJudge
-
         judge, scores = PairJudge(labeler, device), [None] * len(responses)
     else:
         judge, scores = None, score_all(make_labeler(labeler, device), responses, prompts)
@@ -65,10 +64,10 @@ def preferences(
                 group["scores"].append(score)
                 group["gold"].append(gold_score)
         if judge is None:
-            rows, ties = label_pairs(list(groups.values()), preferences, seed + offset)
+            rows, ties = label_pairs(list(groups.values()), settings, seed + offset)
             judged = {}
         else:
-            rows, ties, judged = judge_pairs(list(groups.values()), preferences, seed + offset, judge)
+            rows, ties, judged = judge_pairs(list(groups.values()), settings, seed + offset, judge)
         if not rows:
             raise RecipeError(
                 f"preferences: every {split} pair was a tie (all {ties} of them), so there is nothing to learn from. "

@@ -109,16 +109,16 @@ def split_prompts(prompts: list[tuple[str, str]], heldout_fraction: float, seed:
 
 
 @stage(version=1, main_only=True)
-def prompts(*, prompts: Prompts, seed: int, out_dir: Path) -> dict:
+def prompts(*, settings: Prompts, seed: int, out_dir: Path) -> dict:
     """Load the prompts, split them, and write train.jsonl and heldout.jsonl to out_dir."""
-    loaded = load_prompts(prompts)
-    if prompts.prefix_words is not None:  # openings of longer texts; each opening is its own group unless grouped
+    loaded = load_prompts(settings)
+    if settings.prefix_words is not None:  # openings of longer texts; each opening is its own group unless grouped
         loaded = [
-            (opening, group if prompts.group_field else opening)
+            (opening, group if settings.group_field else opening)
             for text, group in loaded
-            for opening in [" ".join(text.split()[: prompts.prefix_words])]
+            for opening in [" ".join(text.split()[: settings.prefix_words])]
         ]
-    train, heldout = split_prompts(loaded, prompts.heldout_fraction, seed, prompts.max_prompts)
+    train, heldout = split_prompts(loaded, settings.heldout_fraction, seed, settings.max_prompts)
     write_prompts(out_dir, "train", train)
     write_prompts(out_dir, "heldout", heldout)
     return {"train": len(train), "heldout": len(heldout)}

@@ -66,7 +66,7 @@ def tokenized_pairs(tokenizer, pairs):
 @stage(version=1)
 def reward_model(
     *,
-    reward_model: RewardModel,
+    settings: RewardModel,
     loading: Loading,
     compute: Compute,
     policy: Path | str,
@@ -92,14 +92,14 @@ def reward_model(
     pairs = load_from_disk(str(preferences / "dataset"), keep_in_memory=True)
     args = RewardConfig(
         **trainer_arguments(compute, out_dir, seed),
-        num_train_epochs=reward_model.epochs,
-        learning_rate=reward_model.learning_rate,
+        num_train_epochs=settings.epochs,
+        learning_rate=settings.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=0.05,
-        per_device_train_batch_size=per_process(reward_model.batch_size, "reward_model.batch_size"),
-        max_length=reward_model.max_length_tokens,
+        per_device_train_batch_size=per_process(settings.batch_size, "reward_model.batch_size"),
+        max_length=settings.max_length_tokens,
     )
-    peft = lora_config(reward_model.lora, "SEQ_CLS") if reward_model.lora else None
+    peft = lora_config(settings.lora, "SEQ_CLS") if settings.lora else None
     trainer = RewardTrainer(
         model=network,
         args=args,
@@ -107,7 +107,7 @@ def reward_model(
         processing_class=tokenizer,
         peft_config=peft,
     )
-    fit(trainer, stage="reward_model", out_dir=out_dir, learning_rate=reward_model.learning_rate)
+    fit(trainer, stage="reward_model", out_dir=out_dir, learning_rate=settings.learning_rate)
     sharded = shards_parameters(trainer)
     if sharded:  # gather the shards into a saved model, and measure that
         save_sharded(trainer, tokenizer, out_dir)
@@ -117,16 +117,14 @@ def reward_model(
         trained = trainer.accelerator.unwrap_model(trainer.model).eval()
     metrics = {
         "train": pairwise_accuracy(
-            trained, tokenizer, train_sample(pairs["train"], len(pairs["heldout"]), seed), reward_model.batch_size
+            trained, tokenizer, train_sample(pairs["train"], len(pairs["heldout"]), seed), settings.batch_size
         ),
-        "heldout": pairwise_accuracy(trained, tokenizer, pairs["heldout"], reward_model.batch_size),
+        "heldout": pairwise_accuracy(trained, tokenizer, pairs["heldout"], settings.batch_size),
         "steps": trainer.state.global_step,
     }
-    score_heldout_responses(
-        trained, tokenizer, preferences, out_dir / "heldout_responses.jsonl", reward_model.batch_size
-    )
+    score_heldout_responses(trained, tokenizer, preferences, out_dir / "heldout_responses.jsonl", settings.batch_size)
     if is_main() and not sharded:
-        if reward_model.lora:
+        if settings.lora:
             trained.save_pretrained(out_dir / "adapter")
             merge_adapter(base, out_dir / "adapter", out_dir, loading, reward_pad_token_id=tokenizer.pad_token_id)
         else:

@@ -8,8 +8,11 @@ with full fine-tuning TRL loads it from the policy's directory.
 """
 
 from pathlib import Path
+from typing import Annotated, ClassVar, Literal
 
-from ..config.methods import Rloo
+from pydantic import Field
+
+from ..config.methods import NonNegativeFloat, OnlineMethod
 from ..config.schema import Compute
 from ..generation.formatting import uses_chat_template
 from ..models.loading import Loading, Tuning, load_reward_model, lora_config
@@ -17,14 +20,36 @@ from ..runtime.prompt_files import read_prompts
 from ..runtime.stage import stage
 from ..training.curve import Curve, HeldoutCurve
 from ..training.data import prompt_rows
+from ..training.installed import trainer_class
 from ..training.rewards import LearnedReward
 from ..training.trainer import fit, last_logged, load_policy_and_reference, online_arguments, save_trained_policy
+
+
+class Rloo(OnlineMethod):
+    """RLOO (TRL's RLOOTrainer): K responses per prompt scored by the learned reward, each baselined by the
+    mean of the other K - 1; the KL to the reference is subtracted from the reward."""
+
+    method: Literal["rloo"] = Field("rloo", description="The training method (under variants:).")
+    TITLE: ClassVar[str] = "RLOO"
+    SECTION: ClassVar[str] = "RLOO against the learned reward; omit to skip."
+    LOG_PANELS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("reward", "learned reward of responses"),
+        ("kl", "KL to the reference (per token)"),
+        ("completions/mean_length", "response length (tokens)"),
+    )
+    TRAINER: ClassVar[str] = "trl:RLOOTrainer"
+
+    beta: NonNegativeFloat = Field(0.05, description="beta of the sequence-level penalty -beta*KL in the reward.")
+    generations_per_prompt: Annotated[int, Field(ge=2)] = Field(4, description="K responses per prompt (>= 2).")
+
+    def describe(self) -> str:
+        return f"beta {self.beta:g}, K {self.generations_per_prompt}, {self.epochs:g} epoch(s)"
 
 
 @stage(version=1)
 def rloo(
     *,
-    rloo: Rloo,
+    settings: Rloo,
     loading: Loading,
     tuning: Tuning,
     compute: Compute,
@@ -39,16 +64,18 @@ def rloo(
     """Train on the train prompts (the prompts stage's output) against the reward_model stage's model; save
     the policy (or adapter) to out_dir, and with a curve the held-out curve to out_dir/curve.json."""
     from transformers import set_seed
-    from trl import RLOOConfig, RLOOTrainer
+    from trl import RLOOConfig
+
+    RLOOTrainer = trainer_class(Rloo.TRAINER)
 
     set_seed(seed)
     tokenizer, network, _, device = load_policy_and_reference(policy, loading, tuning, compute, reference=False)
     scorer = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)
-    reward = LearnedReward(scorer, tokenizer, rloo.missing_eos_penalty)
+    reward = LearnedReward(scorer, tokenizer, settings.missing_eos_penalty)
     train = read_prompts(prompts, "train")
     args = RLOOConfig(
-        **online_arguments(rloo, compute, out_dir, seed, rloo.generations_per_prompt),
-        beta=rloo.beta,
+        **online_arguments(settings, compute, out_dir, seed, settings.generations_per_prompt),
+        beta=settings.beta,
         model_init_kwargs={"dtype": loading.dtype},  # the reference TRL loads, for full fine-tuning
     )
     trainer = RLOOTrainer(
@@ -62,10 +89,10 @@ def rloo(
     trained = trainer.accelerator.unwrap_model(trainer.model)
     reference = trainer.accelerator.unwrap_model(trainer.ref_model) if trainer.ref_model is not None else None
     tracker = HeldoutCurve.start(curve, tokenizer, device, trained, reference, seed, scorer=scorer)
-    history = fit(trainer, stage="rloo", out_dir=out_dir, learning_rate=rloo.learning_rate, curve=tracker)
+    history = fit(trainer, stage="rloo", out_dir=out_dir, learning_rate=settings.learning_rate, curve=tracker)
     save_trained_policy(trainer, trained.eval(), tokenizer, out_dir, str(policy), loading, tuning)
     steps = trainer.state.global_step
-    generations = steps * rloo.prompts_per_step * rloo.generations_per_prompt
+    generations = steps * settings.prompts_per_step * settings.generations_per_prompt
     return {
         "steps": steps,
         "training_generations": generations,

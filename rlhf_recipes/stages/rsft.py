@@ -15,8 +15,12 @@ round it was in, and inside that round from its last Trainer checkpoint.
 
 import json
 from pathlib import Path
+from typing import Annotated, ClassVar, Literal
 
-from ..config.methods import Rsft
+from pydantic import Field
+
+from ..config.base import PositiveFloat, PositiveInt
+from ..config.methods import Method
 from ..config.schema import Compute, Samples
 from ..generation.formatting import demonstration_row, prompt_ids, uses_chat_template
 from ..generation.sampling import generate_responses
@@ -26,6 +30,7 @@ from ..runtime.distributed import is_main
 from ..runtime.prompt_files import read_prompts
 from ..runtime.stage import stage
 from ..training.curve import Curve, HeldoutCurve
+from ..training.installed import trainer_class
 from ..training.trainer import (
     final_loss,
     fit,
@@ -36,10 +41,48 @@ from ..training.trainer import (
 )
 
 
+class Rsft(Method):
+    """Rejection-sampling fine-tuning (best-of-N distillation, expert iteration): sample N responses per train
+    prompt, keep the one the learned reward scores highest, fine-tune on those with TRL's SFTTrainer; with
+    rounds > 1, sample again from the tuned policy each round."""
+
+    method: Literal["rsft"] = Field("rsft", description="The training method (under variants:).")
+    TITLE: ClassVar[str] = "rejection-sampling fine-tuning"
+    SECTION: ClassVar[str] = "Rejection-sampling fine-tuning on the learned reward; omit to skip."
+    LOG_PANELS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("loss", "SFT loss on the selected answers"),
+        ("mean_token_accuracy", "token accuracy"),
+    )
+    TRAINER: ClassVar[str] = "trl:SFTTrainer"
+    READS: ClassVar[frozenset[str]] = frozenset({"reward_model"})
+    STEP_PROMPTS: ClassVar[tuple[str, str]] = ("batch_size", "each optimizer step trains on the best answers to")
+
+    samples_per_prompt: Annotated[int, Field(ge=2)] = Field(8, description="N: responses sampled per train prompt.")
+    rounds: PositiveInt = Field(1, description="Sample, select, fine-tune this many times (expert iteration).")
+    learning_rate: PositiveFloat = Field(1e-5, description="Peak AdamW learning rate of each round (cosine decay).")
+    epochs: PositiveFloat = Field(1.0, description="Passes over the selected responses in each round.")
+    batch_size: PositiveInt = Field(8, description="Selected responses per optimizer step.")
+    generation_batch_size: PositiveInt = Field(
+        64, description="Responses sampled, or scored by the reward model, at once (not a training setting)."
+    )
+    max_new_tokens: PositiveInt = Field(48, description="Longest sampled response in tokens.")
+    temperature: PositiveFloat = Field(1.0, description="Sampling temperature.")
+    max_length_tokens: PositiveInt = Field(512, description="Prompt+response longer than this is truncated.")
+    eval_every_steps: PositiveInt | None = Field(
+        None, description="Evaluate on held-out prompts every this many optimizer steps (training curve); off if unset."
+    )
+
+    def describe(self) -> str:
+        return f"best of {self.samples_per_prompt}, {self.rounds} round(s)"
+
+    def memory_batch(self, prompt_tokens: int) -> tuple[int, int]:
+        return self.batch_size, self.max_length_tokens
+
+
 @stage(version=2)
 def rsft(
     *,
-    rsft: Rsft,
+    settings: Rsft,
     first_round: Path | None,
     loading: Loading,
     tuning: Tuning,
@@ -71,16 +114,16 @@ def rsft(
     done = out_dir / "checkpoints" / "done"
     finished = resume_rounds(network, done)
     histories, selected, trainer = finished["histories"], finished["selected"], None
-    for round_index in range(finished["rounds"], rsft.rounds):
+    for round_index in range(finished["rounds"], settings.rounds):
         if round_index == 0 and first_round is not None:
-            candidates = sampled_answers(first_round, train, rsft.samples_per_prompt)
+            candidates = sampled_answers(first_round, train, settings.samples_per_prompt)
         else:
-            candidates = new_answers(network, tokenizer, train, rsft, (seed + round_index) % 2**32)
-        best = best_answers(scorer, tokenizer, train, candidates, rsft.generation_batch_size)
+            candidates = new_answers(network, tokenizer, train, settings, (seed + round_index) % 2**32)
+        best = best_answers(scorer, tokenizer, train, candidates, settings.generation_batch_size)
         selected += [{"round": round_index, "prompt": p, "response": r, "reward_model": s} for p, r, s in best]
         offset = steps_so_far(histories)
         trainer, history = train_round(
-            network, tokenizer, best, rsft, compute, out_dir, round_index, seed, tracker, offset
+            network, tokenizer, best, settings, compute, out_dir, round_index, seed, tracker, offset
         )
         histories.append(history)
         network = trainer.accelerator.unwrap_model(trainer.model)
@@ -94,11 +137,11 @@ def rsft(
         save_trained_policy(trainer, network.eval(), tokenizer, out_dir, str(policy), loading, tuning)
     elif is_main():  # every round had finished before an interruption: the kept weights are the result
         save_policy(network.eval(), tokenizer, out_dir, str(policy), loading, merged=tuning.save_merged)
-    answers = rsft.rounds * rsft.samples_per_prompt * len(train)
+    answers = settings.rounds * settings.samples_per_prompt * len(train)
     return {
-        "rounds": rsft.rounds,
+        "rounds": settings.rounds,
         "steps": steps,
-        "training_generations": answers - (rsft.samples_per_prompt * len(train) if first_round is not None else 0),
+        "training_generations": answers - (settings.samples_per_prompt * len(train) if first_round is not None else 0),
         "first_round_from_samples": first_round is not None,
         "reward_model_calls": answers,
         "final_loss": final_loss(histories[-1]),
@@ -160,7 +203,9 @@ def train_round(
     """One round of SFT on the selected answers; returns the trainer and its log history, with steps numbered
     after the `offset` steps of the earlier rounds."""
     from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
+
+    SFTTrainer = trainer_class(Rsft.TRAINER)
 
     chat = uses_chat_template(tokenizer)
     round_dir = out_dir / "checkpoints" / f"round-{round_index}"

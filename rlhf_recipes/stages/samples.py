@@ -17,7 +17,7 @@ from ..runtime.stage import stage
 
 @stage(version=1)
 def samples(
-    *, samples: Samples, loading: Loading, device: str, policy: Path | str, prompts: Path, seed: int, out_dir: Path
+    *, settings: Samples, loading: Loading, device: str, policy: Path | str, prompts: Path, seed: int, out_dir: Path
 ):
     """Write a `datasets` dataset to out_dir: one row per response (split, prompt_index, prompt, response,
     response_tokens, finished). prompts: the prompts stage's output."""
@@ -32,12 +32,12 @@ def samples(
             network,
             tokenizer,
             [prompt_ids(tokenizer, prompt) for prompt in texts],
-            responses_per_prompt=samples.responses_per_prompt,
-            max_new_tokens=samples.max_new_tokens,
-            temperature=samples.temperature,
-            top_p=samples.top_p,
-            top_k=samples.top_k,
-            batch_size=samples.batch_size,
+            responses_per_prompt=settings.responses_per_prompt,
+            max_new_tokens=settings.max_new_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            top_k=settings.top_k,
+            batch_size=settings.batch_size,
             seed=seed,
         )
         for index, responses in enumerate(groups):

@@ -37,7 +37,14 @@ def read_demonstrations(path: Path) -> list[tuple[str, str]]:
 
 @stage(version=1)
 def sft(
-    *, sft: Sft, loading: Loading, lora: Lora | None, compute: Compute, policy: Path | str, seed: int, out_dir: Path
+    *,
+    settings: Sft,
+    loading: Loading,
+    lora: Lora | None,
+    compute: Compute,
+    policy: Path | str,
+    seed: int,
+    out_dir: Path,
 ) -> dict:
     """Fine-tune `policy` on the demonstrations (loss on completions only) and save full weights to
     out_dir: with LoRA, the adapter goes to out_dir/adapter and is merged into the saved weights,
@@ -53,18 +60,20 @@ def sft(
     network = load_policy(base, loading, device_for(compute))
     args = SFTConfig(
         **trainer_arguments(compute, out_dir, seed),
-        num_train_epochs=sft.epochs,
-        learning_rate=sft.learning_rate,
+        num_train_epochs=settings.epochs,
+        learning_rate=settings.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=0.05,
-        per_device_train_batch_size=per_process(sft.batch_size, "sft.batch_size"),
-        max_length=sft.max_length_tokens,
+        per_device_train_batch_size=per_process(settings.batch_size, "sft.batch_size"),
+        max_length=settings.max_length_tokens,
         completion_only_loss=True,
     )
-    dataset = Dataset.from_list([demonstration_row(p, c, chat) for p, c in read_demonstrations(sft.demonstrations)])
+    dataset = Dataset.from_list(
+        [demonstration_row(p, c, chat) for p, c in read_demonstrations(settings.demonstrations)]
+    )
     peft = lora_config(lora, "CAUSAL_LM") if lora else None
     trainer = SFTTrainer(model=network, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft)
-    history = fit(trainer, stage="sft", out_dir=out_dir, learning_rate=sft.learning_rate)
+    history = fit(trainer, stage="sft", out_dir=out_dir, learning_rate=settings.learning_rate)
     trained = trainer.accelerator.unwrap_model(trainer.model)
     if shards_parameters(trainer):
         save_sharded(trainer, tokenizer, out_dir)

@@ -18,6 +18,7 @@ from ..metrics import kl_estimates, mean, std
 from ..models.loading import Loading, load_reward_model
 from ..runtime import progress
 from ..runtime.distributed import is_main
+from ..runtime.prompt_files import read_prompts
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,6 @@ class HeldoutCurve(TrainerCallback):
     def __init__(self, curve: Curve, tokenizer, scorer, policy, reference, seed: int, device: str = "cpu"):
         """scorer: the loaded reward model; policy: the model being trained; reference: the reference model,
         or None for the policy with its LoRA adapter disabled; device: where a model gold labeler runs."""
-        from ..runtime.prompt_files import read_prompts
 
         self.curve, self.seed = curve, seed
         self.gold = make_labeler(curve.gold, device) if curve.gold is not None else None

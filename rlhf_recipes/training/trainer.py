@@ -21,6 +21,7 @@ from ..errors import RecipeError
 from ..models.loading import Loading, Tuning, device_for, load_policy, load_tokenizer, save_policy
 from ..runtime.directory import latest_checkpoint
 from ..runtime.distributed import is_main, world_size
+from ..runtime.progress import TrainingProgress
 from ..runtime.tracking import finish_trackers, prepare_trackers, stage_location, to_trackers
 from .curve import HeldoutCurve
 from .health import FiniteTraining
@@ -131,8 +132,6 @@ def fit(
     checkpoint in out_dir/checkpoints (TRL's PPO cannot).
     """
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    from ..runtime.progress import TrainingProgress
 
     trainer.remove_callback(PrinterCallback)  # the logs are saved instead of printed as dicts
     trainer.remove_callback(ProgressCallback)
