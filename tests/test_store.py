@@ -33,6 +33,14 @@ def slow_stage(*, text, seconds, out_dir):
     return {"length": len(text)}
 
 
+@stage(version=1)
+def copies_model(*, model, out_dir):
+    """Reads the `model` stage's output, and counts its builds."""
+    BUILDS.append("copies_model")
+    (out_dir / "data.txt").write_text((model / "data.txt").read_text())
+    return {}
+
+
 def step(text="shared", seconds=0.0, name="samples") -> Step:
     return Step(name, slow_stage, {"text": text, "seconds": seconds})
 
@@ -320,3 +328,24 @@ def test_prune_sweeps_day_old_leftovers_of_interrupted_publishing(store):
     os.utime(old, (time.time() - 2 * 86400,) * 2)
     opened.prune()
     assert not old.exists() and recent.exists()
+
+
+@pytest.mark.ppo
+def test_a_stage_this_run_built_does_not_rebuild_what_follows_it_from_the_store(tmp_path, recipe, store):
+    """Run b builds the model (the store lacks it) and run a links it; a builds the next stage first, and b links
+    it rather than building it again: only --force makes what follows rebuild. (Two concurrent `rlhf run`s of
+    one recipe built a stage twice when the one that lost a race for an earlier stage won the next.)"""
+    first, second = open_run(tmp_path, recipe, "a"), open_run(tmp_path, recipe, "b")
+
+    def reader(run) -> Step:
+        return Step("samples", copies_model, {"model": run.path("model")})
+
+    assert second.step(step(name="model"))[1] is False
+    assert first.step(step(name="model"))[1] is True
+    assert first.step(reader(first))[1] is False
+    assert second.step(reader(second))[1] is True, "linked from the store"
+    assert BUILDS == ["shared", "copies_model"]
+    forced = open_run(tmp_path, recipe, "c")
+    assert forced.step(step(name="model"), force="model")[1] is False
+    assert forced.step(reader(forced))[1] is False, "downstream of a forced stage: rebuilt"
+    assert BUILDS == ["shared", "copies_model", "shared", "copies_model"]

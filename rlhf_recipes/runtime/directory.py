@@ -63,6 +63,8 @@ class RunDirectory:
         self.console = self.lock = None
         self.fingerprints: dict[str, str] = {}  # stage name -> fingerprint, for every stage handled so far
         self.rebuilt: set[str] = set()  # the stages this invocation built (rather than reused)
+        # the stages rebuilt by --force and those downstream of them: each is rebuilt even when stored
+        self.forced: set[str] = set()
 
     @classmethod
     def open(cls, root: Path, recipe: Recipe, console=None, store: StageStore | None = None) -> "RunDirectory":
@@ -141,8 +143,9 @@ class RunDirectory:
         store), or reuse what this run already holds, or link what the store holds, with the step's
         fingerprint.
 
-        A step is run anyway when it is the stage named by `force`, or reads the output of a stage
-        rebuilt by this invocation. While it is built, its fingerprint is locked in the store: another
+        A step is run anyway when it is the stage named by `force`, or reads the output of a stage so
+        rebuilt (a stage this run built only because it was not stored is what the store would have linked:
+        the stages after it are linked as usual). While it is built, its fingerprint is locked in the store: another
         run that needs the same stage at the same time waits, then links it. The temporary directory
         survives an interruption when it holds a training checkpoint of the same fingerprint, so that the
         stage can resume from it. With several processes, all of them run the stage (its writes are the
@@ -151,7 +154,9 @@ class RunDirectory:
         """
         name = step.name
         fingerprint = stage_fingerprint(step, {self.path(done): value for done, value in self.fingerprints.items()})
-        rebuild = name == force or bool(step.upstream({self.path(d): d for d in self.fingerprints}) & self.rebuilt)
+        rebuild = name == force or bool(step.upstream({self.path(d): d for d in self.fingerprints}) & self.forced)
+        if rebuild:
+            self.forced.add(name)
         self.fingerprints[name] = fingerprint
         barrier()  # every process decides on the same files
         if broadcast(is_main() and not rebuild and self._holds(name, fingerprint)):
