@@ -80,21 +80,20 @@ def online_dpo(
 
     OnlineDPOTrainer = trainer_class(OnlineDpo.TRAINER)
 
-    method = settings
     set_seed(seed)
     tokenizer, network, reference, device = load_policy_and_reference(policy, loading, tuning, compute)
     scorer = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)
-    reward = LearnedReward(scorer, tokenizer, method.missing_eos_penalty)
+    reward = LearnedReward(scorer, tokenizer, settings.missing_eos_penalty)
     train = read_prompts(prompts, "train")
     args = OnlineDPOConfig(
         **trainer_arguments(compute, out_dir, seed),
-        num_train_epochs=method.epochs,
-        learning_rate=method.learning_rate,
-        per_device_train_batch_size=per_process(method.prompts_per_step, "online_dpo.prompts_per_step"),
-        max_new_tokens=method.max_new_tokens,
-        temperature=method.temperature,
-        beta=method.beta,
-        loss_type=method.loss_type,
+        num_train_epochs=settings.epochs,
+        learning_rate=settings.learning_rate,
+        per_device_train_batch_size=per_process(settings.prompts_per_step, "online_dpo.prompts_per_step"),
+        max_new_tokens=settings.max_new_tokens,
+        temperature=settings.temperature,
+        beta=settings.beta,
+        loss_type=settings.loss_type,
         missing_eos_penalty=None,  # LearnedReward applies it
     )
     trainer = OnlineDPOTrainer(
@@ -108,10 +107,10 @@ def online_dpo(
     )
     trained = trainer.accelerator.unwrap_model(trainer.model)
     tracker = HeldoutCurve.start(curve, tokenizer, device, trained, reference, seed, scorer=scorer)
-    history = fit(trainer, stage="online_dpo", out_dir=out_dir, learning_rate=method.learning_rate, curve=tracker)
+    history = fit(trainer, stage="online_dpo", out_dir=out_dir, learning_rate=settings.learning_rate, curve=tracker)
     save_trained_policy(trainer, trained.eval(), tokenizer, out_dir, str(policy), loading, tuning)
     steps = trainer.state.global_step
-    generations = steps * method.prompts_per_step * method.responses_per_prompt()
+    generations = steps * settings.prompts_per_step * settings.responses_per_prompt()
     return {
         "steps": steps,
         "training_generations": generations,
