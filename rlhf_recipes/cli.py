@@ -84,9 +84,14 @@ def describe_plan(recipe) -> str:
         "preferences": f"pairing {recipe.preferences.pairing}, flip prob {recipe.preferences.label_flip_prob:g}"
         if recipe.preferences.dataset is None
         else f"your pairs from {recipe.preferences.dataset.source}",
-        "reward_model": f"{reward.epochs:g} epoch(s), {reward_tuning}",
+        "reward_model": f"{reward.epochs:g} epoch(s), {reward_tuning}"
+        if reward.ensemble is None
+        else f"the {reward.ensemble.members} members read as one: {reward.ensemble.aggregate}",
         "evaluation": f"{recipe.evaluation.responses_per_prompt} responses per held-out prompt per policy",
     } | {name: method.describe() for name, method in recipe.methods().items()}
+    for index in range(reward.ensemble.members if reward.ensemble else 0):
+        resampled = ", on a bootstrap resample of the pairs" if reward.ensemble.bootstrap and index else ""
+        what[f"reward_model_member_{index}"] = f"{reward.epochs:g} epoch(s), {reward_tuning}, seed + {index}{resampled}"
     labeler = recipe.labeler.kind if recipe.labeler else "your own pairs"
     lines = [f"Policy: {source}, {model.dtype}, {tuning}; labeler: {labeler}", "Stages:"]
     steps = plan(recipe, Path("runs") / recipe.name)

@@ -220,6 +220,14 @@ CASES = {
     "two-model-sources": lambda t, m: validate("model.name_or_path=gpt2"),
     "four-bit-without-lora": lambda t, m: validate("model.load_in_4bit=true"),
     "four-bit-float32": lambda t, m: validate("model.lora={}", "model.load_in_4bit=true"),
+    "ensemble-no-members": lambda t, m: validate("reward_model.ensemble={members: 0}"),
+    "ensemble-negative-penalty": lambda t, m: validate(
+        "reward_model.ensemble={members: 3, aggregate: uncertainty, penalty: -1.0}"
+    ),
+    "ensemble-unknown-aggregate": lambda t, m: validate("reward_model.ensemble={members: 3, aggregate: minimum}"),
+    "ensemble-penalty-ignored": lambda t, m: validate(
+        "reward_model.ensemble={members: 3, aggregate: min, penalty: 2.0}"
+    ),
     "label-smoothing-ignored": lambda t, m: validate("dpo.label_smoothing=0.1"),
     "variant-name-taken": lambda t, m: validate("variants={dpo: {method: kto}}"),
     "variant-unknown-method": lambda t, m: validate("variants={x: {method: dpp}}"),

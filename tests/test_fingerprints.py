@@ -233,6 +233,8 @@ def test_every_key_rebuilds_exactly_its_readers_and_what_follows(full_recipe, tm
             dotted in OTHER_SOURCES
         ):  # one model source and one prompt source at a time; a local model directory is below
             continue
+        if dotted == "reward_model.ensemble":  # adds stages: tests/test_ensemble.py walks its keys
+            continue
         for candidate in [c for c in changed_values(path, value, tmp_path) if c != value]:
             try:
                 after = stage_fingerprints(set_path(full_recipe, path, candidate), run_dir)

@@ -1,6 +1,7 @@
 """Render the recipe reference (docs/recipe.md) from the schema, so each field is documented once, with the
 sections of the registered methods: `rlhf reference > docs/recipe.md`."""
 
+import inspect
 import types
 import typing
 from pathlib import Path
@@ -13,6 +14,7 @@ from .labelers import Labeler, WeightedLabeler
 from .methods import registered_methods
 from .schema import (
     Compute,
+    Ensemble,
     Evaluation,
     Model,
     PairsDataset,
@@ -53,7 +55,7 @@ def _section(title: str, model: type[BaseModel]) -> list[str]:
     lines = [
         f"## `{title}`",
         "",
-        (model.__doc__ or "").strip(),
+        inspect.cleandoc(model.__doc__ or ""),
         "",
         "| key | type | default | meaning |",
         "|---|---|---|---|",
@@ -94,6 +96,7 @@ def render() -> str:
         ("preferences", Preferences),
         ("preferences.dataset", PairsDataset),
         ("reward_model", RewardModel),
+        ("reward_model.ensemble", Ensemble),
     ):
         lines += _section(title, model)
     lines += [

@@ -214,6 +214,63 @@ class Preferences(Section):
     )
 
 
+AGGREGATES = ("mean", "min", "uncertainty", "single")
+
+
+class Ensemble(Section):
+    """Several reward models read as one (Coste et al., ICLR 2024): every consumer of the learned reward (PPO,
+    RLOO, GRPO, online DPO, rejection sampling, best-of-N, the training curves) is given their aggregate.
+
+    Member 0 is the reward model the run would train without an ensemble (its seed, all the pairs); member i
+    trains with seed + i, on a bootstrap resample of the pairs when `bootstrap`. Before aggregating, each
+    member's scores are mapped (shift and scale) to member 0's mean and SD on the held-out sampled responses:
+    a Bradley-Terry reward has no scale or origin of its own. Changing the aggregate or its penalty trains
+    nothing again: the members are stored stages of their own.
+    """
+
+    members: int = Field(description="Reward models trained (k, at least 1).")
+    bootstrap: bool = Field(False, description="Train members 1..k-1 each on a bootstrap resample of the pairs.")
+    aggregate: str = Field(
+        "mean",
+        description="mean; min (the worst case); uncertainty (mean - penalty * variance over members); single "
+        "(member 0 alone: the single reward model the ensemble extends, for comparison).",
+    )
+    penalty: float | None = Field(
+        None, description="lambda of aggregate: uncertainty (default 1.0), per unit of variance (at least 0)."
+    )
+
+    @model_validator(mode="after")
+    def _meaningful(self):
+        problems = []
+        if self.members < 1:
+            problems.append(f"members: {self.members}; an ensemble needs at least 1. Fix: set members: 1 or more")
+        if self.aggregate not in AGGREGATES:
+            close = difflib.get_close_matches(self.aggregate, AGGREGATES, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(
+                f"aggregate: {self.aggregate!r} is not an aggregate{hint}. Fix: use one of {', '.join(AGGREGATES)}"
+            )
+        if self.penalty is not None and self.penalty < 0:
+            problems.append(
+                f"penalty: {self.penalty}; a negative penalty rewards disagreement among members. Fix: set penalty: "
+                "0 or more (0 is the mean)"
+            )
+        elif self.penalty is not None and self.aggregate != "uncertainty":
+            problems.append(
+                f"penalty: {self.penalty} is read only by aggregate: uncertainty, not {self.aggregate}. Fix: remove "
+                "penalty, or set aggregate: uncertainty"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def weight(self) -> float:
+        """The variance's weight in the aggregate: the penalty of aggregate: uncertainty, else 0."""
+        if self.aggregate != "uncertainty":
+            return 0.0
+        return 1.0 if self.penalty is None else self.penalty
+
+
 class RewardModel(Section):
     """The Bradley-Terry reward model, trained with TRL's RewardTrainer from the (SFT) policy's weights.
 
@@ -226,6 +283,15 @@ class RewardModel(Section):
     max_length_tokens: PositiveInt = Field(512, description="Pairs with a longer side are skipped in training.")
     lora: Lora | None = Field(None, description="Train the reward model with LoRA (new score head trained fully).")
     load_in_4bit: bool = Field(False, description="Load the reward model in 4-bit NF4 (QLoRA); needs lora.")
+    ensemble: Ensemble | None = Field(
+        None,
+        description="Train several reward models and read their aggregate (see reward_model.ensemble below).",
+        json_schema_extra={"added_later": True},
+    )
+
+    def single(self) -> "RewardModel":
+        """This section as one member of its ensemble trains by: without the ensemble."""
+        return self.model_copy(update={"ensemble": None})
 
     @model_validator(mode="after")
     def _four_bit_needs_lora(self):

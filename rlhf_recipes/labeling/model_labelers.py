@@ -9,7 +9,8 @@ from pathlib import Path
 from ..config.labelers import ClassifierLabeler, RewardModelLabeler, classifier_labelers
 from ..errors import RecipeError
 from ..generation.scoring import reward_scores
-from ..models.loading import Loading, load_reward_model, load_tokenizer
+from ..models.ensemble import is_ensemble, load_reward, member_paths
+from ..models.loading import Loading, load_tokenizer
 from ..models.run_outputs import unbuilt_run
 from ..runtime import progress
 from ..runtime.stage import path_digest
@@ -143,6 +144,12 @@ def check_reward_model_directory(path: Path) -> Path:
             or f"reward-model directory {str(path)!r} not found (relative paths start at {Path.cwd()}). "
             "Fix: give a run's reward_model/ directory"
         )
+    if is_ensemble(path):  # a run's ensemble: check each member, and the tokenizer beside them
+        for member in member_paths(path):
+            check_reward_model_directory(member)
+        if not (path / "tokenizer_config.json").is_file():
+            raise ValueError(f"{str(path)!r} has no tokenizer. Fix: give a run's reward_model/ directory whole")
+        return path.resolve()
     if not (path / "config.json").is_file():
         raise ValueError(f"{str(path)!r} has no config.json, so it is not a saved model. Fix: give a model directory")
     config = model_config(str(path))
@@ -233,5 +240,5 @@ class RewardModelScorer:
         if self.model is None:
             self.tokenizer = load_tokenizer(str(self.config.path))
             loading = Loading.auto(self.device)
-            self.model = load_reward_model(str(self.config.path), self.tokenizer.pad_token_id, loading, self.device)
+            self.model = load_reward(self.config.path, self.tokenizer.pad_token_id, loading, self.device)
         return reward_scores(self.model, self.tokenizer, prompts, responses, self.config.batch_size, shared=False)

@@ -52,6 +52,10 @@ class Footprint:
             *(getattr(self, f) + getattr(other, f) for f in ("weights", "gradients", "optimizer", "activations"))
         )
 
+    def __mul__(self, times: int) -> "Footprint":
+        """`times` such models side by side (an ensemble's members)."""
+        return Footprint(*(getattr(self, f) * times for f in ("weights", "gradients", "optimizer", "activations")))
+
     @property
     def total(self) -> float:
         return self.weights + self.gradients + self.optimizer + self.activations
@@ -126,6 +130,7 @@ def kv_cache_bytes(counts: Counts, sequences: int, tokens: int, dtype: str) -> f
 def stage_footprints(recipe: Recipe, policy: Counts, reward: Counts) -> dict[str, Footprint]:
     """Peak memory of each stage of `recipe`, by component."""
     m, r, ckpt = recipe.model, recipe.reward_model, recipe.compute.gradient_checkpointing
+    members = r.ensemble.members if r.ensemble else 1
     m = m.model_copy(update={"dtype": Loading.of(m, device_for(recipe.compute, visible=False)).dtype})  # auto decided
     lora, rlora = m.lora is not None, r.lora is not None
     head = reward.hidden  # the score head: hidden -> 1
@@ -150,8 +155,8 @@ def stage_footprints(recipe: Recipe, policy: Counts, reward: Counts) -> dict[str
         )
         if method.REFERENCE and not lora:  # with LoRA the reference is the adapter disabled
             footprint += frozen_policy
-        if "reward_model" in method.READS:
-            footprint += model_footprint(reward, m.dtype, r.load_in_4bit, False, trained=False)
+        if "reward_model" in method.READS:  # every member of an ensemble is loaded
+            footprint += model_footprint(reward, m.dtype, r.load_in_4bit, False, trained=False) * members
         if method.VALUE_MODEL:  # trained, started from the reward model, its activations beside the policy's
             footprint += model_footprint(reward, m.dtype, r.load_in_4bit, rlora, trained=True, score_head=head)
             footprint += Footprint(0, activations=activation_bytes(policy, sequences, tokens, ckpt))
@@ -160,7 +165,7 @@ def stage_footprints(recipe: Recipe, policy: Counts, reward: Counts) -> dict[str
     stages["evaluation"] = (
         frozen_policy
         + (Footprint(0) if lora else frozen_policy)
-        + model_footprint(reward, m.dtype, r.load_in_4bit, False, trained=False)
+        + model_footprint(reward, m.dtype, r.load_in_4bit, False, trained=False) * members
         + Footprint(
             0, activations=kv_cache_bytes(policy, e.batch_size, PROMPT_TOKENS_ASSUMED + e.max_new_tokens, m.dtype)
         )

@@ -272,6 +272,22 @@ def reward_model_summary(run_dir: Path, preferences: Preferences) -> dict:
         "length_r2": r_squared(words, learned),
         "gold_length_r2": r_squared(words, gold),
         "steps": saved["steps"],
+        "members": saved["ensemble"]["members"] if "ensemble" in saved else 1,
+        "ensemble": ensemble_summary(saved["ensemble"]) if "ensemble" in saved else None,
+    }
+
+
+def ensemble_summary(saved: dict) -> dict:
+    """A reward-model ensemble: how it aggregates, each member's accuracy, and how much the members disagree."""
+    return {
+        "aggregate": saved["aggregate"],
+        "penalty": saved["penalty"] if saved["aggregate"] == "uncertainty" else None,
+        "bootstrap": saved["bootstrap"],
+        "member_heldout_accuracy": [member["heldout"]["vs_gold"] for member in saved["member_metrics"]],
+        "member_train_accuracy": [member["train"]["vs_gold"] for member in saved["member_metrics"]],
+        "pairs_all_members_agree": saved["pairs_all_members_agree"],
+        "member_sd_mean": saved["member_sd_mean"],
+        "score_sd": saved["score_sd"],
     }
 
 
@@ -308,7 +324,9 @@ def cost_summary(run_dir: Path, recipe: Recipe, metrics: dict) -> dict:
     train_responses = sum(
         1 for row in read_jsonl(run_dir / "preferences" / "scored_responses.jsonl") if row["split"] == "train"
     )
-    rm_steps, rm_seconds = metrics["reward_model"]["steps"], seconds.get("reward_model", 0.0)
+    # an ensemble's members are stages of their own (reward_model_member_<i>), each trained and each called
+    rm_steps, members = metrics["reward_model"]["steps"], metrics["reward_model"]["members"]
+    rm_seconds = sum(spent for stage, spent in seconds.items() if stage.partition("_member_")[0] == "reward_model")
     # what labeling cost: one labeler call per train response; none for your own pairs; a judge's questions
     labels = 0 if recipe.preferences.dataset else metrics["preferences"].get("judge_questions", train_responses)
 
@@ -316,11 +334,11 @@ def cost_summary(run_dir: Path, recipe: Recipe, metrics: dict) -> dict:
         return {
             "training_generations": generations,
             "labeler_calls": labels if generations else 0,
-            "reward_model_calls": rm_calls,
+            "reward_model_calls": rm_calls * members,
             "optimizer_steps": steps,
             "training_seconds": spent,
             "generations_per_answer": per_answer,
-            "reward_model_calls_per_answer": per_answer if per_answer > 1 else 0,
+            "reward_model_calls_per_answer": per_answer * members if per_answer > 1 else 0,
         }
 
     costs = {"reference": cost(0, 0, 0, 0.0, 1)}

@@ -173,6 +173,22 @@ def power_blocks(metrics: dict) -> list[tuple]:
     ]
 
 
+def ensemble_items(ensemble: dict, accuracy: float) -> list[str]:
+    """What the report says of a reward-model ensemble: its rule, its members against it, their disagreement."""
+    rule = ensemble["aggregate"] + (f" (penalty λ = {number(ensemble['penalty'], 2)})" if ensemble["penalty"] else "")
+    members = ensemble["member_heldout_accuracy"]
+    return [
+        f"An ensemble of {len(members)} reward models read as their **{rule}**"
+        + (", members 1 onward on bootstrap resamples of the pairs" if ensemble["bootstrap"] else "")
+        + "; the accuracies above are the ensemble's. Each member's held-out accuracy against gold: "
+        + ", ".join(number(a) for a in members)
+        + f" (best {number(max(members))}; the ensemble {number(accuracy)})",
+        f"The members order {number(ensemble['pairs_all_members_agree'])} of the held-out pairs alike; a held-out "
+        f"response's score varies across members by {number(ensemble['member_sd_mean'])} (mean SD, on member 0's "
+        f"scale) against a spread of {number(ensemble['score_sd'])} (SD) of the aggregate over responses",
+    ]
+
+
 def reward_model_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
     rm, prefs = metrics["reward_model"], metrics["preferences"]
     items = [
@@ -188,6 +204,8 @@ def reward_model_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
         f"Variance of the learned reward explained by length alone (R²): {number(rm['length_r2'])} "
         f"(of gold: {number(rm['gold_length_r2'])})",
     ]
+    if rm.get("ensemble"):
+        items += ensemble_items(rm["ensemble"], rm["heldout_accuracy"])
     for name, implicit in metrics["implicit_rewards"].items():
         items.append(
             f"The implicit reward β·log(π/π_ref) of `{name}` (β = {number(implicit['beta'], 2)}) on the same pairs: "
@@ -276,6 +294,7 @@ def curve_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
 
 
 def cost_blocks(metrics: dict) -> list[tuple]:
+    members = metrics["reward_model"].get("members", 1)
     rows = [
         [
             method,
@@ -313,7 +332,13 @@ def cost_blocks(metrics: dict) -> list[tuple]:
             "the online methods (PPO, RLOO, GRPO, online DPO) and rejection sampling add the responses they sample "
             "while training, each scored once by the reward model. Best-of-N pays at answer time: N generations "
             "and N reward-model calls per answer. Optimizer steps and seconds include the reward model's for every "
-            "method that uses it.",
+            "method that uses it."
+            + (
+                f" The learned reward is an ensemble of {members} reward models: each was trained (their steps and "
+                f"seconds are summed) and each is called, so a response scored once counts {members} calls."
+                if members > 1
+                else ""
+            ),
         ),
     ]
 

@@ -29,6 +29,7 @@ from ..stages.model import model
 from ..stages.pairs_dataset import pairs_preferences, pairs_prompts
 from ..stages.preferences import preferences
 from ..stages.prompts import prompts
+from ..stages.reward_ensemble import reward_ensemble
 from ..stages.reward_model import reward_model
 from ..stages.rsft import samples_serve_first_round
 from ..stages.samples import samples
@@ -60,7 +61,7 @@ def plan(recipe: Recipe, run_dir: Path) -> list[Step]:
         steps.append(call(pairs_preferences, inputs, name="preferences"))
     else:
         steps += [call(samples, inputs), call(preferences, inputs)]
-    steps.append(call(reward_model, inputs))
+    steps += reward_steps(recipe, run_dir, inputs)
     # the stages above read `seed`; training and evaluation the training seed, a variant its own
     for name, method in recipe.methods().items():
         training = {"curve": curve(recipe, run_dir, method), "seed": recipe.policy_seed(name)}
@@ -70,6 +71,35 @@ def plan(recipe: Recipe, run_dir: Path) -> list[Step]:
         steps.append(call(method.stage_function, inputs, name=name, section=method, **training))
     steps.append(call(evaluation, inputs, seed=recipe.seed_of_training()))
     return steps
+
+
+def reward_steps(recipe: Recipe, run_dir: Path, inputs: dict) -> list[Step]:
+    """The reward model; with an ensemble, each member (member 0 is the single reward model, stored as one) and
+    then the stage that reads them as one, under the name every consumer reads: reward_model."""
+    ensemble = recipe.reward_model.ensemble
+    if ensemble is None:
+        return [call(reward_model, inputs)]
+    single = recipe.reward_model.single()
+    members = [
+        call(
+            reward_model,
+            inputs,
+            name=f"reward_model_member_{index}",
+            section=single,
+            seed=recipe.seed + index,
+            resample_seed=recipe.seed + index if ensemble.bootstrap and index > 0 else None,
+        )
+        for index in range(ensemble.members)
+    ]
+    together = call(
+        reward_ensemble,
+        inputs,
+        name="reward_model",
+        section=ensemble,
+        members=[run_dir / step.name for step in members],
+        batch_size=single.batch_size,
+    )
+    return members + [together]
 
 
 def stage_inputs(recipe: Recipe, run_dir: Path, policy: Path | str) -> dict:
@@ -123,6 +153,8 @@ def call(function, inputs: dict, name: str | None = None, section=None, **given)
             arguments[parameter] = section if section is not None else inputs["sections"][stage_name]
         elif parameter in inputs["outputs"]:
             arguments[parameter] = inputs["outputs"][parameter]
+        elif parameter in getattr(function, "added_later", {}) and parameter not in inputs:
+            arguments[parameter] = function.added_later[parameter]
         else:
             arguments[parameter] = inputs[parameter]
     return Step(name or stage_name, function, arguments)

@@ -25,19 +25,28 @@ from pydantic import BaseModel
 CONTENT_HASHED_BYTES = 64 << 20
 
 
-def stage(version: int, main_only: bool = False, placement: tuple[str, ...] = ()):
+def stage(version: int, main_only: bool = False, placement: tuple[str, ...] = (), added_later: tuple[str, ...] = ()):
     """Declare a stage function. `version`: bump it whenever the same arguments would now give another
     output. `main_only`: with several processes, only the main one runs it (the others wait).
     `placement`: parameters that say only where the work runs (a device), not what it computes; they
     stay out of the fingerprint, so adding one does not rebuild earlier runs. (A model labeler on a GPU may
-    compute in lower precision than on a CPU; the outputs built on either are reused on the other.)"""
+    compute in lower precision than on a CPU; the outputs built on either are reused on the other.)
+    `added_later`: parameters added after the stage had stored outputs; each is left out of the fingerprint at
+    its default, so that what was stored before is reused."""
 
     def declare(function: Callable) -> Callable:
         if any(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in inspect.signature(function).parameters.values()):
             raise TypeError(
                 f"stage {function.__name__}: every parameter must be keyword-only (def {function.__name__}(*, ...))"
             )
+        defaults = {name: p.default for name, p in inspect.signature(function).parameters.items()}
+        missing = [
+            name for name in added_later if defaults.get(name, inspect.Parameter.empty) is inspect.Parameter.empty
+        ]
+        if missing:
+            raise TypeError(f"stage {function.__name__}: added_later {missing} must be parameters with a default")
         function.version, function.main_only, function.placement = version, main_only, placement
+        function.added_later = {name: defaults[name] for name in added_later}
         return function
 
     return declare
@@ -78,6 +87,7 @@ def fingerprint(step: Step, outputs: dict[Path, str]) -> str:
             (function.__name__ if key == "settings" else key): _value(value, outputs)
             for key, value in sorted(step.arguments.items())
             if key not in getattr(function, "placement", ())
+            and not (key in getattr(function, "added_later", {}) and value == function.added_later[key])
         },
     }
     return digest(described)

@@ -11,7 +11,8 @@ from ..generation.sampling import generate_responses
 from ..generation.scoring import response_logprobs, reward_scores
 from ..labeling.labelers import gold_scores, make_labeler
 from ..metrics import kl_estimates, pair_accuracies
-from ..models.loading import Loading, load_reward_model, load_tokenizer
+from ..models.ensemble import load_reward
+from ..models.loading import Loading, load_tokenizer
 from ..models.policy_set import PolicySet
 from ..runtime.distributed import is_main
 from ..runtime.prompt_files import read_prompts
@@ -47,7 +48,7 @@ def evaluation(
     heldout = read_prompts(prompts, "heldout")
     tokenizer = load_tokenizer(paths["reference"], loading.trust_remote_code)
     models = PolicySet(paths, loading, device)
-    scorer = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)
+    scorer = load_reward(reward_model, tokenizer.pad_token_id, reward_loading, device)
     gold = make_labeler(gold_labeler, device) if gold_labeler is not None else None  # None: no gold judge
     encoded = [prompt_ids(tokenizer, prompt) for prompt in heldout]
     answers = {name: policy_answers(name, models, tokenizer, encoded, settings, seed) for name in paths}

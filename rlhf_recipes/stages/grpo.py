@@ -18,7 +18,8 @@ from ..config.base import PositiveFloat
 from ..config.methods import OnlineMethod
 from ..config.schema import Compute
 from ..generation.formatting import uses_chat_template
-from ..models.loading import Loading, Tuning, load_reward_model, lora_config
+from ..models.ensemble import load_reward
+from ..models.loading import Loading, Tuning, lora_config
 from ..runtime.prompt_files import read_prompts
 from ..runtime.stage import stage
 from ..training.curve import Curve, HeldoutCurve
@@ -113,7 +114,7 @@ def grpo(
 
     set_seed(seed)
     tokenizer, network, _, device = load_policy_and_reference(policy, loading, tuning, compute, reference=False)
-    scorer = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)
+    scorer = load_reward(reward_model, tokenizer.pad_token_id, reward_loading, device)
     reward = LearnedReward(scorer, tokenizer, settings.missing_eos_penalty)
     train = read_prompts(prompts, "train")
     args = GRPOConfig(

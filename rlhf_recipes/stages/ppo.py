@@ -15,6 +15,7 @@ from ..config.methods import Method, NonNegativeFloat
 from ..config.schema import Compute
 from ..errors import RecipeError
 from ..generation.formatting import prompt_ids
+from ..models.ensemble import load_reward, member_paths
 from ..models.loading import Loading, Tuning, device_for, load_policy, load_reward_model, load_tokenizer, lora_config
 from ..runtime.prompt_files import read_prompts
 from ..runtime.stage import stage
@@ -125,9 +126,9 @@ def ppo(
 ):
     """Run PPO on the train prompts against the reward model; save the tuned policy (or adapter) to out_dir.
 
-    reward_model: the reward_model stage's output, also the value model's start (with LoRA on its backbone
-    when value_model_lora is set); prompts: the prompts stage's output. With a curve, also write the
-    held-out curve to out_dir/curve.json.
+    reward_model: the reward_model stage's output (an ensemble: PPO is rewarded with its aggregate), also the
+    value model's start (its member 0; with LoRA on its backbone when value_model_lora is set); prompts: the
+    prompts stage's output. With a curve, also write the held-out curve to out_dir/curve.json.
     """
     from datasets import Dataset
     from peft import get_peft_model
@@ -142,8 +143,8 @@ def ppo(
     tokenizer = load_tokenizer(base, loading.trust_remote_code)
     network = load_policy(base, loading, device)
     reference = None if tuning.lora else load_policy(base, loading, device)
-    reward = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)
-    value = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)
+    reward = load_reward(reward_model, tokenizer.pad_token_id, reward_loading, device)  # an ensemble's aggregate
+    value = load_reward_model(str(member_paths(reward_model)[0]), tokenizer.pad_token_id, reward_loading, device)
     if value_model_lora:  # adapt the value model's backbone; its score head stays fully trainable
         value.model = get_peft_model(value.model, lora_config(value_model_lora, "FEATURE_EXTRACTION"))
     train = read_prompts(prompts, "train")

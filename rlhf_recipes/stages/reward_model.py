@@ -63,7 +63,14 @@ def tokenized_pairs(tokenizer, pairs):
     return Dataset.from_list(rows)
 
 
-@stage(version=1)
+def bootstrap_resample(train, seed: int):
+    """As many training pairs as there are, drawn with replacement (an ensemble member's own data)."""
+    import numpy as np
+
+    return train.select(np.random.default_rng(seed).integers(0, len(train), len(train)).tolist())
+
+
+@stage(version=1, added_later=("resample_seed",))
 def reward_model(
     *,
     settings: RewardModel,
@@ -73,12 +80,14 @@ def reward_model(
     preferences: Path,
     seed: int,
     out_dir: Path,
+    resample_seed: int | None = None,
 ):
     """Train on the train pairs, measure held-out pairwise accuracy, save model and metrics to out_dir.
 
     preferences: the preferences stage's output; loading: the model section's dtype and remote-code
     setting, with reward_model.load_in_4bit. With LoRA the adapter (and score head) go to
-    out_dir/adapter and full merged weights to out_dir, which is what later stages load.
+    out_dir/adapter and full merged weights to out_dir, which is what later stages load. resample_seed: train on
+    a bootstrap resample of the train pairs drawn with it (an ensemble member's), not on the pairs themselves.
     """
     from datasets import load_from_disk
     from transformers import set_seed
@@ -103,7 +112,9 @@ def reward_model(
     trainer = RewardTrainer(
         model=network,
         args=args,
-        train_dataset=tokenized_pairs(tokenizer, pairs["train"]),
+        train_dataset=tokenized_pairs(
+            tokenizer, pairs["train"] if resample_seed is None else bootstrap_resample(pairs["train"], resample_seed)
+        ),
         processing_class=tokenizer,
         peft_config=peft,
     )

@@ -25,7 +25,8 @@ from ..config.schema import Compute, Samples
 from ..generation.formatting import demonstration_row, prompt_ids, uses_chat_template
 from ..generation.sampling import generate_responses
 from ..generation.scoring import reward_scores
-from ..models.loading import Loading, Tuning, load_reward_model, lora_config, save_policy
+from ..models.ensemble import load_reward
+from ..models.loading import Loading, Tuning, lora_config, save_policy
 from ..runtime.distributed import is_main
 from ..runtime.prompt_files import read_prompts
 from ..runtime.stage import stage
@@ -108,7 +109,7 @@ def rsft(
     )
     if tuning.lora:
         network = get_peft_model(network, lora_config(tuning.lora, "CAUSAL_LM"))
-    scorer = load_reward_model(str(reward_model), tokenizer.pad_token_id, reward_loading, device)
+    scorer = load_reward(reward_model, tokenizer.pad_token_id, reward_loading, device)
     tracker = HeldoutCurve.start(curve, tokenizer, device, network, reference, seed, scorer=scorer)
     train = read_prompts(prompts, "train")
     done = out_dir / "checkpoints" / "done"

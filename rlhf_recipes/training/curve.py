@@ -15,7 +15,8 @@ from ..generation.sampling import generate_responses
 from ..generation.scoring import response_logprobs, reward_scores
 from ..labeling.labelers import make_labeler, score_all
 from ..metrics import kl_estimates, mean, std
-from ..models.loading import Loading, load_reward_model
+from ..models.ensemble import load_reward
+from ..models.loading import Loading
 from ..runtime import progress
 from ..runtime.distributed import is_main
 from ..runtime.prompt_files import read_prompts
@@ -61,7 +62,7 @@ class HeldoutCurve(TrainerCallback):
         if curve is None:
             return None
         if scorer is None:
-            scorer = load_reward_model(str(curve.reward_model), tokenizer.pad_token_id, curve.reward_loading, device)
+            scorer = load_reward(curve.reward_model, tokenizer.pad_token_id, curve.reward_loading, device)
         return cls(curve, tokenizer, scorer, policy, reference, seed, device)
 
     def saved_to(self, path: Path, resumed_from: str | None = None, offset: int = 0) -> "HeldoutCurve":
