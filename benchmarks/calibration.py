@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.test_calibration import (  # noqa: E402
     STUDIES,
+    false_beats_across_conditions,
     false_beats_per_table,
     false_flags_per_curve,
     false_flags_per_method,
@@ -29,6 +30,9 @@ start = time.time()
 for methods in (5, 11):
     rate, tables = false_beats_per_table(STUDIES, methods)
     show(f"false 'beats' per table, {methods} equal methods, 3 seeds", rate, tables)
+for conditions in (2, 4):
+    rate, tables = false_beats_across_conditions(STUDIES, conditions)
+    show(f"false 'beats' per row, {conditions} values of a condition that changes nothing", rate, tables)
 bias, coverage, false_beats, count = sparse_against_dense(STUDIES)
 print(f"{'read bias, dense (0.5..8) vs sparse (3, 9) grid, at 1 and 2 nats':<62} {bias['1']:+.4f} {bias['2']:+.4f}")
 show("95% interval coverage of the difference (same case)", coverage, count)

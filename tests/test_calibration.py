@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from rlhf_recipes.reporting.analysis import curve_overoptimization
-from rlhf_recipes.reporting.study import compare_replicates
+from rlhf_recipes.reporting.study import across_conditions, compare_replicates
 
 STUDIES = 2000
 ALPHA, BETA = 0.3, 0.1  # gold gain d(α − β ln d), d = √KL: the review's case, peak at KL e^4 ≈ 55
@@ -104,6 +104,43 @@ def test_false_beats_per_table_at_most_5_percent(methods):
     with 11 methods (55 pairs, Holm's first threshold 0.0009) the rate measured is 5.2% (SE 0.24%), where
     the t test on 2 degrees of freedom decides in its far tail (docs/method.md)."""
     rate, tables = false_beats_per_table(STUDIES // (2 if methods > 5 else 1), methods)
+    assert rate <= 0.05 + 2 * (0.05 * 0.95 / tables) ** 0.5, (rate, tables)
+
+
+def false_beats_across_conditions(studies, conditions=4, replicates=3, seed=6):
+    """A condition whose values change nothing (each value's runs drawn alike, a seed's shift shared by its runs
+    under every value): the fraction of the across-conditions tables (each policy's gold, each family's gold
+    at each KL budget, every value against the first) with at least one false "beats"."""
+    rng = np.random.default_rng(seed)
+    tables = wrong = 0
+    for _ in range(studies):
+        shared = rng.normal(0, 0.1, replicates)
+        groups = {}
+        for value in range(conditions):
+            runs, families = study(rng, {"ppo": [1.0, 4.0], "dpo": [2.0]}, replicates)
+            for (_, metrics), shift in zip(runs, shared, strict=True):
+                for entry in metrics["policies"].values():
+                    entry["gold_mean"] += shift
+            groups[f"aggregate={value}"] = runs
+        across = across_conditions(groups, families, BUDGETS, "seeds")
+        for rows in across["tables"].values():
+            for table in rows.values():
+                if table["comparisons"]:
+                    tables += 1
+                    wrong += any(pair["decided"] for pair in table["pairs"])
+    return wrong / tables, tables
+
+
+def test_across_conditions_calibration_smoke():
+    rate, tables = false_beats_across_conditions(200)
+    assert rate <= 0.07, (rate, tables)
+
+
+@pytest.mark.slow
+def test_false_beats_across_conditions_at_most_5_percent():
+    """Values of a condition that change nothing: Holm over each row's comparisons with the first value keeps
+    the chance of any false "beats" in a row at 5%."""
+    rate, tables = false_beats_across_conditions(STUDIES)
     assert rate <= 0.05 + 2 * (0.05 * 0.95 / tables) ** 0.5, (rate, tables)
 
 

@@ -6,6 +6,8 @@ import json
 import math
 import random
 
+import pytest
+
 from rlhf_recipes.reporting.compare import compare_text
 from rlhf_recipes.reporting.study_report import write_study_report
 from rlhf_recipes.runtime.files import write_atomically
@@ -173,3 +175,36 @@ def test_compare_counts_a_run_given_twice_or_copied_as_one_replicate(tmp_path):
         assert "beats" not in text
     other = make_run(tmp_path / "other", 1)
     assert "Over the 2 runs as replicates" in compare_text([run, other])
+
+
+def test_a_condition_s_values_are_compared_with_the_first_paired_by_seed(tmp_path):
+    """Two values of a condition: under the second every policy's gold is 0.2 higher on every seed. The report
+    compares the second with the first per policy and per KL budget, and says which beats which."""
+    study = make_study(tmp_path / "study")
+    plan = json.loads((study / "study.json").read_text())
+    plan["condition"] = {"key": "reward_model.ensemble.aggregate", "values": ["single", "min"]}
+    plan["runs"] = []
+    for value, lift in (("single", 0.0), ("min", 0.2)):
+        for seed in SEEDS:
+            directory = f"aggregate-{value}/seed-{seed}"
+            plan["runs"].append({"dir": directory, "condition": value, "seed": seed})
+            metrics = run_metrics(seed)
+            for name, entry in metrics["policies"].items():
+                entry["gold_mean"] += lift if name != "reference" else 0.0
+            for entry in metrics["best_of_n"].values():
+                entry["gold_mean"] += lift
+            (study / directory).mkdir(parents=True)
+            write_atomically(study / directory / "metrics.json", json.dumps(metrics))
+    write_atomically(study / "study.json", json.dumps(plan))
+    metrics = write_study_report(study)
+    across = metrics["across_conditions"]
+    first, second = "single", "min"
+    assert across["baseline"] == first
+    row = across["tables"]["dpo"]["dpo_beta_0.1"]
+    ((pair,),) = [row["pairs"]]
+    assert (pair["first"], pair["second"]) == (second, first) and pair["difference"]["mean"] == pytest.approx(0.2)
+    assert pair["verdict"] == f"{second} beats {first}"
+    assert across["tables"]["best_of_n"]["KL 1"]["pairs"][0]["decided"]
+    report = (study / "report.md").read_text()
+    assert "The values of reward_model.ensemble.aggregate compared" in report
+    assert f"{second} beats {first}" in report

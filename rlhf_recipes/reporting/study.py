@@ -90,7 +90,52 @@ def summarise_study(plan: dict, runs: list[tuple[dict, dict]]) -> dict:
             label: compare_replicates(runs, plan["families"], plan["kl_budgets"], replicates, target)
             for label, runs in groups.items()
         },
+        "across_conditions": across_conditions(groups, plan["families"], plan["kl_budgets"], UNITS[replicates]),
     }
+
+
+def across_conditions(
+    groups: dict[str, list[tuple[str, dict]]], families: dict[str, dict], budgets: list[float], unit: str
+) -> dict | None:
+    """Each value of the condition against the first (the baseline), for every policy (its gold) and every
+    family at each KL budget (its frontier's gold there), paired by replicate: a seed's runs under two values
+    share whatever the condition leaves alone. Each row is a table of its own, Holm-adjusted over its
+    comparisons, as every verdict table is. None without a condition of two or more values."""
+    if len(groups) < 2:
+        return None
+    every_run = [run for runs in groups.values() for run in runs]
+    families = families | best_of_n_family(every_run)
+    values = {  # by the value alone ("min", not "reward_model.ensemble.aggregate=min"): the section names the key
+        label.partition("=")[2]: {replicate: replicate_points(metrics, families) for replicate, metrics in runs}
+        for label, runs in groups.items()
+    }
+    baseline = next(iter(values))
+    tables = {}
+    for family, entry in families.items():
+        rows = {
+            policy: budget_table(
+                {
+                    label: {r: points[policy]["gold"] for r, points in by_replicate.items()}
+                    for label, by_replicate in values.items()
+                },
+                unit,
+                baseline=baseline,
+            )
+            for policy in entry["policies"]
+        }
+        for budget in budgets:
+            rows[f"KL {budget:g}"] = budget_table(
+                {
+                    label: {
+                        r: at_budget(frontier(points, entry), budget, form(entry)) for r, points in by_replicate.items()
+                    }
+                    for label, by_replicate in values.items()
+                },
+                unit,
+                baseline=baseline,
+            )
+        tables[family] = rows
+    return {"baseline": baseline, "tables": tables}
 
 
 def compare_replicates(
@@ -213,9 +258,12 @@ def frontier(points: dict[str, dict], entry: dict) -> list[tuple[float, float]]:
     return own
 
 
-def budget_table(by_family: dict[str, dict[str, float | None]], unit: str, chosen: dict | None = None) -> dict:
+def budget_table(
+    by_family: dict[str, dict[str, float | None]], unit: str, chosen: dict | None = None, baseline: str | None = None
+) -> dict:
     """Each family's gold at one budget over the replicates that reach it (`n` of `of`), and each pair's
-    difference paired over the replicates both reach, with Holm's correction over the table's pairs that
+    (with `baseline`: each other family against it) difference paired over the replicates both reach, with
+    Holm's correction over the table's pairs that
     rest on VERDICT_REPLICATES or more (at 1 degree of freedom the t test's extreme tail, where Holm
     decides, depends on normality: measured anticonservative in tests/test_calibration.py);
     `chosen`: what stands for each family at this budget."""
@@ -227,7 +275,12 @@ def budget_table(by_family: dict[str, dict[str, float | None]], unit: str, chose
             entry["policy"] = chosen[family]
         methods[family] = entry
     differences = []
-    for first, second in itertools.combinations(by_family, 2):
+    compared = (
+        itertools.combinations(by_family, 2)
+        if baseline is None
+        else [(family, baseline) for family in by_family if family != baseline]
+    )
+    for first, second in compared:
         shared = [label for label, value in by_family[first].items() if value is not None]
         shared = [label for label in shared if by_family[second].get(label) is not None]
         if shared:

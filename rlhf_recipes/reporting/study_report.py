@@ -9,7 +9,7 @@ from . import study_plots
 from .blocks import number, publish, signed_interval
 from .overoptimization import FORMS, MIN_KL_MOVEMENT
 from .run_files import read_study_plan
-from .study import MOST_REPLICATES, finished_runs, summarise_study
+from .study import MOST_REPLICATES, UNITS, finished_runs, summarise_study
 
 
 def estimate(entry: dict | None) -> str:
@@ -312,5 +312,46 @@ def study_blocks(metrics: dict, made: list[str], left_out: list[str]) -> list[tu
         if label != "all":
             blocks.append(("h1", f"Condition {label}"))
         blocks += condition_blocks(label, summary, made, metrics["gold_labeler"])
+    blocks += across_blocks(metrics)
     blocks += [("h2", "Runs"), ("list", [f"{run}/report.md" for run in metrics["runs"]] + left_out)]
+    return blocks
+
+
+def across_blocks(metrics: dict) -> list[tuple]:
+    """The condition's values compared, each against the first: per family, its policies' gold and its gold at
+    each KL budget, with the paired differences and their Holm-adjusted verdicts."""
+    across = metrics.get("across_conditions")
+    if not across:
+        return []
+    key, baseline = metrics["condition"]["key"], across["baseline"]
+    unit = UNITS.get(metrics.get("replicates", "seeds"), "seeds")
+    blocks: list[tuple] = [
+        ("h1", f"The values of {key} compared"),
+        (
+            "p",
+            f"Each value of {key} against the first, {baseline}, paired by {unit[:-1]} (a {unit[:-1]}'s runs share "
+            "whatever the condition leaves alone); per policy its mean gold, per KL budget each run's frontier read "
+            "there. Each row is a table of its own: Holm over its comparisons at 5%.",
+        ),
+    ]
+    for family, rows in across["tables"].items():
+        labels = list(next(iter(rows.values()))["methods"])
+        value_rows, pair_rows = [], []
+        for row, table in rows.items():
+            value_rows.append([row, *(estimate(table["methods"][label]) for label in labels)])
+            for pair in table["pairs"]:
+                pair_rows.append(
+                    [
+                        row,
+                        f"{pair['first']} − {pair['second']}",
+                        signed_interval(pair["difference"]) + f" (n {pair['difference']['n']})",
+                        "" if pair["p"] is None else f"{pair['p']:.3g}",
+                        pair["verdict"],
+                    ]
+                )
+        blocks += [
+            ("h2", f"{family}: gold under each value of {key}"),
+            ("table", ["policy or budget", *labels], value_rows),
+            ("table", ["policy or budget", "pair", "difference [95% CI, raw]", "p (raw)", "verdict (Holm)"], pair_rows),
+        ]
     return blocks
