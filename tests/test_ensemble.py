@@ -245,3 +245,33 @@ def test_each_member_is_a_stage_of_its_own_and_the_aggregate_trains_nothing_agai
     assert {s for s in three if three[s] != resampled[s]} == readers | set(members[1:])
     four = with_ensemble(members=4, aggregate="mean")
     assert all(four[s] == three[s] for s in members) and four["reward_model"] != three["reward_model"]
+
+
+def trained_weights(out_dir) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(out_dir / "model.safetensors")
+
+
+@pytest.mark.parametrize("name", ["rloo", pytest.param("ppo", marks=pytest.mark.ppo)])
+def test_training_on_an_ensemble_read_as_member_0_is_training_on_the_single_reward_model(
+    name, reward_dir, plus_and_minus, tiny_model_dir, preferences_dir, prompts_dir, tmp_path
+):
+    """aggregate: single over four members trains the very weights the single reward model does: loading the
+    other members draws nothing from the seed's random stream."""
+    minus = member_paths(plus_and_minus)[1]
+    single_of_four = ensemble_of([reward_dir, minus, minus, reward_dir], tmp_path / "ensemble", "single")
+    weights = []
+    for label, reward in (("alone", reward_dir), ("in_ensemble", single_of_four)):
+        out = tmp_path / label
+        if name == "ppo":
+            from tests.test_lora_and_4bit import train_ppo
+
+            out.mkdir()
+            train_ppo(tiny_model_dir, reward, prompts_dir, out, Loading(), Tuning())
+        else:
+            inputs = {"policy": tiny_model_dir, "preferences": preferences_dir, "prompts": prompts_dir}
+            train(name, out, inputs | {"reward_model": reward})
+        weights.append(trained_weights(out))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])

@@ -29,7 +29,9 @@ def member_paths(path: Path | str) -> list[Path]:
 
 
 def load_reward(path: Path | str, pad_token_id: int, loading: Loading, device: str = "cpu"):
-    """The reward model stored at `path` (a reward_model stage's output), an ensemble read as its aggregate."""
+    """The reward model stored at `path` (a reward_model stage's output), an ensemble read as its aggregate. Loading
+    a saved reward model draws nothing from torch's random stream, so a stage that reads member 0 alone
+    (aggregate: single) trains as it would on the single reward model (tests/test_ensemble.py)."""
     if not is_ensemble(path):
         return load_reward_model(str(path), pad_token_id, loading, device)
     from .ensemble_module import RewardEnsemble
