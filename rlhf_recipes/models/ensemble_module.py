@@ -16,7 +16,7 @@ def aggregate(scores, rule: str, penalty: float = 0.0):
     if rule == "min":
         return scores.min(-1).values
     if rule == "uncertainty":
-        return scores.mean(-1) - penalty * scores.var(-1, unbiased=False)
+        return scores.mean(-1) - penalty * scores.var(-1, correction=0)
     if rule == "single":
         return scores[..., 0]
     raise ValueError(f"unknown aggregate {rule!r}")

@@ -54,6 +54,7 @@ def summarise_run(run_dir: Path) -> dict:
         "schema_version": SCHEMA_VERSION,
         "name": recipe.name,
         "seed": recipe.seed,
+        "training_seed": recipe.training_seed,
         "labeler": training_labels(recipe),
         "gold_labeler": describe(recipe.gold()),
         "preferences": {

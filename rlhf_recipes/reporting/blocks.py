@@ -158,3 +158,9 @@ def publish(directory: Path, metrics: dict, blocks: list[tuple], plots: Path) ->
     os.replace(plots, directory / "plots")
     for name, text in texts.items():
         write_atomically(directory / name, text)
+
+
+def training_seed_text(metrics: dict) -> str:
+    """ ", training seed 3" when training had a seed of its own; "" otherwise (and in runs made before the key)."""
+    seed = metrics.get("training_seed")
+    return "" if seed is None else f", training seed {seed}"

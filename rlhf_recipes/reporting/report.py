@@ -7,7 +7,16 @@ from pathlib import Path
 from ..errors import RecipeError
 from . import plots as figures
 from .analysis import method_names, summarise_run
-from .blocks import interval, judge_sentence, number, publish, sample_blocks, signed_interval, time_blocks
+from .blocks import (
+    interval,
+    judge_sentence,
+    number,
+    publish,
+    sample_blocks,
+    signed_interval,
+    time_blocks,
+    training_seed_text,
+)
 from .run_files import evaluation_rows, not_evaluated, read_json, read_recipe
 from .without_gold import blocks_without_gold, summarise_run_without_gold
 
@@ -18,7 +27,7 @@ def build_blocks(metrics: dict, generations: list[dict], examples: int, plots: l
     policies = metrics["policies"]  # the reference, then the trained policies in recipe order
     n = policies["reference"]["n"]
     blocks: list[tuple] = [
-        ("h1", f"Run `{metrics['name']}` (seed {metrics['seed']})"),
+        ("h1", f"Run `{metrics['name']}` (seed {metrics['seed']}{training_seed_text(metrics)})"),
         (
             "p",
             f"Training labeler: `{metrics['labeler']}`. Gold labeler (the judge of every evaluation): "
@@ -273,7 +282,8 @@ def curve_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
                 "p",
                 "Held-out gold, learned reward and KL measured on a fixed subset of held-out prompts during training "
                 "(evaluation.curve_prompts prompts, one response each). Over-optimization compares the final point "
-                "with the first and with the best-gold point before it, paired by prompt: "
+                "with the first and with the checkpoint nearest the middle of training, both named before gold is "
+                "read, paired by prompt: "
                 + "; ".join(f"{name}: {curve['overoptimization']['evidence']}" for name, curve in curves.items())
                 + ".",
             ),

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..config.schema import Recipe
 from ..metrics import distinct_n, mean, r_squared, win_rate, win_tie_loss
 from .analysis import by_prompt, method_names, training_labels
-from .blocks import interval, judge_sentence, number, sample_blocks, signed_interval, time_blocks
+from .blocks import interval, judge_sentence, number, sample_blocks, signed_interval, time_blocks, training_seed_text
 from .run_files import SCHEMA_VERSION, evaluation_rows, read_json, read_jsonl, reported_methods
 from .statistics import paired_difference, t_interval
 
@@ -26,6 +26,7 @@ def summarise_run_without_gold(run_dir: Path, recipe: Recipe) -> dict:
         "schema_version": SCHEMA_VERSION,
         "name": recipe.name,
         "seed": recipe.seed,
+        "training_seed": recipe.training_seed,
         "labeler": training_labels(recipe),
         "gold_labeler": None,
         "preferences": {
@@ -90,7 +91,7 @@ def policy_summary(rows: list[dict], reference_rows: list[dict]) -> dict:
 def blocks_without_gold(metrics: dict, generations: list[dict], examples: int, plots: list[str]) -> list[tuple]:
     policies, prefs, rm = metrics["policies"], metrics["preferences"], metrics["reward_model"]
     blocks: list[tuple] = [
-        ("h1", f"Run `{metrics['name']}` (seed {metrics['seed']})"),
+        ("h1", f"Run `{metrics['name']}` (seed {metrics['seed']}{training_seed_text(metrics)})"),
         (
             "p",
             f"**No gold judge.** The training pairs come from {metrics['labeler']}, and the recipe names no "

@@ -93,7 +93,7 @@ def reward_ensemble(
             "shifts": shifts,
             # how much the members disagree: on the order of held-out pairs, and on held-out responses' scores
             "pairs_all_members_agree": mean([bool((row > 0).all() or (row < 0).all()) for row in heldout_margins]),
-            "member_sd_mean": responses.std(-1, unbiased=False).mean().item(),
+            "member_sd_mean": responses.std(-1, correction=0).mean().item(),
             "score_sd": std(aggregate(responses, settings.aggregate, settings.weight()).tolist()),
         },
     }
