@@ -56,7 +56,7 @@ def reward_ensemble(
     scales, shifts = onto_first([[row["reward_model"] for row in member_rows] for member_rows in rows])
     pairs = load_from_disk(str(preferences / "dataset"), keep_in_memory=True)
     sets = {"train": train_sample(pairs["train"], len(pairs["heldout"]), seed), "heldout": pairs["heldout"]}
-    sides = {name: pair_sides(chosen_set) for name, chosen_set in sets.items()}
+    sides = {name: pair_sides(pair_set) for name, pair_set in sets.items()}
     scored = {name: [[], []] for name in sets}  # per set: chosen, rejected; each members x pairs
     for member in members:
         model = load_reward_model(str(member), tokenizer.pad_token_id, reward_loading, device)
@@ -79,6 +79,7 @@ def reward_ensemble(
         )
 
     responses = mapped([[row["reward_model"] for row in member_rows] for member_rows in rows])
+    combined_scores = aggregate(responses, settings.aggregate, settings.weight()).tolist()
     members_metrics = [json.loads((member / "metrics.json").read_text()) for member in members]
     heldout_margins = mapped(scored["heldout"][0]) - mapped(scored["heldout"][1])  # pairs x members
     metrics = {
@@ -94,17 +95,13 @@ def reward_ensemble(
             # how much the members disagree: on the order of held-out pairs, and on held-out responses' scores
             "pairs_all_members_agree": mean([bool((row > 0).all() or (row < 0).all()) for row in heldout_margins]),
             "member_sd_mean": responses.std(-1, correction=0).mean().item(),
-            "score_sd": std(aggregate(responses, settings.aggregate, settings.weight()).tolist()),
+            "score_sd": std(combined_scores),
         },
     }
     store_ensemble(out_dir, members, settings, scales, shifts, tokenizer)
-    combined_scores = aggregate(responses, settings.aggregate, settings.weight()).tolist()
     with open(out_dir / "heldout_responses.jsonl", "w", encoding="utf-8") as handle:
-        for index, row in enumerate(rows[0]):
-            member_scores = responses[index].tolist()
-            handle.write(
-                json.dumps(row | {"reward_model": combined_scores[index], "member_scores": member_scores}) + "\n"
-            )
+        for row, score, member_scores in zip(rows[0], combined_scores, responses.tolist(), strict=True):
+            handle.write(json.dumps(row | {"reward_model": score, "member_scores": member_scores}) + "\n")
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return {
         "heldout_accuracy": metrics["heldout"]["vs_gold"],
