@@ -275,3 +275,21 @@ def test_training_on_an_ensemble_read_as_member_0_is_training_on_the_single_rewa
         weights.append(trained_weights(out))
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+
+
+@pytest.mark.slow  # about 20 s beside the other own-pairs runs; the gold-judged run above is in the default suite
+@pytest.mark.ppo
+def test_a_run_without_a_gold_judge_reports_its_ensemble_against_the_labels(tmp_path):
+    metrics = rlhf_run(
+        "recipes/smoke_own_pairs.yaml",
+        tmp_path / "run",
+        "reward_model.ensemble={members: 2, aggregate: min}",
+        "reward_model.epochs=1",
+        "ppo.total_episodes=128",
+        "dpo.epochs=1",
+        "evaluation.responses_per_prompt=1",
+    )
+    assert metrics["gold_labeler"] is None and metrics["reward_model"]["members"] == 2
+    assert len(metrics["reward_model"]["ensemble"]["member_heldout_accuracy_vs_labels"]) == 2
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "Each member's held-out accuracy against the dataset's labels" in report

@@ -278,14 +278,16 @@ def reward_model_summary(run_dir: Path, preferences: Preferences) -> dict:
     }
 
 
-def ensemble_summary(saved: dict) -> dict:
-    """A reward-model ensemble: how it aggregates, each member's accuracy, and how much the members disagree."""
+def ensemble_summary(saved: dict, against: str = "vs_gold") -> dict:
+    """A reward-model ensemble: how it aggregates, each member's accuracy (`against`: vs_gold, or vs_labels in a
+    run without a gold judge, which names its keys so), and how much the members disagree."""
+    suffix = "" if against == "vs_gold" else f"_{against}"
     return {
         "aggregate": saved["aggregate"],
         "penalty": saved["penalty"] if saved["aggregate"] == "uncertainty" else None,
         "bootstrap": saved["bootstrap"],
-        "member_heldout_accuracy": [member["heldout"]["vs_gold"] for member in saved["member_metrics"]],
-        "member_train_accuracy": [member["train"]["vs_gold"] for member in saved["member_metrics"]],
+        f"member_heldout_accuracy{suffix}": [member["heldout"][against] for member in saved["member_metrics"]],
+        f"member_train_accuracy{suffix}": [member["train"][against] for member in saved["member_metrics"]],
         "pairs_all_members_agree": saved["pairs_all_members_agree"],
         "member_sd_mean": saved["member_sd_mean"],
         "score_sd": saved["score_sd"],

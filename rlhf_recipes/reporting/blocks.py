@@ -164,3 +164,19 @@ def training_seed_text(metrics: dict) -> str:
     """ ", training seed 3" when training had a seed of its own; "" otherwise (and in runs made before the key)."""
     seed = metrics.get("training_seed")
     return "" if seed is None else f", training seed {seed}"
+
+
+def ensemble_items(ensemble: dict, members: list[float], accuracy: float, judge: str) -> list[str]:
+    """What a report says of a reward-model ensemble: its rule, each member's held-out accuracy against `judge`
+    (`members`) beside the ensemble's (`accuracy`), and how much the members disagree."""
+    rule = ensemble["aggregate"] + (f" (penalty λ = {number(ensemble['penalty'], 2)})" if ensemble["penalty"] else "")
+    return [
+        f"An ensemble of {len(members)} reward models read as their **{rule}**"
+        + (", members 1 onward on bootstrap resamples of the pairs" if ensemble["bootstrap"] else "")
+        + f"; the accuracies above are the ensemble's. Each member's held-out accuracy against {judge}: "
+        + ", ".join(number(a) for a in members)
+        + f" (best {number(max(members))}; the ensemble {number(accuracy)})",
+        f"The members order {number(ensemble['pairs_all_members_agree'])} of the held-out pairs alike; a held-out "
+        f"response's score varies across members by {number(ensemble['member_sd_mean'])} (mean SD, on member 0's "
+        f"scale) against a spread of {number(ensemble['score_sd'])} (SD) of the aggregate over responses",
+    ]

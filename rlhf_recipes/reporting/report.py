@@ -8,6 +8,7 @@ from ..errors import RecipeError
 from . import plots as figures
 from .analysis import method_names, summarise_run
 from .blocks import (
+    ensemble_items,
     interval,
     judge_sentence,
     number,
@@ -182,22 +183,6 @@ def power_blocks(metrics: dict) -> list[tuple]:
     ]
 
 
-def ensemble_items(ensemble: dict, accuracy: float) -> list[str]:
-    """What the report says of a reward-model ensemble: its rule, its members against it, their disagreement."""
-    rule = ensemble["aggregate"] + (f" (penalty λ = {number(ensemble['penalty'], 2)})" if ensemble["penalty"] else "")
-    members = ensemble["member_heldout_accuracy"]
-    return [
-        f"An ensemble of {len(members)} reward models read as their **{rule}**"
-        + (", members 1 onward on bootstrap resamples of the pairs" if ensemble["bootstrap"] else "")
-        + "; the accuracies above are the ensemble's. Each member's held-out accuracy against gold: "
-        + ", ".join(number(a) for a in members)
-        + f" (best {number(max(members))}; the ensemble {number(accuracy)})",
-        f"The members order {number(ensemble['pairs_all_members_agree'])} of the held-out pairs alike; a held-out "
-        f"response's score varies across members by {number(ensemble['member_sd_mean'])} (mean SD, on member 0's "
-        f"scale) against a spread of {number(ensemble['score_sd'])} (SD) of the aggregate over responses",
-    ]
-
-
 def reward_model_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
     rm, prefs = metrics["reward_model"], metrics["preferences"]
     items = [
@@ -214,7 +199,8 @@ def reward_model_blocks(metrics: dict, plots: list[str]) -> list[tuple]:
         f"(of gold: {number(rm['gold_length_r2'])})",
     ]
     if rm.get("ensemble"):
-        items += ensemble_items(rm["ensemble"], rm["heldout_accuracy"])
+        ensemble = rm["ensemble"]
+        items += ensemble_items(ensemble, ensemble["member_heldout_accuracy"], rm["heldout_accuracy"], "gold")
     for name, implicit in metrics["implicit_rewards"].items():
         items.append(
             f"The implicit reward β·log(π/π_ref) of `{name}` (β = {number(implicit['beta'], 2)}) on the same pairs: "

@@ -8,8 +8,17 @@ from pathlib import Path
 
 from ..config.schema import Recipe
 from ..metrics import distinct_n, mean, r_squared, win_rate, win_tie_loss
-from .analysis import by_prompt, method_names, training_labels
-from .blocks import interval, judge_sentence, number, sample_blocks, signed_interval, time_blocks, training_seed_text
+from .analysis import by_prompt, ensemble_summary, method_names, training_labels
+from .blocks import (
+    ensemble_items,
+    interval,
+    judge_sentence,
+    number,
+    sample_blocks,
+    signed_interval,
+    time_blocks,
+    training_seed_text,
+)
 from .run_files import SCHEMA_VERSION, evaluation_rows, read_json, read_jsonl, reported_methods
 from .statistics import paired_difference, t_interval
 
@@ -42,6 +51,8 @@ def summarise_run_without_gold(run_dir: Path, recipe: Recipe) -> dict:
             "train_pairs_measured": saved["train"]["pairs"],
             "length_r2": r_squared([row["words"] for row in heldout_rm], [row["reward_model"] for row in heldout_rm]),
             "steps": saved["steps"],
+            "members": saved["ensemble"]["members"] if "ensemble" in saved else 1,
+            "ensemble": ensemble_summary(saved["ensemble"], "vs_labels") if "ensemble" in saved else None,
         },
         "policies": {name: policy_summary(rows, reference) for name, rows in by_policy.items()},
         "methods": methods,
@@ -146,6 +157,16 @@ def blocks_without_gold(metrics: dict, generations: list[dict], examples: int, p
                 f"On {rm['train_pairs_measured']} of its training pairs: {number(rm['train_accuracy_vs_labels'])}",
                 f"Variance of the learned reward explained by length alone (R²): {number(rm['length_r2'])}",
             ]
+            + (
+                ensemble_items(
+                    rm["ensemble"],
+                    rm["ensemble"]["member_heldout_accuracy_vs_labels"],
+                    rm["heldout_accuracy_vs_labels"],
+                    "the dataset's labels",
+                )
+                if rm.get("ensemble")
+                else []
+            )
             + [
                 f"The implicit reward β·log(π/π_ref) of `{name}` (β = {number(i['beta'], 2)}) on the same pairs: "
                 f"{number(i['heldout_accuracy_vs_labels'])} against the labels"
