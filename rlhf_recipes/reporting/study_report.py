@@ -34,6 +34,16 @@ def with_interval(entry: dict | None, digits: int = 3) -> str:
     return f"{shown(entry['value'])} [{shown(entry['low'])}, {shown(entry['high'])}]"
 
 
+def pair_cells(pair: dict) -> list[str]:
+    """A verdict table's pair as cells: the pair, its raw difference with n, its raw p, its Holm verdict."""
+    return [
+        f"{pair['first']} − {pair['second']}",
+        signed_interval(pair["difference"]) + f" (n {pair['difference']['n']})",
+        "" if pair["p"] is None else f"{pair['p']:.3g}",
+        pair["verdict"],
+    ]
+
+
 def budget_blocks(title: str, unit: str, tables: dict, note: str) -> list[tuple]:
     if not tables:
         return []
@@ -47,16 +57,7 @@ def budget_blocks(title: str, unit: str, tables: dict, note: str) -> list[tuple]
             cells.append(estimate(entry) + chosen)
         method_rows.append([f"{budget} {unit}", *cells])
         for pair in table["pairs"]:
-            pair_rows.append(
-                [
-                    f"{budget} {unit}",
-                    f"{pair['first']} − {pair['second']}",
-                    signed_interval(pair["difference"]) + f" (n {pair['difference']['n']})",
-                    "" if pair["p"] is None else f"{pair['p']:.3g}",
-                    pair["verdict"],
-                    with_interval(pair["detectable_difference"]),
-                ]
-            )
+            pair_rows.append([f"{budget} {unit}", *pair_cells(pair), with_interval(pair["detectable_difference"])])
     return [
         ("h2", title),
         ("table", ["budget", *families], method_rows),
@@ -339,16 +340,7 @@ def across_blocks(metrics: dict) -> list[tuple]:
         value_rows, pair_rows = [], []
         for row, table in rows.items():
             value_rows.append([row, *(estimate(table["methods"][label]) for label in labels)])
-            for pair in table["pairs"]:
-                pair_rows.append(
-                    [
-                        row,
-                        f"{pair['first']} − {pair['second']}",
-                        signed_interval(pair["difference"]) + f" (n {pair['difference']['n']})",
-                        "" if pair["p"] is None else f"{pair['p']:.3g}",
-                        pair["verdict"],
-                    ]
-                )
+            pair_rows += [[row, *pair_cells(pair)] for pair in table["pairs"]]
         blocks += [
             ("h2", f"{family}: gold under each value of {key}"),
             ("table", ["policy or budget", *labels], value_rows),
