@@ -58,6 +58,7 @@ def validate(recipe: Path, overrides: list[str] = OVERRIDES) -> None:
 
 def describe_plan(recipe) -> str:
     """One line per stage that will run (the pipeline's own plan), with what it trains and how."""
+    from .config.schema import MEMBER_PREFIX
     from .run.pipeline import plan
 
     model, reward = recipe.model, recipe.reward_model
@@ -91,7 +92,7 @@ def describe_plan(recipe) -> str:
     } | {name: method.describe() for name, method in recipe.methods().items()}
     for index in range(reward.ensemble.members if reward.ensemble else 0):
         resampled = ", on a bootstrap resample of the pairs" if reward.ensemble.bootstrap and index else ""
-        what[f"reward_model_member_{index}"] = f"{reward.epochs:g} epoch(s), {reward_tuning}, seed + {index}{resampled}"
+        what[f"{MEMBER_PREFIX}{index}"] = f"{reward.epochs:g} epoch(s), {reward_tuning}, seed + {index}{resampled}"
     labeler = recipe.labeler.kind if recipe.labeler else "your own pairs"
     lines = [f"Policy: {source}, {model.dtype}, {tuning}; labeler: {labeler}", "Stages:"]
     steps = plan(recipe, Path("runs") / recipe.name)

@@ -293,3 +293,11 @@ def test_a_run_without_a_gold_judge_reports_its_ensemble_against_the_labels(tmp_
     assert len(metrics["reward_model"]["ensemble"]["member_heldout_accuracy_vs_labels"]) == 2
     report = (tmp_path / "run" / "report.md").read_text()
     assert "Each member's held-out accuracy against the dataset's labels" in report
+
+
+def test_a_variant_cannot_take_a_member_s_name():
+    """reward_model_member_<i> is an ensemble member's stage and folder: a variant named so would share them."""
+    from rlhf_recipes.config.schema import name_taken_by
+
+    assert name_taken_by("reward_model_member_1") == "an ensemble's reward models"
+    assert name_taken_by("reward_model_memberless") is None

@@ -353,6 +353,9 @@ VARIANT_NAME = r"^[a-z][a-z0-9_]*(_[0-9a-z.+-]+)?$"
 
 # Names a variant cannot take, and what takes each: a variant's name is its policy's, its stage's and its folder's
 # in the run directory (the folders of runtime/directory.py, reporting/report.py and runtime/tracking.py).
+MEMBER_PREFIX = "reward_model_member_"  # reward_model.ensemble's members: stages reward_model_member_0, _1, ...
+
+
 def reserved_names() -> dict[str, str]:
     return (
         {cls.stage: f"the section of the method {cls.TITLE}, whether set or not" for cls in registered_methods()}
@@ -364,7 +367,10 @@ def reserved_names() -> dict[str, str]:
 
 def name_taken_by(name: str) -> str | None:
     """What takes a name a variant cannot have (a method's section, a stage, ...), or None when it is free."""
-    return "the best-of-N baselines" if name.startswith("best_of_") else reserved_names().get(name)
+    for prefix, owner in (("best_of_", "the best-of-N baselines"), (MEMBER_PREFIX, "an ensemble's reward models")):
+        if name.startswith(prefix):
+            return owner
+    return reserved_names().get(name)
 
 
 class Recipe(Section):

@@ -3,7 +3,7 @@ without retraining. README.md documents every key."""
 
 from pathlib import Path
 
-from ..config.schema import Preferences, Recipe
+from ..config.schema import MEMBER_PREFIX, Preferences, Recipe
 from ..errors import RecipeError
 from ..labeling.labelers import describe
 from ..metrics import (
@@ -329,7 +329,9 @@ def cost_summary(run_dir: Path, recipe: Recipe, metrics: dict) -> dict:
     )
     # an ensemble's members are stages of their own (reward_model_member_<i>), each trained and each called
     rm_steps, members = metrics["reward_model"]["steps"], metrics["reward_model"]["members"]
-    rm_seconds = sum(spent for stage, spent in seconds.items() if stage.partition("_member_")[0] == "reward_model")
+    rm_seconds = sum(
+        spent for stage, spent in seconds.items() if stage == "reward_model" or stage.startswith(MEMBER_PREFIX)
+    )
     # what labeling cost: one labeler call per train response; none for your own pairs; a judge's questions
     labels = 0 if recipe.preferences.dataset else metrics["preferences"].get("judge_questions", train_responses)
 

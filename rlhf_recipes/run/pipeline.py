@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from ..config.methods import Method
-from ..config.schema import Recipe
+from ..config.schema import MEMBER_PREFIX, Recipe
 from ..console import make_console
 from ..errors import RecipeError
 from ..generation.formatting import prompt_ids
@@ -84,7 +84,7 @@ def reward_steps(recipe: Recipe, run_dir: Path, inputs: dict) -> list[Step]:
         call(
             reward_model,
             inputs,
-            name=f"reward_model_member_{index}",
+            name=f"{MEMBER_PREFIX}{index}",
             section=single,
             seed=recipe.seed + index,
             resample_seed=recipe.seed + index if ensemble.bootstrap and index > 0 else None,
